@@ -1,0 +1,584 @@
+//! Pure header logic: lengths, checks, checksums, the outer header of an
+//! IPv4 encapsulation and the flow hash behind the outer UDP source port.
+//!
+//! These functions work on scalars and fixed arrays, never on packet memory,
+//! so the eBPF programs call them after their bounds-checked reads, the
+//! userspace engine calls them on slices, and the host tests call them
+//! directly. [`parse_vxlan_v4`] is the reference decap parser on a byte slice,
+//! built from the same checks the XDP program makes.
+
+use crate::reason::Reason;
+
+pub const ETH_LEN: usize = 14;
+pub const VLAN_LEN: usize = 4;
+pub const IPV4_LEN: usize = 20;
+pub const IPV6_LEN: usize = 40;
+pub const UDP_LEN: usize = 8;
+pub const VXLAN_LEN: usize = 8;
+/// Outer Ethernet + IPv4 + UDP + VXLAN: what an IPv4 encapsulation adds.
+pub const ENCAP_V4_LEN: usize = ETH_LEN + IPV4_LEN + UDP_LEN + VXLAN_LEN;
+/// What the inner MTU loses to an IPv4 underlay (outer Ethernet excluded:
+/// the MTU counts from the IP header).
+pub const ENCAP_V4_MTU_OVERHEAD: usize = IPV4_LEN + UDP_LEN + VXLAN_LEN + ETH_LEN;
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_ARP: u16 = 0x0806;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// VXLAN flags byte with the I flag (VNI present).
+pub const VXLAN_FLAG_I: u8 = 0x08;
+/// IPv4 "don't fragment" in the flags/offset field (host order).
+pub const IPV4_DF: u16 = 0x4000;
+/// IPv4 "more fragments".
+pub const IPV4_MF: u16 = 0x2000;
+/// IPv4 fragment offset mask.
+pub const IPV4_OFFSET_MASK: u16 = 0x1fff;
+
+/// Group bit: broadcast and multicast destinations are flooded.
+#[inline(always)]
+pub const fn is_multicast(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 != 0
+}
+
+#[inline(always)]
+pub const fn is_zero(mac: &[u8; 6]) -> bool {
+    mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5] == 0
+}
+
+/// A source MAC vtep accepts (and may learn): unicast and not all zeros.
+#[inline(always)]
+pub const fn is_valid_source(mac: &[u8; 6]) -> bool {
+    !is_multicast(mac) && !is_zero(mac)
+}
+
+/// Folds a 32-bit one's-complement sum into 16 bits.
+#[inline(always)]
+pub const fn csum_fold(mut sum: u32) -> u16 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum as u16
+}
+
+/// The IPv4 header checksum of a 20-byte header, to be stored big-endian.
+/// The checksum field itself (bytes 10..12) is skipped.
+#[inline(always)]
+pub fn ipv4_checksum(hdr: &[u8; IPV4_LEN]) -> u16 {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < IPV4_LEN {
+        if i != 10 {
+            sum += u32::from(u16::from_be_bytes([hdr[i], hdr[i + 1]]));
+        }
+        i += 2;
+    }
+    !csum_fold(sum)
+}
+
+/// The fields of an inner frame that choose its flow, and so the outer UDP
+/// source port (RFC 7348 §5: a hash of the inner headers, so that ECMP in the
+/// underlay keeps a flow on one path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKeys {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// Host order.
+    pub ether_type: u16,
+    /// IPv4 addresses (network order) when the frame is IPv4, else 0.
+    pub src_ip: [u8; 4],
+    pub dst_ip: [u8; 4],
+    pub proto: u8,
+    /// L4 ports (host order) when TCP or UDP and not a fragment, else 0.
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+#[inline(always)]
+const fn mix(h: u32, w: u32) -> u32 {
+    (h.rotate_left(5) ^ w).wrapping_mul(0x9e37_79b1)
+}
+
+/// murmur3's 32-bit finaliser: every input bit reaches every output bit.
+#[inline(always)]
+const fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+/// The flow hash of an inner frame.
+#[inline(always)]
+pub const fn flow_hash(k: &FlowKeys) -> u32 {
+    let d = &k.dst_mac;
+    let s = &k.src_mac;
+    let mut h = 0x5654_4550u32;
+    h = mix(h, u32::from_be_bytes([d[0], d[1], d[2], d[3]]));
+    h = mix(h, u32::from_be_bytes([d[4], d[5], s[0], s[1]]));
+    h = mix(h, u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+    h = mix(h, ((k.ether_type as u32) << 8) | k.proto as u32);
+    h = mix(h, u32::from_be_bytes(k.src_ip));
+    h = mix(h, u32::from_be_bytes(k.dst_ip));
+    h = mix(h, ((k.src_port as u32) << 16) | k.dst_port as u32);
+    fmix32(h)
+}
+
+/// Maps a flow hash into `min..=max` the way the kernel's
+/// `udp_flow_src_port` does: a multiply and a shift, no division.
+#[inline(always)]
+pub const fn source_port(hash: u32, min: u16, max: u16) -> u16 {
+    if max <= min {
+        return min;
+    }
+    let span = (max - min) as u64 + 1;
+    min + ((hash as u64 * span) >> 32) as u16
+}
+
+/// What the outer header of an IPv4 encapsulation carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapV4 {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// Network order.
+    pub src_ip: [u8; 4],
+    pub dst_ip: [u8; 4],
+    pub ttl: u8,
+    /// Host order.
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub vni: u32,
+    /// Length of the inner frame, inner Ethernet header included.
+    pub inner_len: u16,
+}
+
+/// The 50 bytes an IPv4 encapsulation puts in front of the inner frame:
+/// Ethernet (IPv4), IPv4 (DF, no options, checksum filled in), UDP
+/// (checksum 0) and VXLAN (I flag, VNI).
+#[inline(always)]
+pub fn encap_v4_header(e: &EncapV4) -> [u8; ENCAP_V4_LEN] {
+    let mut h = [0u8; ENCAP_V4_LEN];
+    let mut i = 0;
+    while i < 6 {
+        h[i] = e.dst_mac[i];
+        h[6 + i] = e.src_mac[i];
+        i += 1;
+    }
+    h[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+
+    let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
+    let mut ip = [0u8; IPV4_LEN];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
+    ip[6..8].copy_from_slice(&IPV4_DF.to_be_bytes());
+    ip[8] = e.ttl;
+    ip[9] = IPPROTO_UDP;
+    ip[12..16].copy_from_slice(&e.src_ip);
+    ip[16..20].copy_from_slice(&e.dst_ip);
+    let csum = ipv4_checksum(&ip);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    h[ETH_LEN..ETH_LEN + IPV4_LEN].copy_from_slice(&ip);
+
+    let u = ETH_LEN + IPV4_LEN;
+    let udp_len = (UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
+    h[u..u + 2].copy_from_slice(&e.src_port.to_be_bytes());
+    h[u + 2..u + 4].copy_from_slice(&e.dst_port.to_be_bytes());
+    h[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+
+    let v = u + UDP_LEN;
+    h[v] = VXLAN_FLAG_I;
+    let vni = (e.vni & 0x00ff_ffff).to_be_bytes();
+    h[v + 4] = vni[1];
+    h[v + 5] = vni[2];
+    h[v + 6] = vni[3];
+    h
+}
+
+/// Checks an outer IPv4 header that is addressed to this VTEP.
+///
+/// `vihl` is the version/IHL byte, `frag` the flags/offset field and
+/// `tot_len` the total length (both host order), `avail` the bytes of the
+/// frame from the IP header on. Returns the IP header length.
+#[inline(always)]
+pub const fn check_ipv4(vihl: u8, frag: u16, tot_len: u16, avail: usize) -> Result<usize, Reason> {
+    if vihl >> 4 != 4 || vihl & 0x0f < 5 {
+        return Err(Reason::BadIpHeader);
+    }
+    let ihl = (vihl & 0x0f) as usize * 4;
+    if frag & (IPV4_MF | IPV4_OFFSET_MASK) != 0 {
+        return Err(Reason::Fragment);
+    }
+    let tot = tot_len as usize;
+    if tot < ihl + UDP_LEN + VXLAN_LEN + ETH_LEN || tot > avail {
+        return Err(Reason::Truncated);
+    }
+    Ok(ihl)
+}
+
+/// Checks the UDP length of a VXLAN packet against the IP payload length.
+#[inline(always)]
+pub const fn check_udp_len(udp_len: u16, ip_payload: usize) -> Result<(), Reason> {
+    let u = udp_len as usize;
+    if u < UDP_LEN + VXLAN_LEN + ETH_LEN || u > ip_payload {
+        return Err(Reason::Truncated);
+    }
+    Ok(())
+}
+
+/// The VNI of a VXLAN header, if its I flag is set.
+#[inline(always)]
+pub const fn vxlan_vni(flags: u8, vni: [u8; 3]) -> Result<u32, Reason> {
+    if flags & VXLAN_FLAG_I == 0 {
+        return Err(Reason::BadFlags);
+    }
+    Ok(u32::from_be_bytes([0, vni[0], vni[1], vni[2]]))
+}
+
+/// What [`parse_vxlan_v4`] finds in a VXLAN packet for this VTEP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decap {
+    pub vni: u32,
+    /// Outer source address (the remote VTEP).
+    pub remote: [u8; 4],
+    /// Offset of the inner Ethernet header.
+    pub inner_offset: usize,
+    /// Length of the inner frame (from the UDP length, not the frame: an
+    /// Ethernet pad after the IP packet is not part of it).
+    pub inner_len: usize,
+}
+
+/// What a frame on the uplink is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uplink {
+    /// VXLAN for this VTEP, well formed.
+    Vxlan(Decap),
+    /// Not VXLAN for this VTEP: the host's own traffic, to pass untouched.
+    Pass,
+    /// VXLAN for this VTEP, but malformed: drop and count.
+    Drop(Reason),
+}
+
+/// The reference uplink parser: outer Ethernet (one optional 802.1Q/802.1ad
+/// tag), IPv4 to `local`, UDP to `port`, VXLAN. The XDP program applies the
+/// same checks in the same order.
+pub fn parse_vxlan_v4(frame: &[u8], local: [u8; 4], port: u16) -> Uplink {
+    let mut off = ETH_LEN;
+    if frame.len() < off {
+        return Uplink::Pass;
+    }
+    let mut ether_type = u16::from_be_bytes([frame[12], frame[13]]);
+    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
+        if frame.len() < off + VLAN_LEN {
+            return Uplink::Pass;
+        }
+        ether_type = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
+        off += VLAN_LEN;
+    }
+    if ether_type != ETH_P_IP || frame.len() < off + IPV4_LEN {
+        return Uplink::Pass;
+    }
+    let ip = &frame[off..];
+    if ip[9] != IPPROTO_UDP || ip[16..20] != local {
+        return Uplink::Pass;
+    }
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    // A non-first fragment carries no UDP header: not ours to judge.
+    if frag & IPV4_OFFSET_MASK != 0 {
+        return Uplink::Pass;
+    }
+    let vihl = ip[0];
+    let ihl = (vihl & 0x0f) as usize * 4;
+    // The port decides whether this is VXLAN; read it where the IHL says.
+    if vihl >> 4 == 4 && ihl >= IPV4_LEN {
+        if ip.len() < ihl + UDP_LEN {
+            return Uplink::Pass;
+        }
+        if u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]) != port {
+            return Uplink::Pass;
+        }
+    }
+    let tot_len = u16::from_be_bytes([ip[2], ip[3]]);
+    let ihl = match check_ipv4(vihl, frag, tot_len, ip.len()) {
+        Ok(ihl) => ihl,
+        Err(r) => return Uplink::Drop(r),
+    };
+    let udp = &ip[ihl..];
+    let udp_len = u16::from_be_bytes([udp[4], udp[5]]);
+    if let Err(r) = check_udp_len(udp_len, tot_len as usize - ihl) {
+        return Uplink::Drop(r);
+    }
+    let vx = &udp[UDP_LEN..];
+    let vni = match vxlan_vni(vx[0], [vx[4], vx[5], vx[6]]) {
+        Ok(v) => v,
+        Err(r) => return Uplink::Drop(r),
+    };
+    Uplink::Vxlan(Decap {
+        vni,
+        remote: [ip[12], ip[13], ip[14], ip[15]],
+        inner_offset: off + ihl + UDP_LEN + VXLAN_LEN,
+        inner_len: udp_len as usize - UDP_LEN - VXLAN_LEN,
+    })
+}
+
+/// The flow keys of an inner Ethernet frame on a byte slice.
+pub fn flow_keys(frame: &[u8]) -> FlowKeys {
+    let mut k = FlowKeys::default();
+    if frame.len() < ETH_LEN {
+        return k;
+    }
+    k.dst_mac.copy_from_slice(&frame[0..6]);
+    k.src_mac.copy_from_slice(&frame[6..12]);
+    k.ether_type = u16::from_be_bytes([frame[12], frame[13]]);
+    if k.ether_type != ETH_P_IP || frame.len() < ETH_LEN + IPV4_LEN {
+        return k;
+    }
+    let ip = &frame[ETH_LEN..];
+    k.proto = ip[9];
+    k.src_ip.copy_from_slice(&ip[12..16]);
+    k.dst_ip.copy_from_slice(&ip[16..20]);
+    let ihl = (ip[0] & 0x0f) as usize * 4;
+    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
+        && frag & (IPV4_MF | IPV4_OFFSET_MASK) == 0
+        && ihl >= IPV4_LEN
+        && ip.len() >= ihl + 4
+    {
+        k.src_port = u16::from_be_bytes([ip[ihl], ip[ihl + 1]]);
+        k.dst_port = u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]);
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    const LOCAL: [u8; 4] = [198, 18, 0, 1];
+    const REMOTE: [u8; 4] = [198, 18, 0, 2];
+
+    fn inner() -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+        f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&28u16.to_be_bytes());
+        ip[8] = 64;
+        ip[9] = IPPROTO_UDP;
+        ip[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        ip[16..20].copy_from_slice(&[192, 0, 2, 2]);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0]);
+        f
+    }
+
+    fn encap(inner: &[u8]) -> Vec<u8> {
+        let h = encap_v4_header(&EncapV4 {
+            dst_mac: [0x02, 0xaa, 0, 0, 0, 1],
+            src_mac: [0x02, 0xbb, 0, 0, 0, 1],
+            src_ip: REMOTE,
+            dst_ip: LOCAL,
+            ttl: 64,
+            src_port: 50000,
+            dst_port: 4789,
+            vni: 100,
+            inner_len: inner.len() as u16,
+        });
+        let mut f = h.to_vec();
+        f.extend_from_slice(inner);
+        f
+    }
+
+    #[test]
+    fn ipv4_checksum_matches_a_known_header() {
+        // RFC 1071-style example header; checksum 0xb861.
+        let hdr: [u8; 20] = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(ipv4_checksum(&hdr), 0xb861);
+    }
+
+    #[test]
+    fn encap_header_is_exact() {
+        let inner = inner();
+        let f = encap(&inner);
+        assert_eq!(f.len(), ENCAP_V4_LEN + inner.len());
+        // Ethernet
+        assert_eq!(&f[0..6], &[0x02, 0xaa, 0, 0, 0, 1]);
+        assert_eq!(&f[6..12], &[0x02, 0xbb, 0, 0, 0, 1]);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        // IPv4: version/IHL, length, DF, TTL, UDP, addresses, valid checksum
+        let ip: [u8; 20] = f[14..34].try_into().unwrap();
+        assert_eq!(ip[0], 0x45);
+        assert_eq!(
+            u16::from_be_bytes([ip[2], ip[3]]) as usize,
+            20 + 8 + 8 + inner.len()
+        );
+        assert_eq!(u16::from_be_bytes([ip[6], ip[7]]), IPV4_DF);
+        assert_eq!(ip[8], 64);
+        assert_eq!(ip[9], IPPROTO_UDP);
+        assert_eq!(&ip[12..16], &REMOTE);
+        assert_eq!(&ip[16..20], &LOCAL);
+        assert_eq!(u16::from_be_bytes([ip[10], ip[11]]), ipv4_checksum(&ip));
+        // UDP: ports, length, checksum 0
+        assert_eq!(&f[34..36], &50000u16.to_be_bytes());
+        assert_eq!(&f[36..38], &4789u16.to_be_bytes());
+        assert_eq!(
+            u16::from_be_bytes([f[38], f[39]]) as usize,
+            8 + 8 + inner.len()
+        );
+        assert_eq!(&f[40..42], &[0, 0]);
+        // VXLAN: I flag, VNI 100, reserved zero
+        assert_eq!(&f[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0]);
+    }
+
+    #[test]
+    fn parse_roundtrips_encap() {
+        let inner = inner();
+        let f = encap(&inner);
+        match parse_vxlan_v4(&f, LOCAL, 4789) {
+            Uplink::Vxlan(d) => {
+                assert_eq!(d.vni, 100);
+                assert_eq!(d.remote, REMOTE);
+                assert_eq!(d.inner_offset, ENCAP_V4_LEN);
+                assert_eq!(&f[d.inner_offset..d.inner_offset + d.inner_len], &inner[..]);
+            }
+            other => panic!("expected VXLAN, got {other:?}"),
+        }
+    }
+
+    /// Table of malformed and foreign packets: the verdict each must get.
+    #[test]
+    fn parse_verdicts() {
+        let good = encap(&inner());
+        let cases: Vec<(&str, Vec<u8>, Uplink)> = {
+            let mut v = Vec::new();
+            let mut f = good.clone();
+            f[42] = 0;
+            v.push(("no I flag", f, Uplink::Drop(Reason::BadFlags)));
+            let mut f = good.clone();
+            f[14] = 0x65;
+            v.push((
+                "IP version 6 in IPv4 ethertype",
+                f,
+                Uplink::Drop(Reason::BadIpHeader),
+            ));
+            let mut f = good.clone();
+            f[14] = 0x44;
+            v.push(("IHL 4", f, Uplink::Drop(Reason::BadIpHeader)));
+            let mut f = good.clone();
+            f[20] |= 0x20; // MF
+            v.push(("first fragment", f, Uplink::Drop(Reason::Fragment)));
+            let mut f = good.clone();
+            f[21] = 1; // offset 8: not ours to judge
+            v.push(("later fragment", f, Uplink::Pass));
+            let f = good[..good.len() - 4].to_vec();
+            v.push(("cut short", f, Uplink::Drop(Reason::Truncated)));
+            let mut f = good.clone();
+            f[38] = 0;
+            f[39] = 10;
+            v.push(("UDP length too small", f, Uplink::Drop(Reason::Truncated)));
+            let mut f = good.clone();
+            f[36..38].copy_from_slice(&53u16.to_be_bytes());
+            v.push(("other UDP port", f, Uplink::Pass));
+            let mut f = good.clone();
+            f[30..34].copy_from_slice(&[198, 18, 0, 9]);
+            v.push(("other destination", f, Uplink::Pass));
+            let mut f = good.clone();
+            f[23] = IPPROTO_TCP;
+            v.push(("TCP", f, Uplink::Pass));
+            let mut f = good.clone();
+            f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+            v.push(("ARP", f, Uplink::Pass));
+            v.push(("runt", good[..10].to_vec(), Uplink::Pass));
+            v
+        };
+        for (name, frame, want) in cases {
+            assert_eq!(parse_vxlan_v4(&frame, LOCAL, 4789), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn parse_skips_ip_options_and_vlan() {
+        let inner = inner();
+        let plain = encap(&inner);
+        // Insert 4 bytes of options (NOP NOP NOP EOL), IHL 6, and a VLAN tag.
+        let mut f = plain[..12].to_vec();
+        f.extend_from_slice(&ETH_P_8021Q.to_be_bytes());
+        f.extend_from_slice(&[0x00, 0x0a]);
+        f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+        let mut ip = plain[14..34].to_vec();
+        ip[0] = 0x46;
+        let tot = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+        ip[2..4].copy_from_slice(&tot.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[1, 1, 1, 0]);
+        f.extend_from_slice(&plain[34..]);
+        match parse_vxlan_v4(&f, LOCAL, 4789) {
+            Uplink::Vxlan(d) => {
+                assert_eq!(d.inner_offset, ENCAP_V4_LEN + 4 + 4);
+                assert_eq!(&f[d.inner_offset..], &inner[..]);
+            }
+            other => panic!("expected VXLAN, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_inner_data() {
+        let inner = inner();
+        let mut f = encap(&inner);
+        f.extend_from_slice(&[0; 6]);
+        let Uplink::Vxlan(d) = parse_vxlan_v4(&f, LOCAL, 4789) else {
+            panic!("expected VXLAN");
+        };
+        assert_eq!(d.inner_len, inner.len());
+    }
+
+    #[test]
+    fn source_port_stays_in_range() {
+        for (min, max) in [(49152u16, 65535u16), (1000, 1000), (0, 1), (4000, 4010)] {
+            for h in [0u32, 1, 0x7fff_ffff, 0xffff_ffff, 0x1234_5678] {
+                let p = source_port(h, min, max);
+                assert!(p >= min && p <= max, "{p} outside {min}..={max}");
+            }
+        }
+        assert_eq!(source_port(0xffff_ffff, 49152, 65535), 65535);
+        assert_eq!(source_port(0, 49152, 65535), 49152);
+    }
+
+    #[test]
+    fn flow_hash_spreads_flows() {
+        let base = flow_keys(&inner());
+        assert_eq!(base.src_port, 12345);
+        assert_eq!(base.dst_port, 53);
+        let mut ports = std::collections::BTreeSet::new();
+        for sp in 0..1024u16 {
+            let mut k = base;
+            k.src_port = sp;
+            ports.insert(source_port(flow_hash(&k), 49152, 65535));
+        }
+        // 1024 flows over 16384 ports: nearly all distinct if the hash mixes.
+        assert!(ports.len() > 980, "only {} distinct ports", ports.len());
+        // Same flow, same port.
+        assert_eq!(flow_hash(&base), flow_hash(&flow_keys(&inner())));
+    }
+
+    #[test]
+    fn mac_classes() {
+        assert!(is_multicast(&[0xff; 6]));
+        assert!(is_multicast(&[0x01, 0, 0x5e, 0, 0, 1]));
+        assert!(!is_multicast(&[0x02, 0, 0, 0, 0, 1]));
+        assert!(!is_valid_source(&[0; 6]));
+        assert!(is_valid_source(&[0x02, 0, 0, 0, 0, 1]));
+    }
+}

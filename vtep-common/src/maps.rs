@@ -1,0 +1,483 @@
+//! Map names, capacities, keys and values.
+//!
+//! Every type here is `#[repr(C)]`, `Copy`, has its padding written out as
+//! `_pad` fields (so the bytes the kernel hashes are always defined) and says
+//! its byte order on each multi-byte field. Booleans, enums and options are
+//! encoded as small integers with named constants.
+
+/// Names of the maps, as they appear in the object file and under
+/// `<pin-path>/maps/`. BPF object names are at most 15 bytes.
+pub mod names {
+    pub const FDB: &str = "FDB";
+    pub const VNIS: &str = "VNIS";
+    pub const VNI_LEARNED: &str = "VNI_LEARNED";
+    pub const VNI_STATS: &str = "VNI_STATS";
+    pub const PORTS: &str = "PORTS";
+    pub const VNI_PORTS: &str = "VNI_PORTS";
+    pub const FLOOD: &str = "FLOOD";
+    pub const PORT_TX: &str = "PORT_TX";
+    pub const UNDERLAY: &str = "UNDERLAY";
+    pub const NEIGH: &str = "NEIGH";
+    pub const REASONS: &str = "REASONS";
+
+    /// Every map that holds gateway state: pinned, and adopted on restart.
+    pub const PINNED: [&str; 11] = [
+        FDB,
+        VNIS,
+        VNI_LEARNED,
+        VNI_STATS,
+        PORTS,
+        VNI_PORTS,
+        FLOOD,
+        PORT_TX,
+        UNDERLAY,
+        NEIGH,
+        REASONS,
+    ];
+}
+
+/// Names of the programs, as in the object file and under `<pin-path>/progs/`.
+pub mod programs {
+    /// XDP on the uplink: decap, learn, redirect to access ports.
+    pub const UPLINK_XDP: &str = "vtep_uplink";
+    /// TC ingress on the uplink: flood decapsulated BUM frames to local ports.
+    pub const UPLINK_TC: &str = "vtep_uplink_tc";
+    /// XDP on access ports: learn, switch locally, encap to remote VTEPs.
+    pub const ACCESS_XDP: &str = "vtep_access";
+    /// TC ingress on access ports: flood (head-end replication), neighbour
+    /// resolution through the kernel, skb delivery.
+    pub const ACCESS_TC: &str = "vtep_access_tc";
+}
+
+/// Capacity of the FDB (local, remote and learned MACs of every VNI).
+pub const FDB_CAPACITY: u32 = 65_536;
+/// Capacity of the VNI table.
+pub const VNI_CAPACITY: u32 = 4_096;
+/// Capacity of the access port table (and of the redirect devmap).
+pub const PORT_CAPACITY: u32 = 1_024;
+/// Capacity of the neighbour fallback table.
+pub const NEIGH_CAPACITY: u32 = 1_024;
+/// Most access ports one VNI floods to.
+pub const MAX_VNI_PORTS: usize = 64;
+/// Most remote VTEPs in one VNI's flood list.
+pub const MAX_FLOOD: usize = 64;
+
+/// Largest VNI (24 bits).
+pub const VNI_MAX: u32 = 0x00ff_ffff;
+/// IANA VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Address families, as in `linux/socket.h`.
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
+/// A VTEP address of either family. IPv4 sits in `addr[0..4]` (network
+/// order), the rest zero, so equal addresses are equal bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VtepAddr {
+    /// Network byte order.
+    pub addr: [u8; 16],
+    /// [`AF_INET`] or [`AF_INET6`]; 0 = none.
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+impl VtepAddr {
+    /// An IPv4 VTEP address from its four octets.
+    pub const fn v4(octets: [u8; 4]) -> Self {
+        let mut addr = [0u8; 16];
+        addr[0] = octets[0];
+        addr[1] = octets[1];
+        addr[2] = octets[2];
+        addr[3] = octets[3];
+        VtepAddr {
+            addr,
+            family: AF_INET,
+            _pad: [0; 3],
+        }
+    }
+
+    /// An IPv6 VTEP address from its sixteen octets.
+    pub const fn v6(octets: [u8; 16]) -> Self {
+        VtepAddr {
+            addr: octets,
+            family: AF_INET6,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The IPv4 octets, when this is an IPv4 address.
+    pub const fn as_v4(&self) -> Option<[u8; 4]> {
+        if self.family == AF_INET {
+            Some([self.addr[0], self.addr[1], self.addr[2], self.addr[3]])
+        } else {
+            None
+        }
+    }
+
+    pub const fn is_set(&self) -> bool {
+        self.family != 0
+    }
+}
+
+/// Key of the `FDB` map: a MAC in a VNI.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FdbKey {
+    /// Host byte order.
+    pub vni: u32,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+impl FdbKey {
+    pub const fn new(vni: u32, mac: [u8; 6]) -> Self {
+        FdbKey {
+            vni,
+            mac,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// `FdbEntry::kind`: the MAC is behind a local access port (`ifindex`).
+pub const FDB_KIND_LOCAL: u8 = 1;
+/// `FdbEntry::kind`: the MAC is behind a remote VTEP (`remote`).
+pub const FDB_KIND_REMOTE: u8 = 2;
+
+/// `FdbEntry::flags`: static (added by config or CLI); never aged, never
+/// replaced by learning.
+pub const FDB_F_STATIC: u8 = 1 << 0;
+/// `FdbEntry::flags`: learned by the datapath; aged out by the daemon.
+pub const FDB_F_LEARNED: u8 = 1 << 1;
+/// `FdbEntry::flags`: mirrored from the kernel FDB; owned by the follower.
+pub const FDB_F_FOLLOWED: u8 = 1 << 2;
+/// `FdbEntry::flags`: came from the config file.
+pub const FDB_F_CONFIG: u8 = 1 << 3;
+
+/// Value of the `FDB` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_coarse_ns`) when a
+    /// learned entry was last refreshed; 0 for static entries.
+    pub last_seen_ns: u64,
+    /// Remote VTEP, when `kind == FDB_KIND_REMOTE`.
+    pub remote: VtepAddr,
+    /// Access port, when `kind == FDB_KIND_LOCAL`.
+    pub ifindex: u32,
+    pub kind: u8,
+    pub flags: u8,
+    pub _pad: [u8; 6],
+}
+
+impl FdbEntry {
+    pub const fn local(ifindex: u32, flags: u8, now_ns: u64) -> Self {
+        FdbEntry {
+            last_seen_ns: now_ns,
+            remote: VtepAddr {
+                addr: [0; 16],
+                family: 0,
+                _pad: [0; 3],
+            },
+            ifindex,
+            kind: FDB_KIND_LOCAL,
+            flags,
+            _pad: [0; 6],
+        }
+    }
+
+    pub const fn remote(remote: VtepAddr, flags: u8, now_ns: u64) -> Self {
+        FdbEntry {
+            last_seen_ns: now_ns,
+            remote,
+            ifindex: 0,
+            kind: FDB_KIND_REMOTE,
+            flags,
+            _pad: [0; 6],
+        }
+    }
+
+    pub const fn is_static(&self) -> bool {
+        self.flags & (FDB_F_STATIC | FDB_F_FOLLOWED) != 0
+    }
+
+    /// Same place (port or remote VTEP), ignoring flags and age.
+    pub fn same_place(&self, other: &FdbEntry) -> bool {
+        self.kind == other.kind
+            && match self.kind {
+                FDB_KIND_LOCAL => self.ifindex == other.ifindex,
+                _ => self.remote == other.remote,
+            }
+    }
+}
+
+/// `VniInfo::flags`: learn source MACs in this VNI.
+pub const VNI_F_LEARNING: u32 = 1 << 0;
+/// `VniInfo::flags`: accept VXLAN only from VTEPs in the VNI's flood list.
+pub const VNI_F_CHECK_SOURCE: u32 = 1 << 1;
+
+/// Value of the `VNIS` map, keyed by VNI (`u32`, host order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VniInfo {
+    pub flags: u32,
+    /// Most learned MACs in this VNI; 0 = no limit (`maxaddress`).
+    pub max_addresses: u32,
+    /// Seconds a learned MAC lives without traffic (`ageing`).
+    pub ageing_secs: u32,
+    pub _pad: u32,
+}
+
+/// Key of the `PORTS` map: an access port, and the VLAN of its frames
+/// (0 = untagged; tagged access ports map VLAN → VNI with the same table).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortKey {
+    pub ifindex: u32,
+    /// Host byte order; 0 = untagged.
+    pub vlan: u16,
+    pub _pad: u16,
+}
+
+impl PortKey {
+    pub const fn untagged(ifindex: u32) -> Self {
+        PortKey {
+            ifindex,
+            vlan: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// `PortInfo::flags`: the port's far end takes XDP frames (veth peer with
+/// GRO or an XDP program, or a physical port), so XDP may redirect into it.
+/// Without it, frames for the port are delivered through TC (skb path).
+pub const PORT_F_XDP_RX: u32 = 1 << 0;
+
+/// Value of the `PORTS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortInfo {
+    pub vni: u32,
+    pub flags: u32,
+}
+
+/// Value of the `VNI_PORTS` map, keyed by VNI: the access ports of a VNI,
+/// for flooding. `ifindex[..len]` are valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortList {
+    pub len: u32,
+    pub ifindex: [u32; MAX_VNI_PORTS],
+}
+
+impl Default for PortList {
+    fn default() -> Self {
+        PortList {
+            len: 0,
+            ifindex: [0; MAX_VNI_PORTS],
+        }
+    }
+}
+
+/// Value of the `FLOOD` map, keyed by VNI: the flood list (remote VTEPs
+/// that receive a copy of every BUM frame; the `00:00:00:00:00:00` entries
+/// of `bridge fdb`). `vteps[..len]` are valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FloodList {
+    pub len: u32,
+    pub _pad: u32,
+    pub vteps: [VtepAddr; MAX_FLOOD],
+}
+
+impl Default for FloodList {
+    fn default() -> Self {
+        FloodList {
+            len: 0,
+            _pad: 0,
+            vteps: [VtepAddr::default(); MAX_FLOOD],
+        }
+    }
+}
+
+impl FloodList {
+    pub fn members(&self) -> &[VtepAddr] {
+        &self.vteps[..(self.len as usize).min(MAX_FLOOD)]
+    }
+
+    pub fn contains(&self, vtep: &VtepAddr) -> bool {
+        self.members().contains(vtep)
+    }
+}
+
+/// `Underlay::flags`: compute the outer UDP checksum (else 0, RFC 7348).
+pub const UNDERLAY_F_UDP_CSUM: u8 = 1 << 0;
+/// `Underlay::flags`: resolve next hops with `bpf_fib_lookup` (forwarding
+/// is enabled on the uplink, which the kernel requires for it).
+pub const UNDERLAY_F_FIB: u8 = 1 << 1;
+
+/// Value of the one-entry `UNDERLAY` array: this VTEP on the underlay.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Underlay {
+    /// This VTEP's address; `family == 0` means not configured.
+    pub local: VtepAddr,
+    /// The uplink's ifindex.
+    pub uplink_ifindex: u32,
+    /// VXLAN UDP port, host order.
+    pub port: u16,
+    /// Outer UDP source port range, host order, inclusive.
+    pub srcport_min: u16,
+    pub srcport_max: u16,
+    pub ttl: u8,
+    pub flags: u8,
+    /// The uplink's MAC (source MAC of the neighbour fallback).
+    pub uplink_mac: [u8; 6],
+    /// The uplink's MTU: the largest outer IP packet the neighbour fallback
+    /// sends (the FIB checks it itself).
+    pub mtu: u16,
+}
+
+/// Value of the `NEIGH` map, keyed by remote VTEP: the outer Ethernet
+/// header and device that reach it, resolved by the daemon from the kernel's
+/// routes and neighbours. The datapath uses it when `bpf_fib_lookup` cannot
+/// answer (forwarding disabled on the uplink, or no neighbour in the FIB).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighEntry {
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub ifindex: u32,
+}
+
+/// Value of the per-CPU `VNI_STATS` map, keyed by VNI. The CLI sums CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VniCounters {
+    /// Decapsulated from the underlay and delivered (unicast or flooded).
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Encapsulated to the underlay (each flood copy counts).
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Switched between two local access ports.
+    pub local_packets: u64,
+    pub local_bytes: u64,
+    /// BUM frames flooded (once per frame, not per copy).
+    pub flood_packets: u64,
+    pub _reserved: u64,
+}
+
+impl VniCounters {
+    pub fn add(&mut self, o: &VniCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.local_packets += o.local_packets;
+        self.local_bytes += o.local_bytes;
+        self.flood_packets += o.flood_packets;
+    }
+}
+
+/// What the XDP program asks its TC companion to do with a frame it passed.
+pub const META_MAGIC: u32 = 0x5654_4550; // "VTEP"
+/// Flood the (inner) frame of `vni`, except out of `ifindex`.
+pub const META_FLOOD: u32 = 1;
+/// The frame is fully encapsulated; send it to the uplink through the
+/// kernel's neighbour resolution (`bpf_redirect_neigh`).
+pub const META_NEIGH: u32 = 2;
+/// Deliver the (inner) frame to access port `ifindex` on the skb path.
+pub const META_DELIVER: u32 = 3;
+
+/// XDP metadata (`bpf_xdp_adjust_meta`) read by the TC programs. The size is
+/// a multiple of 4, as the kernel requires.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub magic: u32,
+    pub action: u32,
+    pub vni: u32,
+    pub ifindex: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are #[repr(C)], Copy, with every padding byte an
+    // explicit field, so any bit pattern is valid and none is uninitialised.
+    unsafe impl aya::Pod for VtepAddr {}
+    unsafe impl aya::Pod for FdbKey {}
+    unsafe impl aya::Pod for FdbEntry {}
+    unsafe impl aya::Pod for VniInfo {}
+    unsafe impl aya::Pod for PortKey {}
+    unsafe impl aya::Pod for PortInfo {}
+    unsafe impl aya::Pod for PortList {}
+    unsafe impl aya::Pod for FloodList {}
+    unsafe impl aya::Pod for Underlay {}
+    unsafe impl aya::Pod for NeighEntry {}
+    unsafe impl aya::Pod for VniCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::size_of;
+
+    use super::*;
+
+    /// The layouts are ABI between the eBPF object and userspace: a change
+    /// must be deliberate (and makes pinned maps of an older version
+    /// incompatible).
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<VtepAddr>(), 20);
+        assert_eq!(size_of::<FdbKey>(), 12);
+        assert_eq!(size_of::<FdbEntry>(), 8 + 20 + 4 + 1 + 1 + 6);
+        assert_eq!(size_of::<VniInfo>(), 16);
+        assert_eq!(size_of::<PortKey>(), 8);
+        assert_eq!(size_of::<PortInfo>(), 8);
+        assert_eq!(size_of::<PortList>(), 4 + 4 * MAX_VNI_PORTS);
+        assert_eq!(size_of::<FloodList>(), 8 + 20 * MAX_FLOOD);
+        assert_eq!(size_of::<Underlay>(), 20 + 4 + 2 + 2 + 2 + 1 + 1 + 6 + 2);
+        assert_eq!(size_of::<NeighEntry>(), 16);
+        assert_eq!(size_of::<VniCounters>(), 64);
+        assert_eq!(size_of::<Meta>() % 4, 0);
+    }
+
+    #[test]
+    fn map_names_fit_bpf_obj_name() {
+        for n in names::PINNED {
+            assert!(n.len() < 16, "{n} is too long for BPF_OBJ_NAME_LEN");
+        }
+        for p in [
+            programs::UPLINK_XDP,
+            programs::UPLINK_TC,
+            programs::ACCESS_XDP,
+            programs::ACCESS_TC,
+        ] {
+            assert!(p.len() < 16, "{p} is too long for BPF_OBJ_NAME_LEN");
+        }
+    }
+
+    #[test]
+    fn vtep_addr_v4_roundtrip() {
+        let a = VtepAddr::v4([198, 18, 0, 1]);
+        assert_eq!(a.as_v4(), Some([198, 18, 0, 1]));
+        assert!(a.is_set());
+        assert_eq!(VtepAddr::v6([0; 16]).as_v4(), None);
+        assert!(!VtepAddr::default().is_set());
+    }
+
+    #[test]
+    fn static_entries_are_recognised() {
+        let s = FdbEntry::remote(VtepAddr::v4([198, 18, 0, 2]), FDB_F_STATIC, 0);
+        let l = FdbEntry::remote(VtepAddr::v4([198, 18, 0, 2]), FDB_F_LEARNED, 5);
+        assert!(s.is_static());
+        assert!(!l.is_static());
+        assert!(s.same_place(&l));
+        assert!(!s.same_place(&FdbEntry::local(3, FDB_F_LEARNED, 0)));
+    }
+}

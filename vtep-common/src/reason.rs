@@ -1,0 +1,207 @@
+//! Why a packet was not forwarded the ordinary way.
+//!
+//! Every outcome other than "forwarded" has a reason, counted per CPU in the
+//! `REASONS` map at index `reason as u32`. Some reasons are drops, some are
+//! hand-offs to the kernel (the packet is not lost); [`Reason::is_drop`] says
+//! which. The CLI prints [`Reason::name`].
+
+/// A reason code. `#[repr(u32)]` so it can index the `REASONS` per-CPU array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Uplink: not VXLAN for this gateway (other traffic of the host); passed.
+    NotVxlan = 0,
+    /// VXLAN header without the I flag.
+    BadFlags = 1,
+    /// VXLAN for a VNI this gateway does not carry.
+    UnknownVni = 2,
+    /// A header is cut short, or lengths disagree with the frame.
+    Truncated = 3,
+    /// A fragmented VXLAN packet (VTEPs send with DF; we do not reassemble).
+    Fragment = 4,
+    /// IPv4 header with a wrong version or IHL < 5.
+    BadIpHeader = 5,
+    /// Outer source is not a known remote VTEP of the VNI (when checked).
+    UnknownSourceVtep = 6,
+    /// No route to the remote VTEP (FIB lookup failed).
+    NoRoute = 7,
+    /// No neighbour entry for the next hop yet: the kernel resolves it and
+    /// sends the frame (not a drop).
+    NoNeighbour = 8,
+    /// Per-VNI `maxaddress` reached: the source MAC was not learned (the
+    /// frame is still forwarded).
+    LearningLimit = 9,
+    /// The FDB map is full: the source MAC was not learned (frame forwarded).
+    FdbFull = 10,
+    /// Frame on an interface that is not a configured access port.
+    NoPort = 11,
+    /// Redirect to the output device failed.
+    RedirectFailed = 12,
+    /// Destination is the port the frame came in on (bridge hairpin rule).
+    Hairpin = 13,
+    /// Encapsulated frame larger than the uplink MTU.
+    MtuExceeded = 14,
+    /// Multicast or all-zeros source MAC.
+    BadSourceMac = 15,
+    /// A frame from the underlay for a MAC behind another remote VTEP
+    /// (split horizon: never sent back to the underlay).
+    SplitHorizon = 16,
+    /// The underlay is not configured yet (no `UNDERLAY` entry).
+    NoUnderlay = 17,
+    /// A flood copy could not be made (clone or store failed).
+    FloodFailed = 18,
+    /// Frame handed to TC for flooding (informational, not a drop).
+    Flooded = 19,
+    /// VLAN-tagged frame on an access port with no VNI for that VLAN.
+    UnknownVlan = 20,
+    /// Frame to deliver over the skb path (the port's peer cannot take XDP
+    /// frames), handed to TC (informational, not a drop).
+    SkbDelivery = 21,
+}
+
+/// Number of reason codes: the size of the `REASONS` array.
+pub const REASON_COUNT: u32 = 22;
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; REASON_COUNT as usize] = [
+        Reason::NotVxlan,
+        Reason::BadFlags,
+        Reason::UnknownVni,
+        Reason::Truncated,
+        Reason::Fragment,
+        Reason::BadIpHeader,
+        Reason::UnknownSourceVtep,
+        Reason::NoRoute,
+        Reason::NoNeighbour,
+        Reason::LearningLimit,
+        Reason::FdbFull,
+        Reason::NoPort,
+        Reason::RedirectFailed,
+        Reason::Hairpin,
+        Reason::MtuExceeded,
+        Reason::BadSourceMac,
+        Reason::SplitHorizon,
+        Reason::NoUnderlay,
+        Reason::FloodFailed,
+        Reason::Flooded,
+        Reason::UnknownVlan,
+        Reason::SkbDelivery,
+    ];
+
+    /// The name the CLI prints, in the kebab-case of iproute2's counters.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::NotVxlan => "not-vxlan",
+            Reason::BadFlags => "bad-flags",
+            Reason::UnknownVni => "unknown-vni",
+            Reason::Truncated => "truncated",
+            Reason::Fragment => "fragment",
+            Reason::BadIpHeader => "bad-ip-header",
+            Reason::UnknownSourceVtep => "unknown-source-vtep",
+            Reason::NoRoute => "no-route",
+            Reason::NoNeighbour => "no-neighbour",
+            Reason::LearningLimit => "learning-limit",
+            Reason::FdbFull => "fdb-full",
+            Reason::NoPort => "no-port",
+            Reason::RedirectFailed => "redirect-failed",
+            Reason::Hairpin => "hairpin",
+            Reason::MtuExceeded => "mtu-exceeded",
+            Reason::BadSourceMac => "bad-source-mac",
+            Reason::SplitHorizon => "split-horizon",
+            Reason::NoUnderlay => "no-underlay",
+            Reason::FloodFailed => "flood-failed",
+            Reason::Flooded => "flooded",
+            Reason::UnknownVlan => "unknown-vlan",
+            Reason::SkbDelivery => "skb-delivery",
+        }
+    }
+
+    /// What happens to a packet counted under this reason.
+    pub const fn outcome(self) -> Outcome {
+        match self {
+            Reason::NotVxlan => Outcome::Passed,
+            Reason::NoNeighbour | Reason::Flooded | Reason::SkbDelivery => Outcome::HandedOff,
+            Reason::LearningLimit | Reason::FdbFull => Outcome::NotLearned,
+            _ => Outcome::Dropped,
+        }
+    }
+
+    /// True when a packet counted under this reason is dropped.
+    pub const fn is_drop(self) -> bool {
+        matches!(self.outcome(), Outcome::Dropped)
+    }
+
+    /// The reason with this code, if any.
+    pub const fn from_code(code: u32) -> Option<Reason> {
+        if code < REASON_COUNT {
+            Some(Reason::ALL[code as usize])
+        } else {
+            None
+        }
+    }
+}
+
+/// What became of a packet counted under a [`Reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Dropped.
+    Dropped,
+    /// Passed to the host's own networking, untouched (not vtep's traffic).
+    Passed,
+    /// Handed to the TC program or the kernel to finish (flood, neighbour
+    /// resolution, skb delivery): still forwarded.
+    HandedOff,
+    /// Forwarded, but its source MAC was not learned.
+    NotLearned,
+}
+
+impl Outcome {
+    /// The word the CLI prints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Outcome::Dropped => "drop",
+            Outcome::Passed => "pass",
+            Outcome::HandedOff => "handoff",
+            Outcome::NotLearned => "not-learned",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_positions() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as u32, i as u32, "{} is out of order", r.name());
+            assert_eq!(Reason::from_code(i as u32), Some(*r));
+        }
+        assert_eq!(Reason::from_code(REASON_COUNT), None);
+    }
+
+    #[test]
+    fn names_are_unique_kebab_case() {
+        for (i, a) in Reason::ALL.iter().enumerate() {
+            assert!(
+                a.name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+            );
+            for b in &Reason::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+    }
+
+    #[test]
+    fn handoffs_are_not_drops() {
+        assert!(!Reason::NoNeighbour.is_drop());
+        assert!(!Reason::Flooded.is_drop());
+        assert!(!Reason::NotVxlan.is_drop());
+        assert!(!Reason::LearningLimit.is_drop());
+        assert!(Reason::UnknownVni.is_drop());
+        assert!(Reason::Truncated.is_drop());
+    }
+}

@@ -1,0 +1,268 @@
+//! Access-port XDP: local switching and encapsulation.
+//!
+//! A frame from a workload belongs to the VNI of its access port. Its source
+//! MAC is learned on that port; its destination decides: another local port
+//! of the VNI (redirect), a remote VTEP (encapsulate, resolve the outer next
+//! hop with `bpf_fib_lookup`, redirect to the uplink), or nobody known /
+//! broadcast / multicast (flood, through TC).
+
+use core::{ffi::c_void, mem::size_of};
+
+use aya_ebpf::{
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_FWD_DISABLED, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, bpf_fib_lookup as FibParams,
+        xdp_action::{XDP_DROP, XDP_PASS},
+    },
+    helpers::generated::{bpf_fib_lookup, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use network_types::eth::EthHdr;
+use vtep_common::{
+    AF_INET, FDB_KIND_LOCAL, FdbEntry, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey,
+    Reason, UNDERLAY_F_FIB, Underlay, VtepAddr,
+    header::{
+        ENCAP_V4_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN, UDP_LEN,
+        VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
+    },
+};
+
+use crate::{
+    learn::learn,
+    maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
+    parse::{flow_keys, ptr_at_mut, read, set_meta},
+};
+
+#[inline(always)]
+fn drop(reason: Reason) -> Result<u32, ()> {
+    count(reason);
+    Ok(XDP_DROP)
+}
+
+pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
+    let ifindex = ctx.ingress_ifindex() as u32;
+    let Some(eth) = read::<EthHdr>(ctx, 0) else {
+        return drop(Reason::Truncated);
+    };
+    let ether_type = u16::from_be(eth.ether_type);
+    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
+        // VLAN-tagged access ports (VLAN → VNI) are not configured yet.
+        return drop(Reason::UnknownVlan);
+    }
+    // SAFETY: live map values, read only.
+    let Some(port) = (unsafe { PORTS.get(PortKey::untagged(ifindex)) }) else {
+        return drop(Reason::NoPort);
+    };
+    let vni = port.vni;
+    // SAFETY: live map values, read only.
+    let Some(info) = (unsafe { VNIS.get(vni) }) else {
+        return drop(Reason::UnknownVni);
+    };
+    if !is_valid_source(&eth.src_addr) {
+        return drop(Reason::BadSourceMac);
+    }
+    learn(vni, info, eth.src_addr, FdbEntry::local(ifindex, 0, 0));
+
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    if is_multicast(&eth.dst_addr) {
+        return flood(ctx, vni, ifindex);
+    }
+    // SAFETY: a live map value, read only.
+    let dst = match unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) } {
+        Some(e) => *e,
+        None => return flood(ctx, vni, ifindex),
+    };
+    if dst.kind == FDB_KIND_LOCAL {
+        if dst.ifindex == ifindex {
+            return drop(Reason::Hairpin);
+        }
+        return match PORT_TX.redirect(dst.ifindex, u64::from(XDP_PASS)) {
+            Ok(action) => {
+                count_vni(vni, Dir::Local, len);
+                Ok(action)
+            }
+            Err(_) => {
+                if set_meta(ctx, META_DELIVER, vni, dst.ifindex).is_none() {
+                    return drop(Reason::RedirectFailed);
+                }
+                count(Reason::SkbDelivery);
+                count_vni(vni, Dir::Local, len);
+                Ok(XDP_PASS)
+            }
+        };
+    }
+    let Some(ul) = underlay() else {
+        return drop(Reason::NoUnderlay);
+    };
+    encap(ctx, ul, vni, &dst.remote, len)
+}
+
+/// Hands a BUM or unknown-unicast frame to the access port's TC program.
+#[inline(always)]
+fn flood(ctx: &XdpContext, vni: u32, ifindex: u32) -> Result<u32, ()> {
+    if set_meta(ctx, META_FLOOD, vni, ifindex).is_none() {
+        return drop(Reason::FloodFailed);
+    }
+    count(Reason::Flooded);
+    count_flood(vni);
+    Ok(XDP_PASS)
+}
+
+/// Where the outer frame to a remote VTEP goes.
+pub struct NextHop {
+    pub dmac: [u8; 6],
+    pub smac: [u8; 6],
+    pub ifindex: u32,
+}
+
+/// What the FIB says about the way to a remote VTEP.
+pub enum Route {
+    /// Route and neighbour known.
+    Resolved(NextHop),
+    /// Route known, neighbour not (yet): the kernel must resolve it.
+    NoNeighbour,
+}
+
+/// Resolves the next hop to `remote`, for an outer packet of `ip_len`
+/// bytes (IP header on). With forwarding enabled on the uplink
+/// (`UNDERLAY_F_FIB`), `bpf_fib_lookup` answers with the kernel's full FIB;
+/// otherwise, or when the FIB has no neighbour yet, the daemon's resolved
+/// next hop in `NEIGH` does. `ctx` is the program's context (XDP or TC), as
+/// `bpf_fib_lookup` takes it.
+#[inline(always)]
+pub fn next_hop(
+    ctx: *mut c_void,
+    ul: &Underlay,
+    remote: [u8; 4],
+    ip_len: u16,
+    src_port: u16,
+) -> Result<Route, Reason> {
+    if ul.flags & UNDERLAY_F_FIB != 0 {
+        let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
+        // SAFETY: all-zero is a valid bpf_fib_lookup.
+        let mut p: FibParams = unsafe { core::mem::zeroed() };
+        p.family = AF_INET;
+        p.l4_protocol = IPPROTO_UDP;
+        p.sport = src_port.to_be();
+        p.dport = ul.port.to_be();
+        p.__bindgen_anon_1.tot_len = ip_len;
+        p.ifindex = ul.uplink_ifindex;
+        p.__bindgen_anon_3.ipv4_src = u32::from_ne_bytes(local);
+        p.__bindgen_anon_4.ipv4_dst = u32::from_ne_bytes(remote);
+        // SAFETY: p is a valid, initialised bpf_fib_lookup on the stack.
+        let rc = unsafe {
+            bpf_fib_lookup(
+                ctx,
+                &mut p,
+                size_of::<FibParams>() as i32,
+                BPF_FIB_LOOKUP_OUTPUT,
+            )
+        } as u32;
+        match rc {
+            BPF_FIB_LKUP_RET_SUCCESS => {
+                return Ok(Route::Resolved(NextHop {
+                    dmac: p.dmac,
+                    smac: p.smac,
+                    ifindex: p.ifindex,
+                }));
+            }
+            BPF_FIB_LKUP_RET_FRAG_NEEDED => return Err(Reason::MtuExceeded),
+            BPF_FIB_LKUP_RET_NO_NEIGH | BPF_FIB_LKUP_RET_FWD_DISABLED => {}
+            _ => return Err(Reason::NoRoute),
+        }
+    }
+    // SAFETY: a live map value, read only.
+    match unsafe { NEIGH.get(VtepAddr::v4(remote)) } {
+        Some(_) if ip_len > ul.mtu => Err(Reason::MtuExceeded),
+        Some(n) => Ok(Route::Resolved(NextHop {
+            dmac: n.dmac,
+            smac: n.smac,
+            ifindex: n.ifindex,
+        })),
+        None => Ok(Route::NoNeighbour),
+    }
+}
+
+/// Encapsulates the frame to `remote` and redirects it to the uplink.
+#[inline(always)]
+fn encap(
+    ctx: &XdpContext,
+    ul: &Underlay,
+    vni: u32,
+    remote: &VtepAddr,
+    len: u64,
+) -> Result<u32, ()> {
+    let Some(remote) = remote.as_v4() else {
+        // IPv6 underlay: not supported yet.
+        return drop(Reason::NoRoute);
+    };
+    let Some(local) = ul.local.as_v4() else {
+        return drop(Reason::NoUnderlay);
+    };
+    let Some(keys) = flow_keys(ctx.data(), ctx.data_end(), 0) else {
+        return drop(Reason::Truncated);
+    };
+    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
+    let inner_len = len as u16;
+    let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;
+    let route = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port) {
+        Ok(r) => r,
+        Err(r) => return drop(r),
+    };
+    let (hop, action) = match route {
+        Route::Resolved(hop) => (hop, 0),
+        Route::NoNeighbour => (
+            NextHop {
+                dmac: [0; 6],
+                smac: [0; 6],
+                ifindex: ul.uplink_ifindex,
+            },
+            META_NEIGH,
+        ),
+    };
+    let hdr = encap_v4_header(&EncapV4 {
+        dst_mac: hop.dmac,
+        src_mac: hop.smac,
+        src_ip: local,
+        dst_ip: remote,
+        ttl: ul.ttl,
+        src_port,
+        dst_port: ul.port,
+        vni,
+        inner_len,
+    });
+    // SAFETY: the helper checks the adjustment against the headroom.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(ENCAP_V4_LEN as i32)) } != 0 {
+        return drop(Reason::RedirectFailed);
+    }
+    let Some(out) = ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0) else {
+        return drop(Reason::Truncated);
+    };
+    // SAFETY: bounds checked by ptr_at_mut, after the head moved.
+    unsafe { out.write_unaligned(hdr) };
+    let outer_len = len + ENCAP_V4_LEN as u64;
+    if action == META_NEIGH {
+        if set_meta(ctx, META_NEIGH, vni, 0).is_none() {
+            return drop(Reason::RedirectFailed);
+        }
+        count(Reason::NoNeighbour);
+        count_vni(vni, Dir::Tx, outer_len);
+        return Ok(XDP_PASS);
+    }
+    match PORT_TX.redirect(hop.ifindex, u64::from(XDP_PASS)) {
+        Ok(action) => {
+            count_vni(vni, Dir::Tx, outer_len);
+            Ok(action)
+        }
+        // The uplink takes no XDP frames (a veth whose peer could not be
+        // set up): the kernel sends it.
+        Err(_) => {
+            if set_meta(ctx, META_NEIGH, vni, 0).is_none() {
+                return drop(Reason::RedirectFailed);
+            }
+            count(Reason::SkbDelivery);
+            count_vni(vni, Dir::Tx, outer_len);
+            Ok(XDP_PASS)
+        }
+    }
+}

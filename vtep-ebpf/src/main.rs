@@ -1,0 +1,64 @@
+//! vtep's datapath.
+//!
+//! Four programs share the maps in [`maps`]:
+//!
+//! | program            | hook                 | job                                              |
+//! |--------------------|----------------------|--------------------------------------------------|
+//! | `vtep_uplink`      | XDP, uplink          | decap, learn, redirect to an access port         |
+//! | `vtep_uplink_tc`   | TC ingress, uplink   | flood decapsulated BUM frames to local ports     |
+//! | `vtep_access`      | XDP, access port     | learn, switch locally, encap to a remote VTEP    |
+//! | `vtep_access_tc`   | TC ingress, access   | flood (head-end replication), neighbour hand-off |
+//!
+//! The XDP programs decide; what XDP cannot do (clone a frame, wait for a
+//! neighbour) they hand to their TC companion through XDP metadata
+//! ([`vtep_common::Meta`]).
+#![no_std]
+#![no_main]
+#![feature(asm_experimental_arch)]
+
+mod decap;
+mod encap;
+mod flood;
+mod learn;
+mod maps;
+mod parse;
+
+use aya_ebpf::{
+    bindings::{TC_ACT_SHOT, xdp_action},
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
+
+/// Uplink XDP: VXLAN for this VTEP is decapsulated here.
+#[xdp]
+pub fn vtep_uplink(ctx: XdpContext) -> u32 {
+    decap::try_uplink(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Access-port XDP: frames from workloads are switched or encapsulated here.
+#[xdp]
+pub fn vtep_access(ctx: XdpContext) -> u32 {
+    encap::try_access(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.
+#[classifier]
+pub fn vtep_uplink_tc(ctx: TcContext) -> i32 {
+    flood::try_uplink_tc(&ctx).unwrap_or(TC_ACT_SHOT as i32)
+}
+
+/// Access-port TC ingress: floods, and finishes what `vtep_access` passed.
+#[classifier]
+pub fn vtep_access_tc(ctx: TcContext) -> i32 {
+    flood::try_access_tc(&ctx).unwrap_or(TC_ACT_SHOT as i32)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,444 @@
+//! The `vtep` command line.
+//!
+//! Verbs and arguments follow iproute2's `bridge fdb`: keyword–value pairs
+//! after the object (`vtep fdb add 02:00:00:00:01:02 vni 100 dst
+//! 198.18.0.2`), `-j` for JSON. Every command acts on the gateway pinned at
+//! `--pin-path`, directly on its maps: a change is live when the command
+//! returns.
+
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use vtep_common::{FDB_F_STATIC, FdbEntry, VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
+
+use crate::{
+    addr::{Mac, to_vtep},
+    config::{VniConfig, check_vni, parse_vtep},
+    control,
+    gateway::Pins,
+    gateway::{DEFAULT_PIN_PATH, Gateway, SetMode},
+    loader, output, sys,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vtep",
+    version,
+    about = "A VXLAN gateway (RFC 7348 VTEP) whose datapath runs in XDP and TC",
+    long_about = "A VXLAN gateway (RFC 7348 VTEP) whose datapath runs in XDP and TC.\n\n\
+        `vtep run` loads the datapath from a config and keeps it; every other command acts \
+        on the running gateway's pinned maps (the one at --pin-path)."
+)]
+pub struct Cli {
+    /// bpffs directory where the gateway pins its maps, programs and links.
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_PIN_PATH, env = "VTEP_PIN_PATH")]
+    pub pin_path: PathBuf,
+    /// JSON output, as iproute2's -j.
+    #[arg(short = 'j', long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and attach the datapath from a config, then age learned MACs and
+    /// keep neighbours resolved until SIGINT/SIGTERM (the datapath keeps
+    /// forwarding after the daemon stops; a new `run` adopts it).
+    Run {
+        /// The TOML config.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Detach the datapath from every interface and remove all its pins.
+    Down,
+    /// Forwarding database: MAC → remote VTEP or access port, per VNI.
+    Fdb {
+        #[command(subcommand)]
+        command: FdbCommand,
+    },
+    /// VXLAN network identifiers carried by this gateway.
+    Vni {
+        #[command(subcommand)]
+        command: VniCommand,
+    },
+    /// Access ports (the workloads' interfaces).
+    Port {
+        #[command(subcommand)]
+        command: PortCommand,
+    },
+    /// Traffic per VNI and every reason a packet was not simply forwarded.
+    Stats {
+        /// Also list reasons whose count is zero.
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+/// `MAC vni VNI [dst IP | port IFNAME]`.
+#[derive(Debug, Args)]
+pub struct FdbArgs {
+    /// The MAC address (00:00:00:00:00:00 is the flood list).
+    pub mac: String,
+    /// `vni VNI`, then `dst IP` (remote VTEP) or `port IFNAME` (access port).
+    #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbCommand {
+    /// Add a static entry; fails if the MAC has an entry in the VNI.
+    Add(FdbArgs),
+    /// Add a flood-list member: `00:00:00:00:00:00 vni VNI dst IP`.
+    Append(FdbArgs),
+    /// Add or overwrite a static entry.
+    Replace(FdbArgs),
+    /// Delete an entry (or a flood-list member, or with no dst the whole list).
+    Del(FdbArgs),
+    /// List entries: `[vni VNI]`.
+    Show {
+        #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VniCommand {
+    /// Add a VNI: `VNI [learning on|off] [ageing SECS] [maxaddress N] [check_source on|off]`.
+    Add {
+        vni: String,
+        #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
+        args: Vec<String>,
+    },
+    /// Change a VNI's settings (same keywords as add).
+    Set {
+        vni: String,
+        #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
+        args: Vec<String>,
+    },
+    /// Delete a VNI with its ports, flood list and entries.
+    Del { vni: String },
+    /// List VNIs.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortCommand {
+    /// Make IFNAME an access port of a VNI: `IFNAME vni VNI`.
+    Add {
+        ifname: String,
+        #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
+        args: Vec<String>,
+    },
+    /// Stop being an access port (detaches vtep from it).
+    Del { ifname: String },
+    /// List access ports.
+    Show,
+}
+
+/// Keyword–value pairs, iproute2 style.
+fn keywords<'a>(
+    what: &str,
+    args: &'a [String],
+    allowed: &[&str],
+) -> Result<BTreeMap<&'a str, &'a str>> {
+    let mut out = BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        if !allowed.contains(&k.as_str()) {
+            bail!(
+                "{what}: unknown keyword {k:?} (expected one of: {})",
+                allowed.join(", ")
+            );
+        }
+        let Some(v) = it.next() else {
+            bail!("{what}: {k} needs a value");
+        };
+        if out.insert(k.as_str(), v.as_str()).is_some() {
+            bail!("{what}: {k} given twice");
+        }
+    }
+    Ok(out)
+}
+
+fn parse_vni(what: &str, s: &str) -> Result<u32> {
+    let v: i64 = s
+        .parse()
+        .with_context(|| format!("{what}: VNI {s:?} is not a number"))?;
+    Ok(check_vni("vni", v).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason))?)
+}
+
+fn on_off(what: &str, k: &str, v: &str) -> Result<bool> {
+    match v {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => bail!("{what}: {k} takes on or off, not {v:?}"),
+    }
+}
+
+pub fn main(cli: Cli) -> Result<()> {
+    let pin = &cli.pin_path;
+    match cli.command {
+        Command::Run { config } => crate::daemon::run(&config, pin),
+        Command::Down => {
+            let n = loader::down(&Pins::new(pin))?;
+            if n == 0 {
+                eprintln!("vtep: nothing pinned at {}", pin.display());
+            }
+            Ok(())
+        }
+        Command::Fdb { command } => fdb(pin, cli.json, command),
+        Command::Vni { command } => vni(pin, cli.json, command),
+        Command::Port { command } => port(pin, cli.json, command),
+        Command::Stats { all } => {
+            let gw = Gateway::open(pin)?;
+            output::stats(&gw.stats()?, cli.json, all);
+            Ok(())
+        }
+    }
+}
+
+fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
+    let mut gw = Gateway::open(pin)?;
+    let (verb, a) = match command {
+        FdbCommand::Show { args } => {
+            let kw = keywords("fdb show", &args, &["vni"])?;
+            let vni = kw
+                .get("vni")
+                .map(|v| parse_vni("fdb show", v))
+                .transpose()?;
+            if let Some(v) = vni {
+                gw.vni_info(v)?;
+            }
+            output::fdb(&gw.fdb_rows(vni, sys::monotonic_ns()), json);
+            return Ok(());
+        }
+        FdbCommand::Add(a) => ("add", a),
+        FdbCommand::Append(a) => ("append", a),
+        FdbCommand::Replace(a) => ("replace", a),
+        FdbCommand::Del(a) => ("del", a),
+    };
+    let what = format!("fdb {verb}");
+    let mac: Mac = a
+        .mac
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("{what}: {e}"))?;
+    let kw = keywords(&what, &a.args, &["vni", "dst", "port"])?;
+    let Some(vni) = kw.get("vni") else {
+        bail!("{what}: missing `vni VNI`");
+    };
+    let vni = parse_vni(&what, vni)?;
+    let dst: Option<IpAddr> = kw
+        .get("dst")
+        .map(|d| parse_vtep("dst", d).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason)))
+        .transpose()?;
+    let port = kw.get("port").copied();
+    if dst.is_some() && port.is_some() {
+        bail!("{what}: give dst or port, not both");
+    }
+    if let Some(d) = dst {
+        let local = crate::addr::from_vtep(&gw.underlay()?.local);
+        if local == Some(d) {
+            bail!("{what}: {d} is this VTEP's own address");
+        }
+    }
+
+    if mac.is_zero() {
+        // The flood list: `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
+        if port.is_some() {
+            bail!("{what}: 00:00:00:00:00:00 is the flood list; it takes dst, not port");
+        }
+        return match verb {
+            "del" => Ok(gw.flood_del(vni, dst)?),
+            "replace" => bail!("{what}: use append or del for flood-list members"),
+            _ => {
+                let Some(d) = dst else {
+                    bail!("{what}: a flood-list member needs `dst IP`");
+                };
+                Ok(gw.flood_add(vni, d)?)
+            }
+        };
+    }
+    match verb {
+        "del" => Ok(gw.fdb_del(vni, mac)?),
+        "append" => bail!(
+            "{what}: append adds flood-list members (00:00:00:00:00:00); for {mac} use add or replace"
+        ),
+        _ => {
+            let entry = match (dst, port) {
+                (Some(d), None) => FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0),
+                (None, Some(p)) => {
+                    let ifindex = sys::ifindex(p)
+                        .with_context(|| format!("{what}: no interface named {p:?}"))?;
+                    FdbEntry::local(ifindex, FDB_F_STATIC, 0)
+                }
+                _ => bail!("{what}: give `dst IP` (remote VTEP) or `port IFNAME` (access port)"),
+            };
+            let mode = if verb == "add" {
+                SetMode::Add
+            } else {
+                SetMode::Replace
+            };
+            Ok(gw.fdb_set(vni, mac, entry, mode)?)
+        }
+    }
+}
+
+fn vni_settings(what: &str, base: VniConfig, args: &[String]) -> Result<VniConfig> {
+    let kw = keywords(
+        what,
+        args,
+        &["learning", "ageing", "maxaddress", "check_source"],
+    )?;
+    let mut v = base;
+    for (k, val) in kw {
+        match k {
+            "learning" => v.learning = on_off(what, k, val)?,
+            "check_source" => v.check_source = on_off(what, k, val)?,
+            "ageing" => {
+                v.ageing = val
+                    .parse()
+                    .with_context(|| format!("{what}: ageing {val:?} is not a number of seconds"))?
+            }
+            "maxaddress" => {
+                v.maxaddress = val
+                    .parse()
+                    .with_context(|| format!("{what}: maxaddress {val:?} is not a number"))?
+            }
+            _ => unreachable!("keywords() checked {k}"),
+        }
+    }
+    Ok(v)
+}
+
+fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
+    let mut gw = Gateway::open(pin)?;
+    match command {
+        VniCommand::Add { vni, args } => {
+            let id = parse_vni("vni add", &vni)?;
+            let v = vni_settings("vni add", VniConfig::new(id), &args)?;
+            Ok(gw.vni_set(&v, false)?)
+        }
+        VniCommand::Set { vni, args } => {
+            let id = parse_vni("vni set", &vni)?;
+            let info = gw.vni_info(id)?;
+            let base = VniConfig {
+                learning: info.flags & VNI_F_LEARNING != 0,
+                check_source: info.flags & VNI_F_CHECK_SOURCE != 0,
+                ageing: info.ageing_secs,
+                maxaddress: info.max_addresses,
+                ..VniConfig::new(id)
+            };
+            let v = vni_settings("vni set", base, &args)?;
+            Ok(gw.vni_set(&v, true)?)
+        }
+        VniCommand::Del { vni } => Ok(gw.vni_del(parse_vni("vni del", &vni)?)?),
+        VniCommand::Show => {
+            let rows = gw
+                .vni_ids()
+                .into_iter()
+                .map(|v| gw.vni_row(v))
+                .collect::<Result<Vec<_>, _>>()?;
+            output::vnis(&rows, json);
+            Ok(())
+        }
+    }
+}
+
+fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
+    let mut gw = Gateway::open(pin)?;
+    match command {
+        PortCommand::Add { ifname, args } => {
+            let kw = keywords("port add", &args, &["vni"])?;
+            let Some(vni) = kw.get("vni") else {
+                bail!("port add: missing `vni VNI`");
+            };
+            let vni = parse_vni("port add", vni)?;
+            control::add_port(&mut gw, &ifname, vni)
+        }
+        PortCommand::Del { ifname } => Ok(gw.port_del(&ifname)?),
+        PortCommand::Show => {
+            let rows: Vec<output::PortRow> = gw
+                .port_list()
+                .into_iter()
+                .map(|(ifindex, vni)| output::PortRow {
+                    ifname: sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}")),
+                    ifindex,
+                    vni,
+                    xdp_redirect: gw.xdp_tx(ifindex),
+                })
+                .collect();
+            output::ports(&rows, json);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn keywords_parse_pairs() {
+        let a = s(&["vni", "100", "dst", "198.18.0.2"]);
+        let kw = keywords("fdb add", &a, &["vni", "dst", "port"]).unwrap();
+        assert_eq!(kw["vni"], "100");
+        assert_eq!(kw["dst"], "198.18.0.2");
+    }
+
+    #[test]
+    fn keywords_refuse_bad_input() {
+        let unknown = keywords("fdb add", &s(&["vnii", "1"]), &["vni"]).unwrap_err();
+        assert!(
+            unknown.to_string().contains("unknown keyword \"vnii\""),
+            "{unknown}"
+        );
+        let dangling = keywords("fdb add", &s(&["vni"]), &["vni"]).unwrap_err();
+        assert!(
+            dangling.to_string().contains("vni needs a value"),
+            "{dangling}"
+        );
+        let twice = keywords("fdb add", &s(&["vni", "1", "vni", "2"]), &["vni"]).unwrap_err();
+        assert!(twice.to_string().contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn vnis_are_checked() {
+        assert_eq!(parse_vni("x", "100").unwrap(), 100);
+        assert!(parse_vni("x", "0").is_err());
+        assert!(parse_vni("x", "16777216").is_err());
+        assert!(parse_vni("x", "ten").is_err());
+    }
+
+    #[test]
+    fn cli_shape_is_valid() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "vtep",
+            "fdb",
+            "add",
+            "02:00:00:00:01:02",
+            "vni",
+            "100",
+            "dst",
+            "198.18.0.2",
+            "--pin-path",
+            "/x",
+        ])
+        .unwrap();
+        assert_eq!(cli.pin_path, PathBuf::from("/x"));
+        let Command::Fdb {
+            command: FdbCommand::Add(a),
+        } = cli.command
+        else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(a.args, s(&["vni", "100", "dst", "198.18.0.2"]));
+    }
+}

@@ -1,0 +1,552 @@
+//! The TOML config of `vtep run`, and its validation.
+//!
+//! A config is checked whole before anything is applied: every error names
+//! the field (`vni[1].flood[0]`) and says what is wrong, and a config with an
+//! error changes nothing. Interface names are checked against the system by
+//! the loader, which reports them with the same field names.
+
+use std::{collections::BTreeSet, fmt, net::IpAddr, path::Path, str::FromStr};
+
+use serde::Deserialize;
+use vtep_common::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX, VXLAN_PORT};
+
+use crate::addr::Mac;
+
+/// A config error: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        ConfigError {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    underlay: RawUnderlay,
+    #[serde(default)]
+    vni: Vec<RawVni>,
+    #[serde(default)]
+    fdb: Vec<RawFdb>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderlay {
+    interface: String,
+    local: String,
+    port: Option<i64>,
+    srcport: Option<Vec<i64>>,
+    ttl: Option<i64>,
+    udp_checksum: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVni {
+    id: i64,
+    #[serde(default)]
+    ports: Vec<String>,
+    #[serde(default)]
+    flood: Vec<String>,
+    learning: Option<bool>,
+    ageing: Option<i64>,
+    maxaddress: Option<i64>,
+    check_source: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFdb {
+    mac: String,
+    vni: i64,
+    dst: Option<String>,
+    port: Option<String>,
+}
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub underlay: UnderlayConfig,
+    pub vnis: Vec<VniConfig>,
+    pub fdb: Vec<FdbConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayConfig {
+    pub interface: String,
+    pub local: IpAddr,
+    pub port: u16,
+    pub srcport: (u16, u16),
+    pub ttl: u8,
+    pub udp_checksum: bool,
+}
+
+/// Default learned-entry lifetime, as the kernel bridge's `ageing_time`.
+pub const DEFAULT_AGEING: u32 = 300;
+/// Default outer UDP source-port range (the kernel vxlan driver's default is
+/// the local port range; this is the IANA dynamic range).
+pub const DEFAULT_SRCPORT: (u16, u16) = (49152, 65535);
+pub const DEFAULT_TTL: u8 = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VniConfig {
+    pub id: u32,
+    pub ports: Vec<String>,
+    pub flood: Vec<IpAddr>,
+    pub learning: bool,
+    pub ageing: u32,
+    pub maxaddress: u32,
+    pub check_source: bool,
+}
+
+impl VniConfig {
+    /// A VNI with the defaults, as `vtep vni add` creates it.
+    pub fn new(id: u32) -> Self {
+        VniConfig {
+            id,
+            ports: Vec::new(),
+            flood: Vec::new(),
+            learning: true,
+            ageing: DEFAULT_AGEING,
+            maxaddress: 0,
+            check_source: false,
+        }
+    }
+}
+
+/// Where a static FDB entry points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdbTarget {
+    Remote(IpAddr),
+    Port(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbConfig {
+    pub mac: Mac,
+    pub vni: u32,
+    pub target: FdbTarget,
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Ok(text.parse()?)
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let field = e
+                .span()
+                .map(|s| format!("line {}", text[..s.start].lines().count().max(1)))
+                .unwrap_or_else(|| "config".into());
+            ConfigError::new(field, e.message())
+        })?;
+        validate(raw)
+    }
+}
+
+fn int<T: TryFrom<i64>>(field: &str, v: i64, min: i64, max: i64) -> Result<T, ConfigError> {
+    if v < min || v > max {
+        return Err(ConfigError::new(
+            field,
+            format!("{v} is outside {min}..={max}"),
+        ));
+    }
+    T::try_from(v).map_err(|_| ConfigError::new(field, format!("{v} is out of range")))
+}
+
+/// Parses a VTEP address: IPv4 (an IPv6 underlay is not supported yet).
+pub fn parse_vtep(field: &str, s: &str) -> Result<IpAddr, ConfigError> {
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| ConfigError::new(field, format!("{s:?} is not an IP address")))?;
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() => Err(
+            ConfigError::new(field, format!("{s} is not a unicast address")),
+        ),
+        IpAddr::V4(_) => Ok(ip),
+        IpAddr::V6(_) => Err(ConfigError::new(
+            field,
+            format!("{s}: an IPv6 underlay is not supported yet (use an IPv4 address)"),
+        )),
+    }
+}
+
+/// Checks an interface name the way the kernel would (IFNAMSIZ).
+pub fn check_ifname(field: &str, s: &str) -> Result<(), ConfigError> {
+    if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', '\0']) || s == "." || s == ".." {
+        return Err(ConfigError::new(
+            field,
+            format!("{s:?} is not a valid interface name"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a VNI (1..=16777215).
+pub fn check_vni(field: &str, v: i64) -> Result<u32, ConfigError> {
+    int(field, v, 1, i64::from(VNI_MAX))
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let u = raw.underlay;
+    check_ifname("underlay.interface", &u.interface)?;
+    let local = parse_vtep("underlay.local", &u.local)?;
+    let port = match u.port {
+        Some(p) => int("underlay.port", p, 1, 65535)?,
+        None => VXLAN_PORT,
+    };
+    let srcport = match u.srcport {
+        None => DEFAULT_SRCPORT,
+        Some(r) => {
+            let [min, max] = r[..] else {
+                return Err(ConfigError::new(
+                    "underlay.srcport",
+                    "expected [MIN, MAX], two port numbers",
+                ));
+            };
+            let min: u16 = int("underlay.srcport[0]", min, 1, 65535)?;
+            let max: u16 = int("underlay.srcport[1]", max, 1, 65535)?;
+            if min > max {
+                return Err(ConfigError::new(
+                    "underlay.srcport",
+                    format!("MIN {min} is above MAX {max}"),
+                ));
+            }
+            (min, max)
+        }
+    };
+    let ttl = match u.ttl {
+        Some(t) => int("underlay.ttl", t, 1, 255)?,
+        None => DEFAULT_TTL,
+    };
+    let udp_checksum = u.udp_checksum.unwrap_or(false);
+    if udp_checksum {
+        return Err(ConfigError::new(
+            "underlay.udp_checksum",
+            "computing the outer UDP checksum is not supported yet; use false (RFC 7348 allows 0 over IPv4)",
+        ));
+    }
+
+    let mut vnis = Vec::new();
+    let mut seen_vni = BTreeSet::new();
+    let mut seen_port = BTreeSet::new();
+    for (i, v) in raw.vni.into_iter().enumerate() {
+        let f = |k: &str| format!("vni[{i}].{k}");
+        let id = check_vni(&f("id"), v.id)?;
+        if !seen_vni.insert(id) {
+            return Err(ConfigError::new(
+                f("id"),
+                format!("VNI {id} is configured twice"),
+            ));
+        }
+        if v.ports.len() > MAX_VNI_PORTS {
+            return Err(ConfigError::new(
+                f("ports"),
+                format!("{} ports; a VNI has at most {MAX_VNI_PORTS}", v.ports.len()),
+            ));
+        }
+        for (j, p) in v.ports.iter().enumerate() {
+            let field = f(&format!("ports[{j}]"));
+            check_ifname(&field, p)?;
+            if *p == u.interface {
+                return Err(ConfigError::new(field, format!("{p} is the uplink")));
+            }
+            if !seen_port.insert(p.clone()) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{p} is already an access port (a port belongs to one VNI)"),
+                ));
+            }
+        }
+        if v.flood.len() > MAX_FLOOD {
+            return Err(ConfigError::new(
+                f("flood"),
+                format!(
+                    "{} VTEPs; a flood list has at most {MAX_FLOOD}",
+                    v.flood.len()
+                ),
+            ));
+        }
+        let mut flood = Vec::new();
+        for (j, a) in v.flood.iter().enumerate() {
+            let field = f(&format!("flood[{j}]"));
+            let ip = parse_vtep(&field, a)?;
+            if ip == local {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{ip} is this VTEP (underlay.local)"),
+                ));
+            }
+            if flood.contains(&ip) {
+                return Err(ConfigError::new(field, format!("{ip} is listed twice")));
+            }
+            flood.push(ip);
+        }
+        let ageing = match v.ageing {
+            Some(a) => int(&f("ageing"), a, 0, i64::from(u32::MAX / 1000))?,
+            None => DEFAULT_AGEING,
+        };
+        let maxaddress = match v.maxaddress {
+            Some(m) => int(&f("maxaddress"), m, 0, i64::from(vtep_common::FDB_CAPACITY))?,
+            None => 0,
+        };
+        vnis.push(VniConfig {
+            id,
+            ports: v.ports,
+            flood,
+            learning: v.learning.unwrap_or(true),
+            ageing,
+            maxaddress,
+            check_source: v.check_source.unwrap_or(false),
+        });
+    }
+
+    let mut fdb = Vec::new();
+    let mut seen_fdb = BTreeSet::new();
+    for (i, e) in raw.fdb.into_iter().enumerate() {
+        let f = |k: &str| format!("fdb[{i}].{k}");
+        let mac: Mac = e.mac.parse().map_err(|r| ConfigError::new(f("mac"), r))?;
+        let vni = check_vni(&f("vni"), e.vni)?;
+        let Some(vc) = vnis.iter().find(|v| v.id == vni) else {
+            return Err(ConfigError::new(
+                f("vni"),
+                format!("VNI {vni} is not configured in [[vni]]"),
+            ));
+        };
+        let target = match (e.dst, e.port) {
+            (Some(d), None) => {
+                let ip = parse_vtep(&f("dst"), &d)?;
+                if ip == local {
+                    return Err(ConfigError::new(f("dst"), format!("{ip} is this VTEP")));
+                }
+                FdbTarget::Remote(ip)
+            }
+            (None, Some(p)) => {
+                if mac.is_zero() {
+                    return Err(ConfigError::new(
+                        f("port"),
+                        "00:00:00:00:00:00 is a flood-list entry: give dst, not port",
+                    ));
+                }
+                if !vc.ports.contains(&p) {
+                    return Err(ConfigError::new(
+                        f("port"),
+                        format!("{p} is not an access port of VNI {vni}"),
+                    ));
+                }
+                FdbTarget::Port(p)
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(f("dst"), "give dst or port, not both"));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    f("dst"),
+                    "missing: give dst (remote VTEP) or port",
+                ));
+            }
+        };
+        if !mac.is_zero() {
+            if mac.is_multicast() {
+                return Err(ConfigError::new(
+                    f("mac"),
+                    format!("{mac} is a multicast address; FDB entries are unicast"),
+                ));
+            }
+            if !seen_fdb.insert((vni, mac)) {
+                return Err(ConfigError::new(
+                    f("mac"),
+                    format!("{mac} in VNI {vni} is listed twice"),
+                ));
+            }
+        }
+        fdb.push(FdbConfig { mac, vni, target });
+    }
+
+    Ok(Config {
+        underlay: UnderlayConfig {
+            interface: u.interface,
+            local,
+            port,
+            srcport,
+            ttl,
+            udp_checksum,
+        },
+        vnis,
+        fdb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[underlay]
+interface = "eth0"
+local = "198.18.0.1"
+port = 4789
+srcport = [49152, 65535]
+ttl = 64
+udp_checksum = false
+[[vni]]
+id = 100
+ports = ["veth-w1"]
+flood = ["198.18.0.2"]
+learning = true
+ageing = 300
+maxaddress = 0
+[[fdb]]
+mac = "02:00:00:00:01:02"
+vni = 100
+dst = "198.18.0.2"
+"#;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let c: Config = GOOD.parse().expect("example config");
+        assert_eq!(c.underlay.interface, "eth0");
+        assert_eq!(c.underlay.port, 4789);
+        assert_eq!(c.vnis[0].id, 100);
+        assert_eq!(
+            c.vnis[0].flood,
+            vec!["198.18.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert_eq!(
+            c.fdb[0].target,
+            FdbTarget::Remote("198.18.0.2".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c: Config =
+            "[underlay]\ninterface = \"eth0\"\nlocal = \"198.18.0.1\"\n[[vni]]\nid = 7\n"
+                .parse()
+                .unwrap();
+        assert_eq!(c.underlay.port, VXLAN_PORT);
+        assert_eq!(c.underlay.srcport, DEFAULT_SRCPORT);
+        assert_eq!(c.underlay.ttl, DEFAULT_TTL);
+        assert_eq!(c.vnis[0], VniConfig::new(7));
+    }
+
+    /// Each bad config is refused with an error naming the field.
+    #[test]
+    fn bad_configs_name_the_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("id = 100", "id = 0", "vni[0].id"),
+            ("id = 100", "id = 16777216", "vni[0].id"),
+            ("port = 4789", "port = 70000", "underlay.port"),
+            (
+                "srcport = [49152, 65535]",
+                "srcport = [6000, 5000]",
+                "underlay.srcport",
+            ),
+            (
+                "srcport = [49152, 65535]",
+                "srcport = [1]",
+                "underlay.srcport",
+            ),
+            ("ttl = 64", "ttl = 0", "underlay.ttl"),
+            (
+                "local = \"198.18.0.1\"",
+                "local = \"198.18.0.300\"",
+                "underlay.local",
+            ),
+            (
+                "local = \"198.18.0.1\"",
+                "local = \"2001:db8::1\"",
+                "underlay.local",
+            ),
+            (
+                "flood = [\"198.18.0.2\"]",
+                "flood = [\"nope\"]",
+                "vni[0].flood[0]",
+            ),
+            (
+                "flood = [\"198.18.0.2\"]",
+                "flood = [\"198.18.0.1\"]",
+                "vni[0].flood[0]",
+            ),
+            (
+                "mac = \"02:00:00:00:01:02\"",
+                "mac = \"02:00:00:00:01\"",
+                "fdb[0].mac",
+            ),
+            (
+                "mac = \"02:00:00:00:01:02\"",
+                "mac = \"01:00:5e:00:00:01\"",
+                "fdb[0].mac",
+            ),
+            ("vni = 100\ndst", "vni = 200\ndst", "fdb[0].vni"),
+            (
+                "dst = \"198.18.0.2\"",
+                "dst = \"198.18.0.2\"\nport = \"veth-w1\"",
+                "fdb[0].dst",
+            ),
+            ("dst = \"198.18.0.2\"", "port = \"other\"", "fdb[0].port"),
+            (
+                "ports = [\"veth-w1\"]",
+                "ports = [\"eth0\"]",
+                "vni[0].ports[0]",
+            ),
+            (
+                "ports = [\"veth-w1\"]",
+                "ports = [\"a-name-that-is-too-long\"]",
+                "vni[0].ports[0]",
+            ),
+            (
+                "udp_checksum = false",
+                "udp_checksum = true",
+                "underlay.udp_checksum",
+            ),
+            ("maxaddress = 0", "maxaddress = -1", "vni[0].maxaddress"),
+        ];
+        for (from, to, field) in cases {
+            assert!(GOOD.contains(from), "fixture lacks {from}");
+            let text = GOOD.replacen(from, to, 1);
+            let err = text
+                .parse::<Config>()
+                .expect_err(&format!("{to} must be refused"));
+            assert_eq!(&err.field, field, "{to}: got {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_vni_and_shared_port_are_refused() {
+        let dup = format!("{GOOD}\n[[vni]]\nid = 100\n");
+        assert_eq!(dup.parse::<Config>().unwrap_err().field, "vni[1].id");
+        let shared = format!("{GOOD}\n[[vni]]\nid = 200\nports = [\"veth-w1\"]\n");
+        assert_eq!(
+            shared.parse::<Config>().unwrap_err().field,
+            "vni[1].ports[0]"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_types_are_refused() {
+        let typo = GOOD.replace("ageing = 300", "agening = 300");
+        let err = typo.parse::<Config>().unwrap_err();
+        assert!(err.reason.contains("agening"), "{err}");
+        let ty = GOOD.replace("learning = true", "learning = \"yes\"");
+        assert!(ty.parse::<Config>().is_err());
+    }
+}

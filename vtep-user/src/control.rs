@@ -1,0 +1,214 @@
+//! Applying a config to a gateway, and adding access ports: the steps the
+//! daemon and the CLI share.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, Result};
+use vtep_common::{
+    FDB_F_CONFIG, FDB_F_STATIC, FdbEntry, NeighEntry, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay,
+};
+
+use crate::{
+    addr::to_vtep,
+    config::{Config, ConfigError, FdbTarget},
+    gateway::{Gateway, GatewayError, SetMode},
+    loader::{self, Role},
+    netlink::Rtnl,
+    sys,
+};
+
+/// The interfaces a config names, resolved to ifindexes.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub uplink: u32,
+    pub uplink_mac: [u8; 6],
+    pub uplink_mtu: u16,
+    /// Forwarding is on for the uplink, so `bpf_fib_lookup` answers.
+    pub fib: bool,
+    pub ports: BTreeMap<String, u32>,
+}
+
+/// Resolves every interface of `cfg` before anything is changed, so that a
+/// missing one refuses the config whole, naming the field.
+pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
+    let missing = |field: String, name: &str| {
+        ConfigError::new(
+            field,
+            format!("no interface named {name:?} in this network namespace"),
+        )
+    };
+    let name = &cfg.underlay.interface;
+    let uplink = sys::ifindex(name).ok_or_else(|| missing("underlay.interface".into(), name))?;
+    let (uplink_mac, uplink_mtu) = Rtnl::new()
+        .and_then(|mut r| r.link_mac_mtu(uplink))
+        .map_err(|e| ConfigError::new("underlay.interface", format!("{name}: {e}")))?;
+    let uplink_mtu = uplink_mtu.min(u32::from(u16::MAX)) as u16;
+    let mut ports = BTreeMap::new();
+    for (i, v) in cfg.vnis.iter().enumerate() {
+        for (j, p) in v.ports.iter().enumerate() {
+            let ifindex =
+                sys::ifindex(p).ok_or_else(|| missing(format!("vni[{i}].ports[{j}]"), p))?;
+            ports.insert(p.clone(), ifindex);
+        }
+    }
+    Ok(Resolved {
+        uplink,
+        uplink_mac,
+        uplink_mtu,
+        fib: sys::ipv4_forwarding(name),
+        ports,
+    })
+}
+
+/// The `UNDERLAY` entry of a config.
+pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
+    let u = &cfg.underlay;
+    Underlay {
+        local: to_vtep(u.local),
+        uplink_ifindex: r.uplink,
+        port: u.port,
+        srcport_min: u.srcport.0,
+        srcport_max: u.srcport.1,
+        ttl: u.ttl,
+        flags: if u.udp_checksum {
+            UNDERLAY_F_UDP_CSUM
+        } else {
+            0
+        } | if r.fib { UNDERLAY_F_FIB } else { 0 },
+        uplink_mac: r.uplink_mac,
+        mtu: r.uplink_mtu,
+    }
+}
+
+/// Applies a validated, resolved config. State the config does not mention
+/// (VNIs, ports and entries added with the CLI, learned MACs) is kept.
+pub fn apply(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
+    gw.set_underlay(&underlay(cfg, r))?;
+    for v in &cfg.vnis {
+        gw.vni_set(v, true)
+            .with_context(|| format!("VNI {}", v.id))?;
+        let members: Vec<_> = v.flood.iter().copied().map(to_vtep).collect();
+        gw.flood_set(v.id, &members)?;
+    }
+    for v in &cfg.vnis {
+        for p in &v.ports {
+            add_port(gw, p, v.id).with_context(|| format!("VNI {}: access port {p}", v.id))?;
+        }
+    }
+    for e in &cfg.fdb {
+        match &e.target {
+            FdbTarget::Remote(ip) if e.mac.is_zero() => match gw.flood_add(e.vni, *ip) {
+                Ok(()) | Err(GatewayError::FloodMemberExists { .. }) => {}
+                Err(err) => return Err(err.into()),
+            },
+            FdbTarget::Remote(ip) => {
+                let entry = FdbEntry::remote(to_vtep(*ip), FDB_F_STATIC | FDB_F_CONFIG, 0);
+                gw.fdb_set(e.vni, e.mac, entry, SetMode::Replace)?;
+            }
+            FdbTarget::Port(p) => {
+                let entry = FdbEntry::local(r.ports[p], FDB_F_STATIC | FDB_F_CONFIG, 0);
+                gw.fdb_set(e.vni, e.mac, entry, SetMode::Replace)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Brings up the uplink: programs attached, and XDP allowed to redirect
+/// into it when its far end can take XDP frames.
+pub fn attach_uplink(gw: &mut Gateway, name: &str, ifindex: u32) -> Result<()> {
+    loader::attach(&gw.pins, name, ifindex, Role::Uplink)?;
+    let xdp_rx = xdp_rx(name, ifindex);
+    gw.set_xdp_tx(ifindex, xdp_rx)?;
+    Ok(())
+}
+
+/// Makes `ifname` an access port of `vni`: maps, programs, and the XDP
+/// redirect path when the port's far end can take XDP frames (else frames
+/// for the port take the TC path). Undone whole if a step fails.
+pub fn add_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
+    let ifindex =
+        sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
+    let was_port = gw.port_vni(ifindex).is_some();
+    gw.port_set(ifindex, ifname, vni)?;
+    if let Err(e) = loader::attach(&gw.pins, ifname, ifindex, Role::AccessPort) {
+        if !was_port {
+            let _ = gw.port_del(ifname);
+        }
+        return Err(e);
+    }
+    let xdp_rx = xdp_rx(ifname, ifindex);
+    gw.set_xdp_tx(ifindex, xdp_rx)?;
+    Ok(())
+}
+
+/// Prepares the far end of `ifname` (see [`sys::prepare_veth_peer`]);
+/// true when XDP may redirect into it.
+fn xdp_rx(ifname: &str, ifindex: u32) -> bool {
+    match sys::prepare_veth_peer(ifindex) {
+        Ok(far) => {
+            log::debug!("{ifname}: far end ready for XDP ({far:?})");
+            true
+        }
+        Err(e) => {
+            log::warn!(
+                "{ifname}: its veth peer could not be prepared for XDP ({e:#}); \
+                 frames for it take the TC (skb) path"
+            );
+            false
+        }
+    }
+}
+
+/// Resolves the outer next hop of every remote VTEP the gateway sends to,
+/// into `NEIGH` (the datapath's next hops when `bpf_fib_lookup` cannot
+/// answer): the kernel's route, then its neighbour entry for the gateway
+/// or the VTEP. A next hop the kernel has not resolved gets a managed
+/// neighbour entry, so the kernel resolves it and keeps it resolved; until
+/// then the datapath hands those frames to the kernel (`no-neighbour`).
+pub fn resolve_neighbours(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &Underlay) {
+    let vteps = gw.remote_vteps();
+    for vtep in &vteps {
+        let hop = match rtnl.route_get(*vtep) {
+            Ok(route) if route.oif == ul.uplink_ifindex => route,
+            Ok(route) => {
+                log::warn!(
+                    "remote VTEP {vtep} is routed out of interface {}, not the uplink: \
+                     its traffic goes through the kernel",
+                    route.oif
+                );
+                gw.neigh_del(*vtep);
+                continue;
+            }
+            Err(e) => {
+                log::debug!("remote VTEP {vtep}: {e}");
+                gw.neigh_del(*vtep);
+                continue;
+            }
+        };
+        match rtnl.neighbour(hop.next_hop, hop.oif) {
+            Ok(Some(dmac)) => {
+                let entry = NeighEntry {
+                    dmac,
+                    smac: ul.uplink_mac,
+                    ifindex: hop.oif,
+                };
+                if let Err(e) = gw.neigh_set(*vtep, &entry) {
+                    log::warn!("next hop of {vtep}: {e}");
+                }
+            }
+            Ok(None) => {
+                gw.neigh_del(*vtep);
+                if let Err(e) = rtnl.neigh_managed(hop.next_hop, hop.oif) {
+                    log::debug!("managed neighbour {}: {e}", hop.next_hop);
+                }
+            }
+            Err(e) => log::debug!("neighbour {}: {e}", hop.next_hop),
+        }
+    }
+    for stale in gw.neigh_keys() {
+        if !vteps.contains(&stale) {
+            gw.neigh_del(stale);
+        }
+    }
+}

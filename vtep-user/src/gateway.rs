@@ -1,0 +1,770 @@
+//! A running gateway: its pinned maps, and every change the daemon and the
+//! CLI make to them.
+//!
+//! Everything vtep knows lives in BPF maps pinned under the pin path
+//! (`<pin>/maps/NAME`), so the daemon, the CLI and the next daemon after a
+//! restart all act on the same tables, and the datapath keeps forwarding
+//! while no daemon runs.
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use aya::maps::{
+    Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
+};
+use vtep_common::{
+    FDB_F_CONFIG, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FDB_KIND_LOCAL, FdbEntry, FdbKey,
+    FloodList, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay,
+    VNI_F_CHECK_SOURCE, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names,
+    reason::REASON_COUNT,
+};
+
+use crate::{
+    addr::{Mac, from_vtep, to_vtep},
+    config::VniConfig,
+    sys,
+};
+
+/// Where vtep pins its maps, programs and links unless told otherwise.
+pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/vtep";
+
+/// The layout of a pin path.
+#[derive(Clone, Debug)]
+pub struct Pins {
+    pub root: PathBuf,
+}
+
+impl Pins {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Pins { root: root.into() }
+    }
+    pub fn maps(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps().join(name)
+    }
+    pub fn progs(&self) -> PathBuf {
+        self.root.join("progs")
+    }
+    pub fn prog(&self, name: &str) -> PathBuf {
+        self.progs().join(name)
+    }
+    pub fn links(&self) -> PathBuf {
+        self.root.join("links")
+    }
+    /// The pinned link of `hook` (`xdp` or `tc`) on interface `ifindex`.
+    pub fn link(&self, hook: &str, ifindex: u32) -> PathBuf {
+        self.links().join(format!("{hook}-{ifindex}"))
+    }
+}
+
+/// What can go wrong acting on a gateway, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(
+        "no vtep gateway at {0}: start one with `vtep run --config FILE` (and the same --pin-path)"
+    )]
+    NotRunning(PathBuf),
+    #[error("VNI {0} is not configured on this gateway (see `vtep vni show`)")]
+    UnknownVni(u32),
+    #[error("VNI {0} exists already")]
+    VniExists(u32),
+    #[error("no interface named {0:?} here")]
+    NoSuchInterface(String),
+    #[error("{ifname} is already an access port of VNI {vni}")]
+    PortInUse { ifname: String, vni: u32 },
+    #[error("{0} is not an access port (see `vtep port show`)")]
+    NotAPort(String),
+    #[error("{0} is the uplink, not an access port")]
+    IsUplink(String),
+    #[error("{mac} in VNI {vni}: entry exists already (use `replace` to change it)")]
+    EntryExists { mac: Mac, vni: u32 },
+    #[error("{mac} in VNI {vni}: no such entry")]
+    NoSuchEntry { mac: Mac, vni: u32 },
+    #[error("{dst} is already in the flood list of VNI {vni}")]
+    FloodMemberExists { dst: IpAddr, vni: u32 },
+    #[error("{dst} is not in the flood list of VNI {vni}")]
+    NoSuchFloodMember { dst: IpAddr, vni: u32 },
+    #[error("the flood list of VNI {0} is full ({MAX_FLOOD} VTEPs)")]
+    FloodListFull(u32),
+    #[error("VNI {0} has the most access ports it can flood to ({MAX_VNI_PORTS})")]
+    PortListFull(u32),
+    #[error("{mac} in VNI {vni} is mirrored from the kernel FDB; change it there (bridge fdb)")]
+    Followed { mac: Mac, vni: u32 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("{0}")]
+    Attach(String),
+}
+
+type Result<T, E = GatewayError> = std::result::Result<T, E>;
+
+fn map_err(name: &'static str) -> impl Fn(MapError) -> GatewayError {
+    move |source| GatewayError::Map { name, source }
+}
+
+/// True when a map error means "no such key".
+fn is_not_found(e: &MapError) -> bool {
+    matches!(e, MapError::KeyNotFound | MapError::ElementNotFound)
+}
+
+/// Where an FDB entry points, as the CLI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Place {
+    Remote(IpAddr),
+    Port { ifindex: u32, ifname: String },
+}
+
+/// One row of `vtep fdb show`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbRow {
+    pub mac: Mac,
+    pub vni: u32,
+    pub place: Place,
+    /// Raw `FDB_F_*` flags (0 for flood-list rows).
+    pub flags: u8,
+    /// Seconds since last seen, for learned entries.
+    pub age: Option<u64>,
+    /// A flood-list member (`00:00:00:00:00:00 dst ...`).
+    pub flood: bool,
+}
+
+impl FdbRow {
+    /// The state word of `bridge fdb show`: `permanent` for flood-list and
+    /// config entries, `static` for CLI ones, `learned` for learned ones.
+    pub fn state(&self) -> &'static str {
+        if self.flood {
+            "permanent"
+        } else if self.flags & FDB_F_LEARNED != 0 {
+            "learned"
+        } else if self.flags & FDB_F_FOLLOWED != 0 {
+            "extern_learn"
+        } else if self.flags & FDB_F_CONFIG != 0 {
+            "permanent"
+        } else {
+            "static"
+        }
+    }
+
+    /// Where the entry came from.
+    pub fn origin(&self) -> &'static str {
+        if self.flood || self.flags & FDB_F_CONFIG != 0 {
+            "config"
+        } else if self.flags & FDB_F_LEARNED != 0 {
+            "datapath"
+        } else if self.flags & FDB_F_FOLLOWED != 0 {
+            "kernel"
+        } else {
+            "cli"
+        }
+    }
+}
+
+/// How `fdb_set` treats an existing entry (the verbs of `bridge fdb`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetMode {
+    /// Fail if the entry exists.
+    Add,
+    /// Create or overwrite.
+    Replace,
+}
+
+/// A VNI as `vtep vni show` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VniRow {
+    pub vni: u32,
+    pub info: VniInfo,
+    pub ports: Vec<(u32, String)>,
+    pub flood: Vec<IpAddr>,
+    pub learned: u64,
+}
+
+/// Traffic and reason counters, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub vnis: BTreeMap<u32, VniCounters>,
+    pub reasons: Vec<(Reason, u64)>,
+}
+
+/// A handle on the maps of one gateway.
+pub struct Gateway {
+    pub pins: Pins,
+    fdb: HashMap<MapData, FdbKey, FdbEntry>,
+    vnis: HashMap<MapData, u32, VniInfo>,
+    learned: HashMap<MapData, u32, u64>,
+    vni_stats: PerCpuHashMap<MapData, u32, VniCounters>,
+    ports: HashMap<MapData, PortKey, PortInfo>,
+    vni_ports: HashMap<MapData, u32, PortList>,
+    flood: HashMap<MapData, u32, FloodList>,
+    port_tx: DevMapHash<MapData>,
+    underlay: Array<MapData, Underlay>,
+    neigh: HashMap<MapData, VtepAddr, NeighEntry>,
+    reasons: PerCpuArray<MapData, u64>,
+}
+
+macro_rules! typed {
+    ($pins:expr, $name:expr) => {{
+        let path = $pins.map($name);
+        let data = MapData::from_pin(&path).map_err(map_err($name))?;
+        let map = Map::from_map_data(data).map_err(map_err($name))?;
+        map.try_into().map_err(map_err($name))?
+    }};
+}
+
+impl Gateway {
+    /// Opens the gateway pinned at `pin_path`.
+    pub fn open(pin_path: &Path) -> Result<Self> {
+        let pins = Pins::new(pin_path);
+        if !pins.map(names::FDB).exists() {
+            return Err(GatewayError::NotRunning(pin_path.to_owned()));
+        }
+        Ok(Gateway {
+            fdb: typed!(pins, names::FDB),
+            vnis: typed!(pins, names::VNIS),
+            learned: typed!(pins, names::VNI_LEARNED),
+            vni_stats: typed!(pins, names::VNI_STATS),
+            ports: typed!(pins, names::PORTS),
+            vni_ports: typed!(pins, names::VNI_PORTS),
+            flood: typed!(pins, names::FLOOD),
+            port_tx: typed!(pins, names::PORT_TX),
+            underlay: typed!(pins, names::UNDERLAY),
+            neigh: typed!(pins, names::NEIGH),
+            reasons: typed!(pins, names::REASONS),
+            pins,
+        })
+    }
+
+    // ---- underlay -------------------------------------------------------
+
+    pub fn underlay(&self) -> Result<Underlay> {
+        self.underlay.get(&0, 0).map_err(map_err(names::UNDERLAY))
+    }
+
+    pub fn set_underlay(&mut self, u: &Underlay) -> Result<()> {
+        self.underlay.set(0, u, 0).map_err(map_err(names::UNDERLAY))
+    }
+
+    /// Lets XDP redirect to `ifindex` (the uplink, or an access port whose
+    /// far end takes XDP frames).
+    pub fn set_xdp_tx(&mut self, ifindex: u32, enabled: bool) -> Result<()> {
+        if enabled {
+            self.port_tx
+                .insert(ifindex, ifindex, None, 0)
+                .map_err(|e| GatewayError::Attach(format!("PORT_TX {ifindex}: {e}")))
+        } else {
+            match self.port_tx.remove(ifindex) {
+                Ok(()) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(map_err(names::PORT_TX)(e)),
+            }
+        }
+    }
+
+    pub fn xdp_tx(&self, ifindex: u32) -> bool {
+        self.port_tx.get(ifindex, 0).is_ok()
+    }
+
+    // ---- VNIs -----------------------------------------------------------
+
+    pub fn vni_info(&self, vni: u32) -> Result<VniInfo> {
+        self.vnis.get(&vni, 0).map_err(|e| {
+            if is_not_found(&e) {
+                GatewayError::UnknownVni(vni)
+            } else {
+                map_err(names::VNIS)(e)
+            }
+        })
+    }
+
+    pub fn vni_exists(&self, vni: u32) -> bool {
+        self.vnis.get(&vni, 0).is_ok()
+    }
+
+    /// Creates a VNI, or with `replace` updates its settings (ports and
+    /// flood list are set separately).
+    pub fn vni_set(&mut self, v: &VniConfig, replace: bool) -> Result<()> {
+        if !replace && self.vni_exists(v.id) {
+            return Err(GatewayError::VniExists(v.id));
+        }
+        let mut flags = 0;
+        if v.learning {
+            flags |= VNI_F_LEARNING;
+        }
+        if v.check_source {
+            flags |= VNI_F_CHECK_SOURCE;
+        }
+        let info = VniInfo {
+            flags,
+            max_addresses: v.maxaddress,
+            ageing_secs: v.ageing,
+            _pad: 0,
+        };
+        if self.vni_stats.get(&v.id, 0).is_err() {
+            let zero = PerCpuValues::try_from(vec![VniCounters::default(); sys::nr_cpus()?])
+                .map_err(|e| GatewayError::Invalid(format!("per-CPU values: {e}")))?;
+            self.vni_stats
+                .insert(v.id, zero, 0)
+                .map_err(map_err(names::VNI_STATS))?;
+        }
+        if self.learned.get(&v.id, 0).is_err() {
+            self.learned
+                .insert(v.id, 0, 0)
+                .map_err(map_err(names::VNI_LEARNED))?;
+        }
+        self.vnis
+            .insert(v.id, info, 0)
+            .map_err(map_err(names::VNIS))
+    }
+
+    /// Removes a VNI with everything in it: its access ports (detached),
+    /// flood list, FDB entries and counters.
+    pub fn vni_del(&mut self, vni: u32) -> Result<()> {
+        self.vni_info(vni)?;
+        for (ifindex, ifname) in self.vni_row(vni)?.ports {
+            self.port_del_index(ifindex, &ifname)?;
+        }
+        self.vnis.remove(&vni).map_err(map_err(names::VNIS))?;
+        let keys: Vec<FdbKey> = self
+            .fdb
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.vni == vni)
+            .collect();
+        for k in keys {
+            let _ = self.fdb.remove(&k);
+        }
+        let _ = self.flood.remove(&vni);
+        let _ = self.vni_ports.remove(&vni);
+        let _ = self.learned.remove(&vni);
+        let _ = self.vni_stats.remove(&vni);
+        Ok(())
+    }
+
+    pub fn vni_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.vnis.keys().filter_map(|k| k.ok()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn vni_row(&self, vni: u32) -> Result<VniRow> {
+        let info = self.vni_info(vni)?;
+        let ports = self
+            .vni_ports
+            .get(&vni, 0)
+            .map(|l| {
+                l.ifindex[..(l.len as usize).min(MAX_VNI_PORTS)]
+                    .iter()
+                    .map(|&i| (i, sys::ifname(i).unwrap_or_else(|| format!("if{i}"))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(VniRow {
+            vni,
+            info,
+            ports,
+            flood: self.flood_list(vni),
+            learned: self.learned.get(&vni, 0).unwrap_or(0),
+        })
+    }
+
+    // ---- access ports ---------------------------------------------------
+
+    /// The VNI of access port `ifindex`, if it is one.
+    pub fn port_vni(&self, ifindex: u32) -> Option<u32> {
+        self.ports
+            .get(&PortKey::untagged(ifindex), 0)
+            .ok()
+            .map(|p| p.vni)
+    }
+
+    /// Every access port: (ifindex, VNI).
+    pub fn port_list(&self) -> Vec<(u32, u32)> {
+        let mut v: Vec<(u32, u32)> = self
+            .ports
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(k, p)| (k.ifindex, p.vni))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Makes `ifindex` an access port of `vni` in the maps (attaching the
+    /// programs is the loader's job: see [`crate::loader::attach_port`]).
+    pub fn port_set(&mut self, ifindex: u32, ifname: &str, vni: u32) -> Result<()> {
+        self.vni_info(vni)?;
+        let uplink = self.underlay()?.uplink_ifindex;
+        if ifindex == uplink {
+            return Err(GatewayError::IsUplink(ifname.into()));
+        }
+        if let Some(old) = self.port_vni(ifindex) {
+            if old != vni {
+                return Err(GatewayError::PortInUse {
+                    ifname: ifname.into(),
+                    vni: old,
+                });
+            }
+        }
+        let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
+        let n = (list.len as usize).min(MAX_VNI_PORTS);
+        if !list.ifindex[..n].contains(&ifindex) {
+            if n == MAX_VNI_PORTS {
+                return Err(GatewayError::PortListFull(vni));
+            }
+            list.ifindex[n] = ifindex;
+            list.len = n as u32 + 1;
+            self.vni_ports
+                .insert(vni, list, 0)
+                .map_err(map_err(names::VNI_PORTS))?;
+        }
+        self.ports
+            .insert(PortKey::untagged(ifindex), PortInfo { vni, flags: 0 }, 0)
+            .map_err(map_err(names::PORTS))
+    }
+
+    /// Removes access port `ifname` from the maps, detaches its programs and
+    /// flushes the FDB entries that point to it.
+    pub fn port_del(&mut self, ifname: &str) -> Result<()> {
+        let ifindex =
+            sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
+        if self.port_vni(ifindex).is_none() {
+            return Err(GatewayError::NotAPort(ifname.into()));
+        }
+        self.port_del_index(ifindex, ifname)
+    }
+
+    fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
+        crate::loader::detach(&self.pins, ifindex)
+            .map_err(|e| GatewayError::Attach(format!("{ifname}: {e:#}")))?;
+        if let Some(vni) = self.port_vni(ifindex) {
+            if let Ok(mut list) = self.vni_ports.get(&vni, 0) {
+                let n = (list.len as usize).min(MAX_VNI_PORTS);
+                let kept: Vec<u32> = list.ifindex[..n]
+                    .iter()
+                    .copied()
+                    .filter(|&i| i != ifindex)
+                    .collect();
+                list.ifindex = [0; MAX_VNI_PORTS];
+                list.ifindex[..kept.len()].copy_from_slice(&kept);
+                list.len = kept.len() as u32;
+                self.vni_ports
+                    .insert(vni, list, 0)
+                    .map_err(map_err(names::VNI_PORTS))?;
+            }
+        }
+        let _ = self.ports.remove(&PortKey::untagged(ifindex));
+        self.set_xdp_tx(ifindex, false)?;
+        let stale: Vec<FdbKey> = self
+            .fdb
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, e)| e.kind == FDB_KIND_LOCAL && e.ifindex == ifindex)
+            .map(|(k, _)| k)
+            .collect();
+        for k in stale {
+            self.fdb_remove_counted(&k);
+        }
+        Ok(())
+    }
+
+    // ---- flood lists ----------------------------------------------------
+
+    pub fn flood_list(&self, vni: u32) -> Vec<IpAddr> {
+        self.flood
+            .get(&vni, 0)
+            .map(|l| l.members().iter().filter_map(from_vtep).collect())
+            .unwrap_or_default()
+    }
+
+    /// `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
+    pub fn flood_add(&mut self, vni: u32, dst: IpAddr) -> Result<()> {
+        self.vni_info(vni)?;
+        let mut list = self.flood.get(&vni, 0).unwrap_or_default();
+        let member = to_vtep(dst);
+        if list.contains(&member) {
+            return Err(GatewayError::FloodMemberExists { dst, vni });
+        }
+        let n = list.members().len();
+        if n == MAX_FLOOD {
+            return Err(GatewayError::FloodListFull(vni));
+        }
+        list.vteps[n] = member;
+        list.len = n as u32 + 1;
+        self.flood
+            .insert(vni, list, 0)
+            .map_err(map_err(names::FLOOD))
+    }
+
+    /// `bridge fdb del 00:00:00:00:00:00 ... [dst IP]`: one member, or with
+    /// no `dst` the whole list.
+    pub fn flood_del(&mut self, vni: u32, dst: Option<IpAddr>) -> Result<()> {
+        self.vni_info(vni)?;
+        let list = self.flood.get(&vni, 0).unwrap_or_default();
+        let kept: Vec<VtepAddr> = match dst {
+            None => Vec::new(),
+            Some(d) => {
+                let member = to_vtep(d);
+                if !list.contains(&member) {
+                    return Err(GatewayError::NoSuchFloodMember { dst: d, vni });
+                }
+                list.members()
+                    .iter()
+                    .copied()
+                    .filter(|m| *m != member)
+                    .collect()
+            }
+        };
+        self.flood_set(vni, &kept)
+    }
+
+    /// Sets the whole flood list of `vni`.
+    pub fn flood_set(&mut self, vni: u32, members: &[VtepAddr]) -> Result<()> {
+        if members.len() > MAX_FLOOD {
+            return Err(GatewayError::FloodListFull(vni));
+        }
+        let mut list = FloodList::default();
+        list.vteps[..members.len()].copy_from_slice(members);
+        list.len = members.len() as u32;
+        self.flood
+            .insert(vni, list, 0)
+            .map_err(map_err(names::FLOOD))
+    }
+
+    // ---- FDB ------------------------------------------------------------
+
+    pub fn fdb_get(&self, vni: u32, mac: Mac) -> Option<FdbEntry> {
+        self.fdb.get(&FdbKey::new(vni, mac.0), 0).ok()
+    }
+
+    /// Adds or replaces a static entry (`bridge fdb add|replace`).
+    pub fn fdb_set(&mut self, vni: u32, mac: Mac, entry: FdbEntry, mode: SetMode) -> Result<()> {
+        self.vni_info(vni)?;
+        if mac.is_multicast() || mac.is_zero() {
+            return Err(GatewayError::Invalid(format!(
+                "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
+            )));
+        }
+        if let FdbEntry {
+            kind: FDB_KIND_LOCAL,
+            ifindex,
+            ..
+        } = entry
+        {
+            if self.port_vni(ifindex) != Some(vni) {
+                let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+                return Err(GatewayError::Invalid(format!(
+                    "{name} is not an access port of VNI {vni}"
+                )));
+            }
+        }
+        let key = FdbKey::new(vni, mac.0);
+        let old = self.fdb.get(&key, 0).ok();
+        if let Some(old) = old {
+            if old.flags & FDB_F_FOLLOWED != 0 && entry.flags & FDB_F_FOLLOWED == 0 {
+                return Err(GatewayError::Followed { mac, vni });
+            }
+            if mode == SetMode::Add {
+                return Err(GatewayError::EntryExists { mac, vni });
+            }
+        }
+        self.fdb
+            .insert(key, entry, 0)
+            .map_err(map_err(names::FDB))?;
+        if old.is_some_and(|o| o.flags & FDB_F_LEARNED != 0) {
+            self.learned_add(vni, -1);
+        }
+        Ok(())
+    }
+
+    /// Deletes an entry (`bridge fdb del`).
+    pub fn fdb_del(&mut self, vni: u32, mac: Mac) -> Result<()> {
+        self.vni_info(vni)?;
+        let key = FdbKey::new(vni, mac.0);
+        let Ok(old) = self.fdb.get(&key, 0) else {
+            return Err(GatewayError::NoSuchEntry { mac, vni });
+        };
+        if old.flags & FDB_F_FOLLOWED != 0 {
+            return Err(GatewayError::Followed { mac, vni });
+        }
+        self.fdb_remove_counted(&key);
+        Ok(())
+    }
+
+    /// Removes an entry, keeping the VNI's learned count right.
+    fn fdb_remove_counted(&mut self, key: &FdbKey) {
+        if let Ok(old) = self.fdb.get(key, 0) {
+            if self.fdb.remove(key).is_ok() && old.flags & FDB_F_LEARNED != 0 {
+                self.learned_add(key.vni, -1);
+            }
+        }
+    }
+
+    fn learned_add(&mut self, vni: u32, delta: i64) {
+        if let Ok(n) = self.learned.get(&vni, 0) {
+            let _ = self.learned.insert(vni, n.saturating_add_signed(delta), 0);
+        }
+    }
+
+    /// Every FDB entry (and flood-list member) of `vni`, or of all VNIs.
+    pub fn fdb_rows(&self, vni: Option<u32>, now_ns: u64) -> Vec<FdbRow> {
+        let mut rows: Vec<FdbRow> = self
+            .fdb
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(k, _)| vni.is_none_or(|v| v == k.vni))
+            .map(|(k, e)| FdbRow {
+                mac: Mac(k.mac),
+                vni: k.vni,
+                place: if e.kind == FDB_KIND_LOCAL {
+                    Place::Port {
+                        ifindex: e.ifindex,
+                        ifname: sys::ifname(e.ifindex)
+                            .unwrap_or_else(|| format!("if{}", e.ifindex)),
+                    }
+                } else {
+                    Place::Remote(
+                        from_vtep(&e.remote).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                    )
+                },
+                flags: e.flags,
+                age: (e.flags & FDB_F_LEARNED != 0)
+                    .then(|| now_ns.saturating_sub(e.last_seen_ns) / 1_000_000_000),
+                flood: false,
+            })
+            .collect();
+        let vnis = match vni {
+            Some(v) => vec![v],
+            None => self.vni_ids(),
+        };
+        for v in vnis {
+            for dst in self.flood_list(v) {
+                rows.push(FdbRow {
+                    mac: Mac::ZERO,
+                    vni: v,
+                    place: Place::Remote(dst),
+                    flags: FDB_F_STATIC,
+                    age: None,
+                    flood: true,
+                });
+            }
+        }
+        rows.sort_by(|a, b| (a.vni, a.flood, a.mac).cmp(&(b.vni, b.flood, b.mac)));
+        rows
+    }
+
+    /// Removes learned entries older than their VNI's `ageing`, and
+    /// recounts each VNI's learned MACs. Returns how many were aged out.
+    pub fn age(&mut self, now_ns: u64) -> usize {
+        let ageing: BTreeMap<u32, u32> = self
+            .vnis
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(v, i)| (v, i.ageing_secs))
+            .collect();
+        let mut counts: BTreeMap<u32, u64> = ageing.keys().map(|&v| (v, 0)).collect();
+        let mut expired = Vec::new();
+        for (k, e) in self.fdb.iter().filter_map(|r| r.ok()) {
+            if e.flags & FDB_F_LEARNED == 0 {
+                continue;
+            }
+            let limit = ageing.get(&k.vni).copied().unwrap_or(0);
+            let age_ns = now_ns.saturating_sub(e.last_seen_ns);
+            if limit != 0 && age_ns > u64::from(limit) * 1_000_000_000 {
+                expired.push((k, e));
+            } else {
+                *counts.entry(k.vni).or_default() += 1;
+            }
+        }
+        let mut removed = 0;
+        for (k, seen) in expired {
+            // Re-read: the datapath may have refreshed it since.
+            match self.fdb.get(&k, 0) {
+                Ok(e) if e == seen => {
+                    if self.fdb.remove(&k).is_ok() {
+                        removed += 1;
+                    }
+                }
+                Ok(_) => *counts.entry(k.vni).or_default() += 1,
+                Err(_) => {}
+            }
+        }
+        for (vni, n) in counts {
+            if self.vni_exists(vni) {
+                let _ = self.learned.insert(vni, n, 0);
+            }
+        }
+        removed
+    }
+
+    /// Every remote VTEP this gateway sends to (flood lists and FDB).
+    pub fn remote_vteps(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .fdb
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, e)| e.kind != FDB_KIND_LOCAL)
+            .filter_map(|(_, e)| from_vtep(&e.remote))
+            .collect();
+        for vni in self.vni_ids() {
+            v.extend(self.flood_list(vni));
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    // ---- neighbours -----------------------------------------------------
+
+    pub fn neigh_set(&mut self, nh: IpAddr, n: &NeighEntry) -> Result<()> {
+        self.neigh
+            .insert(to_vtep(nh), n, 0)
+            .map_err(map_err(names::NEIGH))
+    }
+
+    pub fn neigh_del(&mut self, nh: IpAddr) {
+        let _ = self.neigh.remove(&to_vtep(nh));
+    }
+
+    pub fn neigh_keys(&self) -> Vec<IpAddr> {
+        self.neigh
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter_map(|k| from_vtep(&k))
+            .collect()
+    }
+
+    // ---- counters -------------------------------------------------------
+
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        for r in self.vni_stats.iter() {
+            let (vni, per_cpu) = r.map_err(map_err(names::VNI_STATS))?;
+            let mut sum = VniCounters::default();
+            for c in per_cpu.iter() {
+                sum.add(c);
+            }
+            s.vnis.insert(vni, sum);
+        }
+        for code in 0..REASON_COUNT {
+            let per_cpu = self
+                .reasons
+                .get(&code, 0)
+                .map_err(map_err(names::REASONS))?;
+            let n: u64 = per_cpu.iter().sum();
+            if let Some(r) = Reason::from_code(code) {
+                s.reasons.push((r, n));
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,188 @@
+//! Loading the datapath, attaching it to interfaces, and taking it down.
+//!
+//! The object is loaded with every map pinned by name under `<pin>/maps`
+//! (an existing pin is reused: that is how a restart or an upgrade keeps the
+//! FDB), its programs are pinned under `<pin>/progs`, and each attachment is
+//! a BPF link pinned under `<pin>/links` (`xdp-IFINDEX`, `tc-IFINDEX`). A new
+//! `vtep run` replaces the program of an existing link atomically
+//! (`bpf_link_update`), so forwarding never stops across a restart.
+
+use std::{io, path::Path};
+
+use anyhow::{Context as _, Result};
+use aya::{
+    EbpfLoader,
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, LinkError, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
+        xdp::XdpLink,
+    },
+    sys::SyscallError,
+};
+use vtep_common::{names, programs};
+
+use crate::gateway::Pins;
+
+/// The eBPF object, built by build.rs from the vtep-ebpf crate.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-ebpf"));
+
+/// Which programs an interface gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Uplink,
+    AccessPort,
+}
+
+impl Role {
+    fn programs(self) -> (&'static str, &'static str) {
+        match self {
+            Role::Uplink => (programs::UPLINK_XDP, programs::UPLINK_TC),
+            Role::AccessPort => (programs::ACCESS_XDP, programs::ACCESS_TC),
+        }
+    }
+}
+
+/// Loads the datapath: maps reused from (or pinned to) `<pin>/maps`,
+/// programs verified and (re)pinned to `<pin>/progs`. Returns true when
+/// existing maps were adopted.
+pub fn load(pins: &Pins) -> Result<bool> {
+    for dir in [pins.maps(), pins.progs(), pins.links()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let adopted = pins.map(names::FDB).exists();
+    let mut loader = EbpfLoader::new();
+    for name in names::PINNED {
+        loader.map_pin_path(name, pins.map(name));
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object (maps)")?;
+    for name in [programs::UPLINK_XDP, programs::ACCESS_XDP] {
+        let prog: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?;
+        prog.load()
+            .with_context(|| format!("loading program {name} (verifier)"))?;
+        repin(pins, name, |p| prog.pin(p))?;
+    }
+    for name in [programs::UPLINK_TC, programs::ACCESS_TC] {
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?;
+        prog.load()
+            .with_context(|| format!("loading program {name} (verifier)"))?;
+        repin(pins, name, |p| prog.pin(p))?;
+    }
+    Ok(adopted)
+}
+
+fn repin(
+    pins: &Pins,
+    name: &str,
+    pin: impl FnOnce(&Path) -> Result<(), aya::pin::PinError>,
+) -> Result<()> {
+    let path = pins.prog(name);
+    remove_pin(&path)?;
+    pin(&path).with_context(|| format!("pinning {}", path.display()))
+}
+
+fn remove_pin(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// The pinned link at `path`, if there is one.
+fn pinned_link(path: &Path) -> Result<Option<FdLink>> {
+    match PinnedLink::from_pin(path) {
+        Ok(l) => Ok(Some(FdLink::from(l))),
+        Err(LinkError::SyscallError(SyscallError { io_error, .. }))
+            if io_error.kind() == io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+}
+
+/// Attaches the programs of `role` to `ifname`: TC first, so that the XDP
+/// program never passes a frame its TC companion is not there to take. An
+/// existing attachment (a previous `vtep run`) gets the new program
+/// atomically.
+pub fn attach(pins: &Pins, ifname: &str, ifindex: u32, role: Role) -> Result<()> {
+    let (xdp, tc) = role.programs();
+    attach_tc(pins, tc, ifname, ifindex)
+        .with_context(|| format!("{ifname}: attaching {tc} (TC ingress)"))?;
+    attach_xdp(pins, xdp, ifindex).with_context(|| format!("{ifname}: attaching {xdp} (XDP)"))?;
+    Ok(())
+}
+
+fn attach_tc(pins: &Pins, name: &str, ifname: &str, ifindex: u32) -> Result<()> {
+    let mut prog = SchedClassifier::from_pin(pins.prog(name))?;
+    let path = pins.link("tc", ifindex);
+    if let Some(old) = pinned_link(&path)? {
+        let link = SchedClassifierLink::try_from(old)?;
+        let id = prog.attach_to_link(link)?;
+        drop(prog.take_link(id)?);
+        return Ok(());
+    }
+    let id = prog.attach_with_options(
+        ifname,
+        TcAttachType::Ingress,
+        TcAttachOptions::TcxOrder(LinkOrder::default()),
+    )?;
+    let link: FdLink = prog.take_link(id)?.try_into()?;
+    link.pin(&path)
+        .with_context(|| format!("pinning {}", path.display()))?;
+    Ok(())
+}
+
+fn attach_xdp(pins: &Pins, name: &str, ifindex: u32) -> Result<()> {
+    let mut prog = Xdp::from_pin(pins.prog(name), aya_obj::programs::XdpAttachType::Interface)?;
+    let path = pins.link("xdp", ifindex);
+    if let Some(old) = pinned_link(&path)? {
+        let link = XdpLink::try_from(old)?;
+        let id = prog.attach_to_link(link)?;
+        drop(prog.take_link(id)?);
+        return Ok(());
+    }
+    let id = prog.attach_to_if_index(ifindex, XdpMode::default())?;
+    let link: FdLink = prog.take_link(id)?.try_into()?;
+    link.pin(&path)
+        .with_context(|| format!("pinning {}", path.display()))?;
+    Ok(())
+}
+
+/// Detaches everything vtep attached to `ifindex` (XDP first, then TC).
+pub fn detach(pins: &Pins, ifindex: u32) -> Result<()> {
+    remove_pin(&pins.link("xdp", ifindex))?;
+    remove_pin(&pins.link("tc", ifindex))
+}
+
+/// Takes the gateway down: detaches every link, removes every pin.
+pub fn down(pins: &Pins) -> Result<usize> {
+    let mut removed = 0;
+    for dir in [pins.links(), pins.progs(), pins.maps()] {
+        let mut entries: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+        };
+        // XDP links before TC links, like `detach`.
+        entries.sort_by_key(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("xdp-"))
+        });
+        for p in entries {
+            remove_pin(&p)?;
+            removed += 1;
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(removed)
+}
