@@ -129,6 +129,7 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
         return drop(Reason::BadSourceMac);
     }
     learn(
+        ctx,
         vni,
         info,
         inner_eth.src_addr,

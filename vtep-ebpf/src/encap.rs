@@ -61,7 +61,7 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
     if !is_valid_source(&eth.src_addr) {
         return drop(Reason::BadSourceMac);
     }
-    learn(vni, info, eth.src_addr, FdbEntry::local(ifindex, 0, 0));
+    learn(ctx, vni, info, eth.src_addr, FdbEntry::local(ifindex, 0, 0));
 
     let len = (ctx.data_end() - ctx.data()) as u64;
     if is_multicast(&eth.dst_addr) {
@@ -199,7 +199,7 @@ fn encap(
     let Some(local) = ul.local.as_v4() else {
         return drop(Reason::NoUnderlay);
     };
-    let Some(keys) = flow_keys(ctx.data(), ctx.data_end(), 0) else {
+    let Some(keys) = flow_keys(ctx, 0) else {
         return drop(Reason::Truncated);
     };
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);

@@ -22,18 +22,18 @@ use aya_ebpf::{
     helpers::generated::{bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
     programs::TcContext,
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, Reason,
     header::{
-        ENCAP_V4_LEN, ETH_LEN, ETH_P_IP, EncapV4, FlowKeys, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN,
-        IPV4_MF, IPV4_OFFSET_MASK, UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, source_port,
+        ENCAP_V4_LEN, EncapV4, IPV4_LEN, UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash,
+        source_port,
     },
 };
 
 use crate::{
     encap::{Route, next_hop},
     maps::{Dir, FLOOD, VNI_PORTS, count, count_vni, underlay},
+    parse::flow_keys,
 };
 
 /// The metadata `vtep_uplink` or `vtep_access` left in front of the frame.
@@ -59,32 +59,32 @@ fn meta(ctx: &TcContext) -> Option<Meta> {
 
 pub fn try_uplink_tc(ctx: &TcContext) -> Result<i32, ()> {
     let Some(m) = meta(ctx) else {
-        return Ok(TC_ACT_OK as i32);
+        return Ok(TC_ACT_OK);
     };
     match m.action {
         META_FLOOD => {
             flood_local(ctx, m.vni, 0);
-            Ok(TC_ACT_SHOT as i32)
+            Ok(TC_ACT_SHOT)
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
-        _ => Ok(TC_ACT_SHOT as i32),
+        _ => Ok(TC_ACT_SHOT),
     }
 }
 
 pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
     let Some(m) = meta(ctx) else {
-        return Ok(TC_ACT_OK as i32);
+        return Ok(TC_ACT_OK);
     };
     match m.action {
         META_FLOOD => {
             flood_local(ctx, m.vni, m.ifindex);
             flood_remote(ctx, m.vni);
-            Ok(TC_ACT_SHOT as i32)
+            Ok(TC_ACT_SHOT)
         }
         META_NEIGH => {
             let Some(ul) = underlay() else {
                 count(Reason::NoUnderlay);
-                return Ok(TC_ACT_SHOT as i32);
+                return Ok(TC_ACT_SHOT);
             };
             // SAFETY: no next-hop parameters: the kernel routes the packet
             // and resolves the neighbour itself.
@@ -94,7 +94,7 @@ pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
             )
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
-        _ => Ok(TC_ACT_SHOT as i32),
+        _ => Ok(TC_ACT_SHOT),
     }
 }
 
@@ -133,40 +133,6 @@ fn clone_to(ctx: &TcContext, ifindex: u32, vni: u32, dir: Dir, len: u64) {
     }
 }
 
-/// The flow keys of the frame, read with `bpf_skb_load_bytes` (the frame may
-/// not be linear).
-#[inline(always)]
-fn flow_keys(ctx: &TcContext) -> FlowKeys {
-    let mut k = FlowKeys::default();
-    let Ok(eth) = ctx.load::<EthHdr>(0) else {
-        return k;
-    };
-    k.dst_mac = eth.dst_addr;
-    k.src_mac = eth.src_addr;
-    k.ether_type = u16::from_be(eth.ether_type);
-    if k.ether_type != ETH_P_IP {
-        return k;
-    }
-    let Ok(ip) = ctx.load::<Ipv4Hdr>(ETH_LEN) else {
-        return k;
-    };
-    k.proto = ip.proto;
-    k.src_ip = ip.src_addr;
-    k.dst_ip = ip.dst_addr;
-    let ihl = ((ip.vihl & 0x0f) as usize) * 4;
-    let frag = u16::from_be_bytes(ip.frags);
-    if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
-        && frag & (IPV4_MF | IPV4_OFFSET_MASK) == 0
-        && ihl >= IPV4_LEN
-    {
-        if let Ok(p) = ctx.load::<[u8; 4]>(ETH_LEN + ihl) {
-            k.src_port = u16::from_be_bytes([p[0], p[1]]);
-            k.dst_port = u16::from_be_bytes([p[2], p[3]]);
-        }
-    }
-    k
-}
-
 /// Sends one encapsulated copy of the frame to every remote VTEP in the
 /// flood list of `vni`. The frame grows an outer header once; each copy
 /// rewrites it before it is cloned.
@@ -187,7 +153,7 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
         count(Reason::NoUnderlay);
         return;
     };
-    let keys = flow_keys(ctx);
+    let keys = flow_keys(ctx, 0).unwrap_or_default();
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = ctx.len() as u16;
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;

@@ -6,8 +6,13 @@
 //! (one write per second per MAC, not per packet); a new MAC is learned only
 //! while the VNI is under its `maxaddress`, and counted.
 
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::generated::bpf_ktime_get_coarse_ns};
-use vtep_common::{FDB_F_LEARNED, FdbEntry, FdbKey, Reason, VNI_F_LEARNING, VniInfo};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST, helpers::generated::bpf_ktime_get_coarse_ns, programs::XdpContext,
+};
+use aya_log_ebpf::{debug, info};
+use vtep_common::{
+    FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, Reason, VNI_F_LEARNING, VniInfo,
+};
 
 use crate::maps::{FDB, VNI_LEARNED, count};
 
@@ -16,14 +21,15 @@ use crate::maps::{FDB, VNI_LEARNED, count};
 const REFRESH_NS: u64 = 1_000_000_000;
 
 /// Learns that `mac` in `vni` is at `place` (a local port or a remote VTEP,
-/// given as an entry with `last_seen_ns` 0).
+/// given as an entry with `last_seen_ns` 0). Logs (aya-log) a new MAC at
+/// debug level and a move at info level; the daemon sets the level.
 #[inline(always)]
-pub fn learn(vni: u32, info: &VniInfo, mac: [u8; 6], place: FdbEntry) {
+pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: FdbEntry) {
     if info.flags & VNI_F_LEARNING == 0 {
         return;
     }
     let key = FdbKey::new(vni, mac);
-    if let Some(e) = FDB.get_ptr_mut(&key) {
+    if let Some(e) = FDB.get_ptr_mut(key) {
         // SAFETY: a live map value; a racing writer can at worst tear the
         // timestamp of a learned entry, which the next packet refreshes.
         let e = unsafe { &mut *e };
@@ -37,6 +43,7 @@ pub fn learn(vni: u32, info: &VniInfo, mac: [u8; 6], place: FdbEntry) {
             moved.flags = FDB_F_LEARNED;
             moved.last_seen_ns = now;
             *e = moved;
+            log_place(ctx, vni, &mac, &place, true);
         } else if now.wrapping_sub(e.last_seen_ns) > REFRESH_NS {
             e.last_seen_ns = now;
         }
@@ -58,15 +65,16 @@ pub fn learn(vni: u32, info: &VniInfo, mac: [u8; 6], place: FdbEntry) {
     entry.flags = FDB_F_LEARNED;
     // SAFETY: helper without arguments.
     entry.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
-    match FDB.insert(&key, &entry, u64::from(BPF_NOEXIST)) {
+    match FDB.insert(key, entry, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
+            log_place(ctx, vni, &mac, &place, false);
             if let Some(n) = learned {
                 // SAFETY: a live map value, shared between CPUs.
                 unsafe { atomic_inc(n) };
             }
         }
-        // Another CPU learned it first: nothing to do.
-        Err(e) if e == -17 => {}
+        // -EEXIST: another CPU learned it first; nothing to do.
+        Err(-17) => {}
         Err(_) => count(Reason::FdbFull),
     }
 }
@@ -87,5 +95,23 @@ unsafe fn atomic_inc(counter: *mut u64) {
             v = in(reg) 1u64,
             options(nostack),
         );
+    }
+}
+
+#[inline(always)]
+fn log_place(ctx: &XdpContext, vni: u32, mac: &[u8; 6], place: &FdbEntry, moved: bool) {
+    let r = place.remote.addr;
+    let vtep = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+    match (place.kind == FDB_KIND_LOCAL, moved) {
+        (true, true) => info!(
+            ctx,
+            "vni {}: {:mac} moved to port {}", vni, *mac, place.ifindex
+        ),
+        (false, true) => info!(ctx, "vni {}: {:mac} moved to vtep {:i}", vni, *mac, vtep),
+        (true, false) => debug!(
+            ctx,
+            "vni {}: learned {:mac} on port {}", vni, *mac, place.ifindex
+        ),
+        (false, false) => debug!(ctx, "vni {}: learned {:mac} at vtep {:i}", vni, *mac, vtep),
     }
 }

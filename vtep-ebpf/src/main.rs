@@ -44,13 +44,13 @@ pub fn vtep_access(ctx: XdpContext) -> u32 {
 /// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.
 #[classifier]
 pub fn vtep_uplink_tc(ctx: TcContext) -> i32 {
-    flood::try_uplink_tc(&ctx).unwrap_or(TC_ACT_SHOT as i32)
+    flood::try_uplink_tc(&ctx).unwrap_or(TC_ACT_SHOT)
 }
 
 /// Access-port TC ingress: floods, and finishes what `vtep_access` passed.
 #[classifier]
 pub fn vtep_access_tc(ctx: TcContext) -> i32 {
-    flood::try_access_tc(&ctx).unwrap_or(TC_ACT_SHOT as i32)
+    flood::try_access_tc(&ctx).unwrap_or(TC_ACT_SHOT)
 }
 
 #[cfg(not(test))]

@@ -6,11 +6,16 @@
 
 use core::mem::size_of;
 
-use aya_ebpf::{helpers::generated::bpf_xdp_adjust_meta, programs::XdpContext};
+use aya_ebpf::{
+    helpers::generated::bpf_xdp_adjust_meta,
+    programs::{TcContext, XdpContext},
+};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     META_MAGIC, Meta,
-    header::{ETH_LEN, ETH_P_IP, FlowKeys, IPPROTO_TCP, IPPROTO_UDP, IPV4_MF, IPV4_OFFSET_MASK},
+    header::{
+        ETH_LEN, ETH_P_IP, FlowKeys, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN, IPV4_MF, IPV4_OFFSET_MASK,
+    },
 };
 
 /// A `T` at `offset` bytes into the packet `[start, end)`, if it fits.
@@ -36,6 +41,27 @@ pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
     Some(unsafe { p.read_unaligned() })
 }
 
+/// A frame that header fields can be read from: an XDP frame (direct,
+/// bounds-checked access) or an skb (`bpf_skb_load_bytes`, which also
+/// reaches a non-linear part).
+pub trait Frame {
+    fn read_at<T: Copy>(&self, offset: usize) -> Option<T>;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
+        read(self, offset)
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
+        self.load(offset).ok()
+    }
+}
+
 /// Writes `meta` in front of the frame for the TC program.
 #[inline(always)]
 pub fn set_meta(ctx: &XdpContext, action: u32, vni: u32, ifindex: u32) -> Option<()> {
@@ -58,13 +84,11 @@ pub fn set_meta(ctx: &XdpContext, action: u32, vni: u32, ifindex: u32) -> Option
     Some(())
 }
 
-/// The flow keys of the Ethernet frame at `offset` of `[start, end)`:
-/// MACs, and for IPv4 the addresses, protocol and L4 ports.
+/// The flow keys of the Ethernet frame at `offset`: MACs, and for IPv4 the
+/// addresses, protocol and L4 ports (not of fragments).
 #[inline(always)]
-pub fn flow_keys(start: usize, end: usize, offset: usize) -> Option<FlowKeys> {
-    let eth: *const EthHdr = ptr_at(start, end, offset)?;
-    // SAFETY: bounds checked by ptr_at.
-    let eth = unsafe { eth.read_unaligned() };
+pub fn flow_keys(frame: &impl Frame, offset: usize) -> Option<FlowKeys> {
+    let eth: EthHdr = frame.read_at(offset)?;
     let mut k = FlowKeys {
         dst_mac: eth.dst_addr,
         src_mac: eth.src_addr,
@@ -74,11 +98,9 @@ pub fn flow_keys(start: usize, end: usize, offset: usize) -> Option<FlowKeys> {
     if k.ether_type != ETH_P_IP {
         return Some(k);
     }
-    let Some(ip) = ptr_at::<Ipv4Hdr>(start, end, offset + ETH_LEN) else {
+    let Some(ip) = frame.read_at::<Ipv4Hdr>(offset + ETH_LEN) else {
         return Some(k);
     };
-    // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { ip.read_unaligned() };
     k.proto = ip.proto;
     k.src_ip = ip.src_addr;
     k.dst_ip = ip.dst_addr;
@@ -86,14 +108,11 @@ pub fn flow_keys(start: usize, end: usize, offset: usize) -> Option<FlowKeys> {
     let ihl = ((ip.vihl & 0x0f) as usize) * 4;
     if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
         && frag & (IPV4_MF | IPV4_OFFSET_MASK) == 0
-        && ihl >= 20
+        && ihl >= IPV4_LEN
+        && let Some(p) = frame.read_at::<[u8; 4]>(offset + ETH_LEN + ihl)
     {
-        if let Some(ports) = ptr_at::<[u8; 4]>(start, end, offset + ETH_LEN + ihl) {
-            // SAFETY: bounds checked by ptr_at.
-            let p = unsafe { ports.read_unaligned() };
-            k.src_port = u16::from_be_bytes([p[0], p[1]]);
-            k.dst_port = u16::from_be_bytes([p[2], p[3]]);
-        }
+        k.src_port = u16::from_be_bytes([p[0], p[1]]);
+        k.dst_port = u16::from_be_bytes([p[2], p[3]]);
     }
     Some(k)
 }

@@ -166,7 +166,7 @@ fn parse_vni(what: &str, s: &str) -> Result<u32> {
     let v: i64 = s
         .parse()
         .with_context(|| format!("{what}: VNI {s:?} is not a number"))?;
-    Ok(check_vni("vni", v).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason))?)
+    check_vni("vni", v).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason))
 }
 
 fn on_off(what: &str, k: &str, v: &str) -> Result<bool> {

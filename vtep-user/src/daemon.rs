@@ -22,9 +22,11 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
         .with_context(|| format!("config {}", config_path.display()))?;
     let resolved =
         control::resolve(&cfg).with_context(|| format!("config {}", config_path.display()))?;
+    let _lock = sys::lock_pin_path(pin_path)?;
     sys::ensure_bpffs(pin_path)?;
     let pins = Pins::new(pin_path);
-    let adopted = loader::load(&pins)?;
+    let loaded = loader::load(&pins)?;
+    let adopted = loaded.adopted;
     let mut gw = Gateway::open(pin_path)?;
     control::apply(&mut gw, &cfg, &resolved)?;
     control::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
@@ -53,7 +55,7 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
             cfg.underlay.interface
         );
     }
-    rt.block_on(housekeeping(gw, ul))?;
+    rt.block_on(housekeeping(gw, ul, loaded.log))?;
     log::info!(
         "vtep daemon stopped; the datapath keeps forwarding (`vtep down --pin-path {}` removes it)",
         pin_path.display()
@@ -61,7 +63,14 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn housekeeping(mut gw: Gateway, ul: vtep_common::Underlay) -> Result<()> {
+async fn housekeeping(
+    mut gw: Gateway,
+    ul: vtep_common::Underlay,
+    log: Option<loader::DatapathLog>,
+) -> Result<()> {
+    if let Some(log) = log {
+        tokio::spawn(print_datapath_log(log));
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
@@ -80,4 +89,27 @@ async fn housekeeping(mut gw: Gateway, ul: vtep_common::Underlay) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// Prints the programs' aya-log records as they come.
+async fn print_datapath_log(log: loader::DatapathLog) {
+    // SAFETY: the logger owns its ring buffer's fd, which stays open and the
+    // same for as long as the AsyncFd owns the logger.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(log, tokio::io::Interest::READABLE)
+    };
+    let mut fd = match registered {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("datapath log records unavailable: {e}");
+            return;
+        }
+    };
+    loop {
+        let Ok(mut guard) = fd.readable_mut().await else {
+            return;
+        };
+        guard.get_inner_mut().flush();
+        guard.clear_ready();
+    }
 }

@@ -407,13 +407,13 @@ impl Gateway {
         if ifindex == uplink {
             return Err(GatewayError::IsUplink(ifname.into()));
         }
-        if let Some(old) = self.port_vni(ifindex) {
-            if old != vni {
-                return Err(GatewayError::PortInUse {
-                    ifname: ifname.into(),
-                    vni: old,
-                });
-            }
+        if let Some(old) = self.port_vni(ifindex)
+            && old != vni
+        {
+            return Err(GatewayError::PortInUse {
+                ifname: ifname.into(),
+                vni: old,
+            });
         }
         let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
         let n = (list.len as usize).min(MAX_VNI_PORTS);
@@ -446,21 +446,21 @@ impl Gateway {
     fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
         crate::loader::detach(&self.pins, ifindex)
             .map_err(|e| GatewayError::Attach(format!("{ifname}: {e:#}")))?;
-        if let Some(vni) = self.port_vni(ifindex) {
-            if let Ok(mut list) = self.vni_ports.get(&vni, 0) {
-                let n = (list.len as usize).min(MAX_VNI_PORTS);
-                let kept: Vec<u32> = list.ifindex[..n]
-                    .iter()
-                    .copied()
-                    .filter(|&i| i != ifindex)
-                    .collect();
-                list.ifindex = [0; MAX_VNI_PORTS];
-                list.ifindex[..kept.len()].copy_from_slice(&kept);
-                list.len = kept.len() as u32;
-                self.vni_ports
-                    .insert(vni, list, 0)
-                    .map_err(map_err(names::VNI_PORTS))?;
-            }
+        if let Some(vni) = self.port_vni(ifindex)
+            && let Ok(mut list) = self.vni_ports.get(&vni, 0)
+        {
+            let n = (list.len as usize).min(MAX_VNI_PORTS);
+            let kept: Vec<u32> = list.ifindex[..n]
+                .iter()
+                .copied()
+                .filter(|&i| i != ifindex)
+                .collect();
+            list.ifindex = [0; MAX_VNI_PORTS];
+            list.ifindex[..kept.len()].copy_from_slice(&kept);
+            list.len = kept.len() as u32;
+            self.vni_ports
+                .insert(vni, list, 0)
+                .map_err(map_err(names::VNI_PORTS))?;
         }
         let _ = self.ports.remove(&PortKey::untagged(ifindex));
         self.set_xdp_tx(ifindex, false)?;
@@ -559,13 +559,12 @@ impl Gateway {
             ifindex,
             ..
         } = entry
+            && self.port_vni(ifindex) != Some(vni)
         {
-            if self.port_vni(ifindex) != Some(vni) {
-                let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
-                return Err(GatewayError::Invalid(format!(
-                    "{name} is not an access port of VNI {vni}"
-                )));
-            }
+            let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+            return Err(GatewayError::Invalid(format!(
+                "{name} is not an access port of VNI {vni}"
+            )));
         }
         let key = FdbKey::new(vni, mac.0);
         let old = self.fdb.get(&key, 0).ok();
@@ -602,10 +601,11 @@ impl Gateway {
 
     /// Removes an entry, keeping the VNI's learned count right.
     fn fdb_remove_counted(&mut self, key: &FdbKey) {
-        if let Ok(old) = self.fdb.get(key, 0) {
-            if self.fdb.remove(key).is_ok() && old.flags & FDB_F_LEARNED != 0 {
-                self.learned_add(key.vni, -1);
-            }
+        if let Ok(old) = self.fdb.get(key, 0)
+            && self.fdb.remove(key).is_ok()
+            && old.flags & FDB_F_LEARNED != 0
+        {
+            self.learned_add(key.vni, -1);
         }
     }
 
@@ -658,7 +658,7 @@ impl Gateway {
                 });
             }
         }
-        rows.sort_by(|a, b| (a.vni, a.flood, a.mac).cmp(&(b.vni, b.flood, b.mac)));
+        rows.sort_by_key(|a| (a.vni, a.flood, a.mac));
         rows
     }
 

@@ -27,6 +27,12 @@ use crate::gateway::Pins;
 /// The eBPF object, built by build.rs from the vtep-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-ebpf"));
 
+/// The eBPF object vtep loads (for tools and tests that load it themselves,
+/// such as the BPF_PROG_TEST_RUN fixtures).
+pub fn object() -> &'static [u8] {
+    EBPF_OBJECT
+}
+
 /// Which programs an interface gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -43,15 +49,40 @@ impl Role {
     }
 }
 
+/// The eBPF programs' log records (aya-log), for the daemon to print.
+pub type DatapathLog = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// What [`load`] did.
+pub struct Loaded {
+    /// Existing pinned maps were adopted (a restart or an upgrade).
+    pub adopted: bool,
+    /// The programs' log records, when the log map could be opened.
+    pub log: Option<DatapathLog>,
+}
+
+/// The aya-log level the programs log at: the daemon's own level.
+fn datapath_log_level() -> u8 {
+    use aya_log_common::Level;
+    (match log::max_level() {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => Level::Error as u8,
+        log::LevelFilter::Warn => Level::Warn as u8,
+        log::LevelFilter::Info => Level::Info as u8,
+        log::LevelFilter::Debug => Level::Debug as u8,
+        log::LevelFilter::Trace => Level::Trace as u8,
+    }) as u8
+}
+
 /// Loads the datapath: maps reused from (or pinned to) `<pin>/maps`,
-/// programs verified and (re)pinned to `<pin>/progs`. Returns true when
-/// existing maps were adopted.
-pub fn load(pins: &Pins) -> Result<bool> {
+/// programs verified and (re)pinned to `<pin>/progs`.
+pub fn load(pins: &Pins) -> Result<Loaded> {
     for dir in [pins.maps(), pins.progs(), pins.links()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let adopted = pins.map(names::FDB).exists();
     let mut loader = EbpfLoader::new();
+    let level = datapath_log_level();
+    loader.override_global("AYA_LOG_LEVEL", &level, false);
     for name in names::PINNED {
         loader.map_pin_path(name, pins.map(name));
     }
@@ -76,7 +107,14 @@ pub fn load(pins: &Pins) -> Result<bool> {
             .with_context(|| format!("loading program {name} (verifier)"))?;
         repin(pins, name, |p| prog.pin(p))?;
     }
-    Ok(adopted)
+    let log = match aya_log::EbpfLogger::init(&mut ebpf) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("datapath log records unavailable: {e}");
+            None
+        }
+    };
+    Ok(Loaded { adopted, log })
 }
 
 fn repin(

@@ -268,3 +268,44 @@ fn set_feature(ifindex: u32, feature: Feature, on: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// An exclusive lock on a pin path: one `vtep run` per gateway. Held until
+/// dropped (the kernel releases it when the process exits, however it
+/// exits).
+pub struct RunLock {
+    _file: File,
+}
+
+/// Takes the run lock of `pin_path`, or says which process holds it.
+pub fn lock_pin_path(pin_path: &Path) -> anyhow::Result<RunLock> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let dir = Path::new("/run/vtep");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name: String = pin_path
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c == '/' { '%' } else { c })
+        .collect();
+    let path = dir.join(format!("{name}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: a valid fd we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "another `vtep run` (pid {}) manages the gateway at {}; stop it first",
+            holder.trim(),
+            pin_path.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(RunLock { _file: file })
+}
