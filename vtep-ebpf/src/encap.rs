@@ -171,9 +171,12 @@ pub fn next_hop(
             _ => return Err(Reason::NoRoute),
         }
     }
+    // The FIB checked the MTU itself; the fallback checks the uplink's.
+    if ip_len > ul.mtu {
+        return Err(Reason::MtuExceeded);
+    }
     // SAFETY: a live map value, read only.
     match unsafe { NEIGH.get(VtepAddr::v4(remote)) } {
-        Some(_) if ip_len > ul.mtu => Err(Reason::MtuExceeded),
         Some(n) => Ok(Route::Resolved(NextHop {
             dmac: n.dmac,
             smac: n.smac,

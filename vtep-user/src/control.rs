@@ -212,3 +212,46 @@ pub fn resolve_neighbours(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &Underlay) {
         }
     }
 }
+
+/// Follows changes of the uplink that the datapath depends on: its MAC, its
+/// MTU, and whether forwarding is on (which decides `bpf_fib_lookup`).
+pub fn refresh_underlay(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &mut Underlay, uplink: &str) {
+    let Ok((mac, mtu)) = rtnl.link_mac_mtu(ul.uplink_ifindex) else {
+        return;
+    };
+    let mut now = *ul;
+    now.uplink_mac = mac;
+    now.mtu = mtu.min(u32::from(u16::MAX)) as u16;
+    now.flags &= !UNDERLAY_F_FIB;
+    if sys::ipv4_forwarding(uplink) {
+        now.flags |= UNDERLAY_F_FIB;
+    }
+    if now != *ul {
+        log::info!(
+            "uplink {uplink} changed: mtu {}, forwarding {}",
+            now.mtu,
+            if now.flags & UNDERLAY_F_FIB != 0 {
+                "on (bpf_fib_lookup)"
+            } else {
+                "off"
+            }
+        );
+        match gw.set_underlay(&now) {
+            Ok(()) => *ul = now,
+            Err(e) => log::warn!("updating the underlay: {e}"),
+        }
+    }
+}
+
+/// Removes access ports whose interface is gone (a deleted container's
+/// veth), with their FDB entries.
+pub fn forget_vanished_ports(gw: &mut Gateway) {
+    for (ifindex, vni) in gw.port_list() {
+        if sys::ifname(ifindex).is_none() {
+            log::info!("access port {ifindex} of VNI {vni} is gone; removing it");
+            if let Err(e) = gw.port_del_index(ifindex, &format!("if{ifindex}")) {
+                log::warn!("removing vanished port {ifindex}: {e}");
+            }
+        }
+    }
+}

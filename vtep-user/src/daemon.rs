@@ -55,7 +55,12 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
             cfg.underlay.interface
         );
     }
-    rt.block_on(housekeeping(gw, ul, loaded.log))?;
+    rt.block_on(housekeeping(
+        gw,
+        ul,
+        cfg.underlay.interface.clone(),
+        loaded.log,
+    ))?;
     log::info!(
         "vtep daemon stopped; the datapath keeps forwarding (`vtep down --pin-path {}` removes it)",
         pin_path.display()
@@ -65,7 +70,8 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
 
 async fn housekeeping(
     mut gw: Gateway,
-    ul: vtep_common::Underlay,
+    mut ul: vtep_common::Underlay,
+    uplink: String,
     log: Option<loader::DatapathLog>,
 ) -> Result<()> {
     if let Some(log) = log {
@@ -82,6 +88,8 @@ async fn housekeeping(
                 if aged > 0 {
                     log::debug!("aged out {aged} learned MAC(s)");
                 }
+                control::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
+                control::forget_vanished_ports(&mut gw);
                 control::resolve_neighbours(&mut gw, &mut rtnl, &ul);
             }
             _ = term.recv() => break,

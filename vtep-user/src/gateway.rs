@@ -443,7 +443,8 @@ impl Gateway {
         self.port_del_index(ifindex, ifname)
     }
 
-    fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
+    /// Removes access port `ifindex` (named `ifname` in messages).
+    pub fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
         crate::loader::detach(&self.pins, ifindex)
             .map_err(|e| GatewayError::Attach(format!("{ifname}: {e:#}")))?;
         if let Some(vni) = self.port_vni(ifindex)
