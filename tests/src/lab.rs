@@ -1,0 +1,694 @@
+//! The namespace lab: hosts, an underlay switch and workloads built from network
+//! namespaces and veth pairs with `ip`, `bridge` and `ethtool`, and vtep daemons
+//! (or the kernel's vxlan driver) running in the hosts.
+//!
+//! Shape (see `/work/shared/notes/lab.md`):
+//!
+//! ```text
+//!  <p>-h1-t1-w1 [eth0]──[t1w1] <p>-h1 [uplink]──[h1]┐
+//!                                                   ├ br0  <p>-ul   (the "physical" underlay)
+//!  <p>-h2-t1-w1 [eth0]──[t1w1] <p>-h2 [uplink]──[h2]┘
+//! ```
+//!
+//! Safety: everything lives in namespaces this run created, named with a
+//! prefix `vt<pid>-<n>`; the underlay uses 198.18.0.0/24, tenants use the
+//! TEST-NETs, MACs are locally administered. [`Lab`]'s `Drop` ends every
+//! process in its namespaces, runs `vtep down`, unmounts its bpffs instances
+//! and deletes its namespaces, also when a test panics; [`sweep_stale`] removes
+//! what runs whose process died left behind. IPv6 is disabled in every lab
+//! namespace so that no router solicitation or MLD report wakes up learning or
+//! flooding behind a test's back.
+
+mod cmd;
+mod config;
+mod iperf;
+mod overlay;
+mod vtep;
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub use cmd::{Proc, Run, pid_alive, quietly, run, run_ok, set_trace, try_run, wait_until};
+pub use config::{FdbConfig, Underlay, VniConfig, VtepConfig};
+pub use iperf::Iperf;
+pub use overlay::{Flood, Interop, Overlay};
+pub use vtep::{Daemon, FdbEntry, ReasonCount, Stats, VniStats, vtep_bin};
+
+/// The uplink's name in every host namespace.
+pub const UPLINK: &str = "uplink";
+/// The underlay switch: a bridge in `<p>-ul`.
+pub const UNDERLAY_BRIDGE: &str = "br0";
+/// MTU of the underlay (the veths' default).
+pub const UNDERLAY_MTU: u32 = 1500;
+/// Bytes VXLAN over IPv4 adds to an inner Ethernet frame:
+/// outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+pub const VXLAN_OVERHEAD: u32 = 50;
+/// MTU of every workload interface: the rule is inner MTU = underlay MTU − 50,
+/// so that a full-size inner packet still fits the underlay once encapsulated.
+pub const OVERLAY_MTU: u32 = UNDERLAY_MTU - VXLAN_OVERHEAD;
+/// The VXLAN port (IANA).
+pub const VXLAN_PORT: u16 = 4789;
+/// The flood-list "MAC" of `fdb append` / `fdb show`.
+pub const FLOOD_MAC: &str = "00:00:00:00:00:00";
+
+/// Where the lab mounts one bpffs per vtep host (outside /sys, so that every
+/// `ip netns exec` sees the same instance).
+pub const PIN_ROOT: &str = "/run/vtep-lab";
+/// Where the lab keeps configurations and logs; kept after a failed run.
+pub const LOG_ROOT: &str = "/tmp/vtep-lab";
+
+/// Tools the lab shells out to (`cargo xtask setup` installs them).
+const TOOLS: [&str; 6] = ["ip", "bridge", "ethtool", "ping", "iperf3", "mount"];
+
+/// The underlay address of host `n`.
+pub fn underlay_ip(n: u8) -> String {
+    format!("198.18.0.{n}")
+}
+
+/// The /24 of tenant `t` (1, 2, 3): TEST-NET-1, -2, -3, without the last octet.
+pub fn tenant_net(t: u8) -> &'static str {
+    match t {
+        1 => "192.0.2",
+        2 => "198.51.100",
+        3 => "203.0.113",
+        _ => panic!("the lab has three tenant networks (1..=3), not {t}"),
+    }
+}
+
+/// A locally administered MAC naming host, tenant and workload: `02:00:00:hh:tt:kk`.
+pub fn mac(host: u8, tenant: u8, k: u8) -> String {
+    format!("02:00:00:{host:02x}:{tenant:02x}:{k:02x}")
+}
+
+/// What the lab says when it does not run as root.
+pub const NEEDS_ROOT: &str = "the vtep lab needs root (network namespaces, veth, bpffs, BPF): \
+     run it as root, e.g. `sudo -E cargo xtask test`";
+
+/// True if the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Panics with a clear message unless the process is root: namespaces, veths,
+/// bpffs and BPF programs all need it.
+pub fn require_root() {
+    assert!(is_root(), "{NEEDS_ROOT}");
+}
+
+fn require_tools() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<&str> = TOOLS
+        .into_iter()
+        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the vtep lab needs {missing:?} on PATH: run `cargo xtask setup`"
+    );
+}
+
+/// One network namespace of the lab.
+#[derive(Clone, Debug)]
+pub struct Netns {
+    pub name: String,
+    logs: PathBuf,
+}
+
+static LOG_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    /// `line` as run inside this namespace.
+    pub fn cmdline(&self, line: &str) -> String {
+        format!("ip netns exec {} {line}", self.name)
+    }
+
+    /// Runs `line` inside the namespace.
+    pub fn exec(&self, line: &str) -> Run {
+        run(&self.cmdline(line))
+    }
+
+    /// Runs `line` inside the namespace; its stdout, panics if it fails.
+    pub fn exec_ok(&self, line: &str) -> String {
+        run_ok(&self.cmdline(line))
+    }
+
+    /// `ip -n <ns> <args>`; its stdout, panics if it fails.
+    pub fn ip(&self, args: &str) -> String {
+        run_ok(&format!("ip -n {} {args}", self.name))
+    }
+
+    /// `bridge -n <ns> <args>`; its stdout, panics if it fails.
+    pub fn bridge(&self, args: &str) -> String {
+        run_ok(&format!("bridge -n {} {args}", self.name))
+    }
+
+    /// Starts `line` in the background inside the namespace, output to a log
+    /// file in the lab's directory named after the program.
+    pub fn spawn(&self, line: &str) -> Proc {
+        let program = line.split_whitespace().next().unwrap_or("cmd");
+        let label = Path::new(program)
+            .file_name()
+            .map_or("cmd".into(), |p| p.to_string_lossy());
+        self.spawn_as(&label, line)
+    }
+
+    /// Like [`Netns::spawn`], the log file named after `label`.
+    pub fn spawn_as(&self, label: &str, line: &str) -> Proc {
+        let seq = LOG_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log = self.logs.join(format!("{}.{label}.{seq}.log", self.name));
+        Proc::spawn(&self.cmdline(line), &log)
+    }
+
+    /// `ip -n <ns> -j <args>`, parsed; panics if it fails.
+    pub fn ip_json(&self, args: &str) -> serde_json::Value {
+        let json = self.ip(&format!("-j {args}"));
+        serde_json::from_str(&json)
+            .unwrap_or_else(|e| panic!("`ip -j {args}` printed no JSON ({e}): {json}"))
+    }
+
+    /// True if an XDP program is attached to `dev`.
+    pub fn has_xdp(&self, dev: &str) -> bool {
+        self.ip_json(&format!("link show dev {dev}"))[0]
+            .get("xdp")
+            .is_some()
+    }
+
+    /// Packet counters of `dev`.
+    pub fn link_stats(&self, dev: &str) -> LinkStats {
+        let link = self.ip_json(&format!("-s link show dev {dev}"));
+        let counter = |dir: &str, name: &str| {
+            link[0]["stats64"][dir][name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no stats64.{dir}.{name} for {dev}: {link}"))
+        };
+        LinkStats {
+            rx_packets: counter("rx", "packets"),
+            rx_dropped: counter("rx", "dropped"),
+            tx_packets: counter("tx", "packets"),
+            tx_dropped: counter("tx", "dropped"),
+        }
+    }
+}
+
+/// Counters of one interface (`ip -s link`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub rx_dropped: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+}
+
+/// A host: namespace `<p>-hN` with `uplink` at 198.18.0.N/24 on the underlay switch.
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub n: u8,
+    pub netns: Netns,
+    pub underlay_ip: String,
+    /// The bpffs this host's vtep pins into (mounted by [`Lab::start_vtep`]).
+    pub pin_path: PathBuf,
+}
+
+impl Deref for Host {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+/// A workload: namespace `<p>-hN-tM-wK` with `eth0`, joined to its host by the
+/// access port `tMwK`.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    pub netns: Netns,
+    /// The host's namespace.
+    pub host: Netns,
+    /// The access port: the host end of the workload's veth.
+    pub port: String,
+    pub mac: String,
+    /// The address, without prefix length.
+    pub ip: String,
+}
+
+impl Deref for Workload {
+    type Target = Netns;
+    fn deref(&self) -> &Netns {
+        &self.netns
+    }
+}
+
+impl Workload {
+    /// `ping -c count` to `dst`, 0.2 s apart, waiting up to `count + 4` s in
+    /// all for `count` replies; the last attempt's output.
+    ///
+    /// With `-w`, ping keeps sending until `count` replies arrive, but quits
+    /// at the first error, such as the "host unreachable" of an ARP
+    /// resolution that a previous, failed ping left behind; then it is run
+    /// again, within the same deadline.
+    pub fn ping_run(&self, dst: &str, count: u32) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(u64::from(count) + 4);
+        loop {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(1);
+            let ping = self.exec(&format!("ping -n -c {count} -i 0.2 -w {left} {dst}"));
+            if ping.success() || Instant::now() + Duration::from_secs(1) >= deadline {
+                return ping;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// True if `count` echo replies from `dst` arrive.
+    pub fn ping(&self, dst: &str, count: u32) -> bool {
+        self.ping_run(dst, count).success()
+    }
+
+    pub fn link_down(&self) {
+        self.ip("link set eth0 down");
+    }
+
+    pub fn link_up(&self) {
+        self.ip("link set eth0 up");
+    }
+
+    /// Gives `eth0` another MAC (taken down and up again).
+    pub fn set_mac(&mut self, mac: &str) {
+        self.link_down();
+        self.ip(&format!("link set eth0 address {mac}"));
+        self.link_up();
+        self.mac = mac.to_owned();
+    }
+
+    /// A permanent neighbour entry for `other`, so no ARP is needed to reach it.
+    pub fn add_neighbour(&self, other: &Workload) {
+        self.ip(&format!(
+            "neigh replace {} lladdr {} dev eth0 nud permanent",
+            other.ip, other.mac
+        ));
+    }
+
+    /// Counters of `eth0`.
+    pub fn stats(&self) -> LinkStats {
+        self.link_stats("eth0")
+    }
+
+    /// The MAC this workload's neighbour table holds for `ip`, if resolved.
+    pub fn neighbour(&self, ip: &str) -> Option<String> {
+        let neighbours = self.ip_json(&format!("neigh show to {ip} dev eth0"));
+        neighbours[0]["lladdr"].as_str().map(str::to_owned)
+    }
+}
+
+/// The lab of one test: its namespaces, bpffs mounts, daemons and logs.
+pub struct Lab {
+    prefix: String,
+    dir: PathBuf,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every namespace created, in creation order.
+    namespaces: Vec<String>,
+    /// Every bpffs mounted.
+    mounts: Vec<PathBuf>,
+    /// Hosts that ran vtep.
+    vtep_hosts: Vec<Host>,
+    /// Every daemon started: its host's namespace, pid and log.
+    daemons: Vec<DaemonRecord>,
+    underlay: Option<Netns>,
+}
+
+/// What the lab remembers of a daemon, for failure messages.
+struct DaemonRecord {
+    netns: String,
+    pid: u32,
+    log: PathBuf,
+}
+
+static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Lab {
+    /// A new, empty lab. Panics unless root and the tools are present; sweeps
+    /// what dead runs left behind first.
+    pub fn new(name_hint: &str) -> Lab {
+        require_root();
+        require_tools();
+        sweep_stale();
+        let prefix = format!(
+            "vt{}-{}",
+            std::process::id(),
+            LAB_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = Path::new(LOG_ROOT).join(&prefix);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        eprintln!("lab {prefix} ({name_hint}): logs in {}", dir.display());
+        Lab {
+            prefix,
+            dir,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// The prefix of every namespace of this lab, `vt<pid>-<n>`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Directory of configurations and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Names of the namespaces created so far.
+    pub fn namespaces(&self) -> Vec<String> {
+        self.state.borrow().namespaces.clone()
+    }
+
+    /// Creates namespace `<prefix>-<suffix>`: lo up, IPv6 off.
+    pub fn netns(&self, suffix: &str) -> Netns {
+        let name = format!("{}-{suffix}", self.prefix);
+        run_ok(&format!("ip netns add {name}"));
+        self.state.borrow_mut().namespaces.push(name.clone());
+        let netns = Netns {
+            name,
+            logs: self.dir.clone(),
+        };
+        netns.exec_ok(
+            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+        );
+        netns.ip("link set lo up");
+        netns
+    }
+
+    /// The underlay switch, created on first use.
+    fn underlay(&self) -> Netns {
+        if let Some(ul) = &self.state.borrow().underlay {
+            return ul.clone();
+        }
+        let ul = self.netns("ul");
+        ul.ip(&format!("link add {UNDERLAY_BRIDGE} type bridge"));
+        ul.ip(&format!("link set {UNDERLAY_BRIDGE} up"));
+        self.state.borrow_mut().underlay = Some(ul.clone());
+        ul
+    }
+
+    /// Host `n` (1..=254): namespace `<p>-hN`, `uplink` 198.18.0.N/24 on the underlay switch.
+    pub fn host(&self, n: u8) -> Host {
+        let ul = self.underlay();
+        let netns = self.netns(&format!("h{n}"));
+        let switch_port = format!("h{n}");
+        run_ok(&format!(
+            "ip link add {UPLINK} netns {} type veth peer name {switch_port} netns {}",
+            netns.name, ul.name
+        ));
+        ul.ip(&format!(
+            "link set {switch_port} master {UNDERLAY_BRIDGE} up"
+        ));
+        // The switch is the "physical network": it must take frames a vtep
+        // redirects into the uplink with XDP, which a veth only does with GRO
+        // on (or an XDP program) at the receiving end.
+        ul.exec_ok(&format!("ethtool -K {switch_port} gro on"));
+        let underlay_ip = underlay_ip(n);
+        netns.ip(&format!("addr add {underlay_ip}/24 dev {UPLINK}"));
+        netns.ip(&format!("link set {UPLINK} up"));
+        let pin_path = Path::new(PIN_ROOT).join(&netns.name);
+        Host {
+            n,
+            netns,
+            underlay_ip,
+            pin_path,
+        }
+    }
+
+    /// Workload `k` of tenant `tenant` on `host`: namespace `<host>-tM-wK`, `eth0`
+    /// with `mac` and `cidr` (e.g. "192.0.2.1/24"), MTU [`OVERLAY_MTU`], and
+    /// the access port `tMwK` up in the host. Nothing is done to the access
+    /// port's peer beyond that (in particular no GRO): that is vtep's job.
+    pub fn workload(&self, host: &Host, tenant: u8, k: u8, mac: &str, cidr: &str) -> Workload {
+        let netns = self.netns(&format!("h{}-t{tenant}-w{k}", host.n));
+        let port = format!("t{tenant}w{k}");
+        run_ok(&format!(
+            "ip link add eth0 netns {} type veth peer name {port} netns {}",
+            netns.name, host.name
+        ));
+        netns.ip(&format!("link set eth0 address {mac} mtu {OVERLAY_MTU}"));
+        netns.ip(&format!("addr add {cidr} dev eth0"));
+        netns.ip("link set eth0 up");
+        host.ip(&format!("link set {port} mtu {OVERLAY_MTU} up"));
+        let ip = cidr.split('/').next().unwrap_or(cidr).to_owned();
+        Workload {
+            netns,
+            host: host.netns.clone(),
+            port,
+            mac: mac.to_owned(),
+            ip,
+        }
+    }
+
+    /// Host `n` switching with the Linux vxlan driver instead of vtep: per VNI a
+    /// `vxlanV` (local 198.18.0.N, port 4789, no learning, MTU 1450) in bridge
+    /// `brV`, flooding head-end to each address of `peers`. Attach workloads
+    /// with [`Lab::kernel_workload`].
+    pub fn kernel_vxlan_host(&self, n: u8, vnis: &[u32], peers: &[&str]) -> Host {
+        let host = self.host(n);
+        for vni in vnis {
+            host.ip(&format!(
+                "link add vxlan{vni} type vxlan id {vni} local {} dstport {VXLAN_PORT} nolearning",
+                host.underlay_ip
+            ));
+            host.ip(&format!("link set vxlan{vni} mtu {OVERLAY_MTU}"));
+            host.ip(&format!("link add br{vni} type bridge"));
+            host.ip(&format!("link set vxlan{vni} master br{vni} up"));
+            host.ip(&format!("link set br{vni} up"));
+            for peer in peers {
+                host.bridge(&format!("fdb append {FLOOD_MAC} dev vxlan{vni} dst {peer}"));
+            }
+        }
+        host
+    }
+
+    /// A workload on a [`Lab::kernel_vxlan_host`], its access port in bridge `br<vni>`.
+    pub fn kernel_workload(
+        &self,
+        host: &Host,
+        vni: u32,
+        (tenant, k): (u8, u8),
+        mac: &str,
+        cidr: &str,
+    ) -> Workload {
+        let workload = self.workload(host, tenant, k, mac, cidr);
+        host.ip(&format!("link set {} master br{vni}", workload.port));
+        workload
+    }
+
+    /// Panics, with the lab's state, unless `from` gets 3 replies from `dst`.
+    pub fn assert_ping(&self, from: &Workload, dst: &str) {
+        let ping = from.ping_run(dst, 3);
+        if !ping.success() {
+            panic!(
+                "{} cannot reach {dst}: {ping}\n{}",
+                from.name,
+                self.diagnostics()
+            );
+        }
+    }
+
+    /// Panics, with the lab's state, if `from` gets any reply from `dst`.
+    pub fn assert_no_ping(&self, from: &Workload, dst: &str) {
+        let ping = from.exec(&format!("ping -n -c 3 -i 0.2 -w 3 {dst}"));
+        if ping.success() || ping.stdout.contains("bytes from") {
+            panic!(
+                "{} reached {dst}, which it must not: {ping}\n{}",
+                from.name,
+                self.diagnostics()
+            );
+        }
+    }
+
+    /// Mounts the bpffs `host` pins into ([`Host::pin_path`]), once.
+    pub fn mount_bpffs(&self, host: &Host) {
+        let dir = host.pin_path.as_path();
+        if self.state.borrow().mounts.iter().any(|m| m == dir) {
+            return;
+        }
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        run_ok(&format!("mount -t bpf bpf {}", dir.display()));
+        self.state.borrow_mut().mounts.push(dir.to_owned());
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        end_netns_processes(&state.namespaces);
+        for host in &state.vtep_hosts {
+            vtep::down(host);
+        }
+        for dir in state.mounts.iter().rev() {
+            unmount(dir);
+        }
+        for name in state.namespaces.iter().rev() {
+            delete_netns(name);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "lab {}: kept configurations and logs in {}",
+                self.prefix,
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// The pid in a lab name `vt<pid>-<n>` or `vt<pid>-<n>-...`, if it is one.
+fn owner_pid(name: &str) -> Option<u32> {
+    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = name.strip_prefix("vt")?.splitn(3, '-');
+    let (pid, seq) = (parts.next()?, parts.next()?);
+    if !is_number(pid) || !is_number(seq) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// True for a lab name whose run's process is gone.
+fn is_stale(name: &str) -> bool {
+    owner_pid(name).is_some_and(|pid| pid != std::process::id() && !pid_alive(pid))
+}
+
+/// Removes the namespaces and bpffs mounts of lab runs whose process died
+/// (killed, or crashed past their guards). Runs at every [`Lab::new`].
+pub fn sweep_stale() {
+    cmd::quietly(sweep);
+}
+
+fn sweep() {
+    let netns_list = try_run("ip netns list", cmd::DEFAULT_TIMEOUT)
+        .map(|r| r.stdout)
+        .unwrap_or_default();
+    let stale: Vec<String> = netns_list
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| is_stale(name))
+        .map(str::to_owned)
+        .collect();
+    end_netns_processes(&stale);
+    for dir in lab_mounts().iter().filter(|dir| {
+        dir.file_name()
+            .is_some_and(|name| is_stale(&name.to_string_lossy()))
+    }) {
+        unmount(dir);
+    }
+    for name in &stale {
+        delete_netns(name);
+    }
+}
+
+/// Every mount point, from /proc/mounts.
+fn mount_points() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// bpffs mount points under [`PIN_ROOT`].
+fn lab_mounts() -> Vec<PathBuf> {
+    mount_points()
+        .into_iter()
+        .filter(|path| path.parent() == Some(Path::new(PIN_ROOT)))
+        .collect()
+}
+
+/// True if `dir` is a mount point (of anything).
+pub fn is_mounted(dir: &Path) -> bool {
+    mount_points().iter().any(|mountpoint| mountpoint == dir)
+}
+
+/// SIGTERM to every process in `namespaces`, SIGKILL to those still there after the grace time.
+fn end_netns_processes(namespaces: &[String]) {
+    let pids = || -> Vec<u32> {
+        cmd::quietly(|| {
+            namespaces
+                .iter()
+                .filter_map(|ns| try_run(&format!("ip netns pids {ns}"), cmd::DEFAULT_TIMEOUT).ok())
+                .flat_map(|r| {
+                    r.stdout
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<u32>>()
+                })
+                .filter(|&pid| pid_alive(pid))
+                .collect()
+        })
+    };
+    let running = pids();
+    if running.is_empty() {
+        return;
+    }
+    for &pid in &running {
+        cmd::signal(pid, libc::SIGTERM);
+    }
+    if !wait_until(cmd::TERM_GRACE, || {
+        running.iter().all(|&pid| !pid_alive(pid))
+    }) {
+        for pid in pids() {
+            eprintln!("lab: pid {pid} ignored SIGTERM; SIGKILL");
+            cmd::signal(pid, libc::SIGKILL);
+        }
+    }
+}
+
+fn unmount(dir: &Path) {
+    let shown = dir.display();
+    let plain = try_run(&format!("umount {shown}"), cmd::DEFAULT_TIMEOUT);
+    if !plain.as_ref().is_ok_and(Run::success)
+        && let Err(e) = try_run(&format!("umount -l {shown}"), cmd::DEFAULT_TIMEOUT)
+    {
+        eprintln!("lab: cannot unmount {shown}: {e}");
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn delete_netns(name: &str) {
+    match try_run(&format!("ip netns del {name}"), cmd::DEFAULT_TIMEOUT) {
+        Ok(r) if r.success() => {}
+        Ok(r) => eprintln!("lab: {r}"),
+        Err(e) => eprintln!("lab: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_pid_reads_only_lab_names() {
+        assert_eq!(owner_pid("vt123-0-h1"), Some(123));
+        assert_eq!(owner_pid("vt123-0-ul"), Some(123));
+        assert_eq!(owner_pid("vtep-0"), None);
+        assert_eq!(owner_pid("vt-0"), None);
+        assert_eq!(owner_pid("vt12x-0"), None);
+        assert_eq!(owner_pid("xvt12-0"), None);
+        assert_eq!(owner_pid("vt12-foo"), None);
+        assert_eq!(owner_pid("vt12"), None);
+    }
+
+    #[test]
+    fn overlay_mtu_leaves_room_for_vxlan() {
+        assert_eq!(OVERLAY_MTU, 1450);
+    }
+}

@@ -1,0 +1,184 @@
+//! Builder for vtep's TOML configuration (`vtep run --config FILE`).
+//!
+//! Optional settings are left out of the file unless a test sets them, so
+//! the daemon's defaults are what most tests exercise.
+
+use serde::Serialize;
+
+/// A whole `vtep run` configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct VtepConfig {
+    pub underlay: Underlay,
+    #[serde(rename = "vni")]
+    pub vnis: Vec<VniConfig>,
+    #[serde(rename = "fdb", skip_serializing_if = "Vec::is_empty")]
+    pub fdb: Vec<FdbConfig>,
+}
+
+/// `[underlay]`: the uplink and this VTEP's address.
+#[derive(Clone, Debug, Serialize)]
+pub struct Underlay {
+    pub interface: String,
+    pub local: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srcport: Option<[u16; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_checksum: Option<bool>,
+}
+
+/// `[[vni]]`: one VXLAN segment, its access ports and its flood list.
+#[derive(Clone, Debug, Serialize)]
+pub struct VniConfig {
+    pub id: u32,
+    pub ports: Vec<String>,
+    pub flood: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ageing: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxaddress: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_source: Option<bool>,
+}
+
+/// `[[fdb]]`: a static entry, remote (`dst`) or local (`port`).
+#[derive(Clone, Debug, Serialize)]
+pub struct FdbConfig {
+    pub mac: String,
+    pub vni: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+impl VtepConfig {
+    /// A configuration for the VTEP at `local` whose uplink is the lab's `uplink`.
+    pub fn new(local: &str) -> VtepConfig {
+        VtepConfig {
+            underlay: Underlay {
+                interface: super::UPLINK.to_owned(),
+                local: local.to_owned(),
+                port: None,
+                srcport: None,
+                ttl: None,
+                udp_checksum: None,
+            },
+            vnis: Vec::new(),
+            fdb: Vec::new(),
+        }
+    }
+
+    pub fn vni(mut self, vni: VniConfig) -> VtepConfig {
+        self.vnis.push(vni);
+        self
+    }
+
+    /// A static entry: `mac` in `vni` lives behind the VTEP `dst`.
+    pub fn fdb_remote(self, mac: &str, vni: u32, dst: &str) -> VtepConfig {
+        self.fdb_entry(mac, vni, Some(dst), None)
+    }
+
+    /// A static entry: `mac` in `vni` lives behind the access port `port`.
+    pub fn fdb_local(self, mac: &str, vni: u32, port: &str) -> VtepConfig {
+        self.fdb_entry(mac, vni, None, Some(port))
+    }
+
+    fn fdb_entry(
+        mut self,
+        mac: &str,
+        vni: u32,
+        dst: Option<&str>,
+        port: Option<&str>,
+    ) -> VtepConfig {
+        self.fdb.push(FdbConfig {
+            mac: mac.to_owned(),
+            vni,
+            dst: dst.map(str::to_owned),
+            port: port.map(str::to_owned),
+        });
+        self
+    }
+}
+
+impl std::fmt::Display for VtepConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = toml::to_string(self).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
+impl VniConfig {
+    /// VNI `id` with no ports, an empty flood list and every option at the daemon's default.
+    pub fn new(id: u32) -> VniConfig {
+        VniConfig {
+            id,
+            ports: Vec::new(),
+            flood: Vec::new(),
+            learning: None,
+            ageing: None,
+            maxaddress: None,
+            check_source: None,
+        }
+    }
+
+    pub fn port(mut self, port: &str) -> VniConfig {
+        self.ports.push(port.to_owned());
+        self
+    }
+
+    /// Adds the VTEPs at `addrs` to the flood list.
+    pub fn flood<S: AsRef<str>>(mut self, addrs: impl IntoIterator<Item = S>) -> VniConfig {
+        self.flood
+            .extend(addrs.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    pub fn learning(mut self, on: bool) -> VniConfig {
+        self.learning = Some(on);
+        self
+    }
+
+    pub fn ageing(mut self, secs: u32) -> VniConfig {
+        self.ageing = Some(secs);
+        self
+    }
+
+    pub fn maxaddress(mut self, n: u32) -> VniConfig {
+        self.maxaddress = Some(n);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_documented_layout() {
+        let cfg = VtepConfig::new("198.18.0.1")
+            .vni(
+                VniConfig::new(100)
+                    .port("t1w1")
+                    .flood(["198.18.0.2"])
+                    .ageing(2),
+            )
+            .fdb_remote("02:00:00:00:01:02", 100, "198.18.0.2")
+            .to_string();
+        let value: toml::Value = toml::from_str(&cfg).expect("valid TOML");
+        assert_eq!(value["underlay"]["interface"].as_str(), Some("uplink"));
+        assert_eq!(value["underlay"]["local"].as_str(), Some("198.18.0.1"));
+        assert_eq!(value["vni"][0]["id"].as_integer(), Some(100));
+        assert_eq!(value["vni"][0]["ports"][0].as_str(), Some("t1w1"));
+        assert_eq!(value["vni"][0]["flood"][0].as_str(), Some("198.18.0.2"));
+        assert_eq!(value["vni"][0]["ageing"].as_integer(), Some(2));
+        assert!(value["vni"][0].get("learning").is_none(), "{cfg}");
+        assert_eq!(value["fdb"][0]["dst"].as_str(), Some("198.18.0.2"));
+        assert!(value["fdb"][0].get("port").is_none(), "{cfg}");
+    }
+}

@@ -1,0 +1,186 @@
+//! `cargo xtask demo`: vtep in a namespace lab, step by step, showing every
+//! command the lab runs and the output of the interesting ones.
+//!
+//! Two hosts run vtep, a third switches with the Linux vxlan driver, all on one
+//! underlay switch. Tenant A (VNI 100) has a workload on each host; tenant B
+//! (VNI 200) reuses tenant A's MACs and addresses on the two vtep hosts.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use anyhow::bail;
+use vtep_tests::lab::{self, Host, Lab, Run, VniConfig, VtepConfig, Workload, mac, tenant_net};
+
+use crate::cmd::{self, cargo};
+use crate::setup;
+
+const VNI_A: u32 = 100;
+const VNI_B: u32 = 200;
+
+fn section(title: &str) {
+    println!("\n==> {title}\n");
+}
+
+/// Collects what did not go as the demo says it should.
+#[derive(Default)]
+struct Demo {
+    surprises: Vec<String>,
+}
+
+impl Demo {
+    /// Prints a command's output; notes a surprise if it did not end as `expected` says.
+    fn show(&mut self, run: &Run, expected: Expect) {
+        for text in [&run.stdout, &run.stderr] {
+            if !text.trim().is_empty() {
+                println!("{}", text.trim_end());
+            }
+        }
+        match (expected, run.success()) {
+            (Expect::Success, true) => {}
+            (Expect::Failure, false) => println!("(fails, as it must)"),
+            (Expect::Failure, true) => {
+                self.surprises
+                    .push(format!("`{}` succeeded but must fail", run.line));
+            }
+            (Expect::Success, false) => {
+                self.surprises
+                    .push(format!("`{}` failed ({})", run.line, run.status));
+            }
+        }
+    }
+
+    /// Pings `dst` from `from` three times, showing ping's report.
+    fn ping(&mut self, from: &Workload, dst: &str, expected: Expect) {
+        let ping = from.exec(&format!("ping -n -c 3 -i 0.2 -w 5 {dst}"));
+        self.show(&ping, expected);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Success,
+    Failure,
+}
+
+pub fn run() -> anyhow::Result<()> {
+    cmd::ensure_root()?;
+    setup::ensure()?;
+    section("build vtep (release)");
+    cmd::run(cargo().args(["build", "--release", "-p", "vtep"]))?;
+    // SAFETY: xtask has started no thread (only child processes) so far.
+    unsafe { std::env::set_var("VTEP_BIN", cmd::vtep_bin()) };
+    lab::set_trace(true);
+    let surprises = walk_through();
+    if !surprises.is_empty() {
+        bail!(
+            "the demo did not go as described:\n  {}",
+            surprises.join("\n  ")
+        );
+    }
+    println!("\ndemo finished; the lab is gone");
+    Ok(())
+}
+
+/// Workload 1 of `tenant` on `host`, with MAC `mac(host, 1, 1)` and address
+/// `192.0.2.<host>` whatever the tenant: tenants A and B use the same ones.
+fn tenant_workload(lab: &Lab, host: &Host, tenant: u8) -> Workload {
+    let cidr = format!("{}.{}/24", tenant_net(1), host.n);
+    lab.workload(host, tenant, 1, &mac(host.n, 1, 1), &cidr)
+}
+
+fn config(host: &Host, peers: [&Host; 2], ports: [&Workload; 2]) -> VtepConfig {
+    let flood_a = peers.iter().map(|p| &p.underlay_ip);
+    VtepConfig::new(&host.underlay_ip)
+        .vni(VniConfig::new(VNI_A).port(&ports[0].port).flood(flood_a))
+        .vni(
+            VniConfig::new(VNI_B)
+                .port(&ports[1].port)
+                .flood([&peers[0].underlay_ip]),
+        )
+}
+
+fn walk_through() -> Vec<String> {
+    let mut demo = Demo::default();
+
+    section("1. The lab: an underlay switch, vtep on h1 and h2, Linux vxlan on h3");
+    let lab = Lab::new("demo");
+    let (h1, h2) = (lab.host(1), lab.host(2));
+    let h3 = lab.kernel_vxlan_host(3, &[VNI_A], &[&h1.underlay_ip, &h2.underlay_ip]);
+    let (a1, a2) = (tenant_workload(&lab, &h1, 1), tenant_workload(&lab, &h2, 1));
+    let a3 = lab.kernel_workload(&h3, VNI_A, (1, 1), &mac(3, 1, 1), "192.0.2.3/24");
+    let (b1, b2) = (tenant_workload(&lab, &h1, 2), tenant_workload(&lab, &h2, 2));
+
+    section("2. vtep's configuration on h1");
+    let config1 = config(&h1, [&h2, &h3], [&a1, &b1]);
+    let config2 = config(&h2, [&h1, &h3], [&a2, &b2]);
+    println!("{config1}");
+
+    section("3. Start vtep on h1 and h2");
+    let mut d1 = lab.start_vtep(&h1, &config1);
+    let d2 = lab.start_vtep(&h2, &config2);
+    demo.show(&lab.vtep(&h1, "vni show"), Expect::Success);
+
+    section("4. Ping across the overlay: ARP is flooded, then both MACs are learned");
+    demo.ping(&a1, &a2.ip, Expect::Success);
+
+    section("5. h1's forwarding database");
+    demo.show(&lab.vtep(&h1, "fdb show"), Expect::Success);
+
+    section("6. Interoperating with the Linux vxlan driver on h3");
+    demo.ping(&a1, &a3.ip, Expect::Success);
+    demo.show(
+        &h3.exec(&format!("bridge fdb show br br{VNI_A}")),
+        Expect::Success,
+    );
+
+    section("7. Tenant B (VNI 200): tenant A's MACs and addresses, isolated");
+    demo.ping(&b1, &b2.ip, Expect::Success);
+    // a3's address exists only in tenant A (on h3).
+    demo.ping(&b1, &a3.ip, Expect::Failure);
+
+    section("8. A static entry from the CLI");
+    let static_mac = mac(0xee, 1, 1);
+    let add = format!("fdb add {static_mac} vni {VNI_A} dst {}", h2.underlay_ip);
+    demo.show(&lab.vtep(&h1, &add), Expect::Success);
+    demo.show(
+        &lab.vtep(&h1, &format!("fdb show vni {VNI_A}")),
+        Expect::Success,
+    );
+
+    section("9. TCP across the overlay (workload MTU 1450 = underlay 1500 - 50 of VXLAN)");
+    let iperf = lab.iperf(&a1, &a2, 3);
+    println!(
+        "{} bytes in 3 s: {:.0} Mbit/s, {} retransmits",
+        iperf.received_bytes,
+        iperf.bits_per_second / 1e6,
+        iperf.retransmits
+    );
+
+    section("10. Restart vtep on h1 under traffic: the datapath keeps forwarding");
+    let mut pinger = a1.spawn(&format!("ping -n -i 0.05 {}", a2.ip));
+    sleep(Duration::from_secs(1));
+    d1.stop();
+    println!("vtep run on h1 stopped; pinging for 1 s without it");
+    sleep(Duration::from_secs(1));
+    d1 = lab.start_vtep(&h1, &config1);
+    sleep(Duration::from_secs(1));
+    pinger.interrupt();
+    let output = pinger.output();
+    let summary: Vec<&str> = output
+        .lines()
+        .skip_while(|l| !l.starts_with("---"))
+        .collect();
+    println!("{}", summary.join("\n"));
+    demo.show(
+        &lab.vtep(&h1, &format!("fdb show vni {VNI_A}")),
+        Expect::Success,
+    );
+
+    section("11. h1's counters");
+    demo.show(&lab.vtep(&h1, "stats"), Expect::Success);
+
+    section("12. Teardown: stop the daemons, vtep down, delete the namespaces");
+    drop((d1, d2));
+    drop(lab);
+    demo.surprises
+}

@@ -1,0 +1,48 @@
+//! `cargo xtask <task>`: vtep's project tasks.
+//!
+//! - `setup`: install what building and testing vtep needs (idempotent).
+//! - `test`: unit tests, then the integration tests in a namespace lab.
+//! - `demo`: walk through vtep in a namespace lab, showing every command.
+
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "vtep's project tasks", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain pieces, packages and mounts vtep needs (a no-op when all are there).
+    Setup(setup::Options),
+    /// Run setup, the unit tests, then the integration tests (root, network namespaces).
+    Test(test::Options),
+    /// Run setup, build vtep, and walk through it in a namespace lab.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    cmd::put_cargo_bin_on_path();
+    let result = match Cli::parse().task {
+        Task::Setup(options) => setup::run(&options),
+        Task::Test(options) => test::run(&options),
+        Task::Demo => demo::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of contexts says what failed; a backtrace would not help.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `cargo xtask setup`: everything a fresh Debian machine of the project's kind
+//! lacks to build and test vtep, each step checked first and skipped when done.
+//! See /work/shared/notes/toolchain.md for why each piece is needed.
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd::{self, on_path};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Only report what is missing; exit status 1 if anything is.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Debian packages: LLVM 22 for bpf-linker (matching rustc's LLVM), clang and
+/// friends for bundled C builds, and the tools the tests and demo run.
+/// (`ip`, `bridge` and `ss` come with iproute2, which the machine has.)
+const PACKAGES: [&str; 14] = [
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "clang",
+    "llvm",
+    "libelf-dev",
+    "zlib1g-dev",
+    "m4",
+    "pkg-config",
+    "iputils-ping",
+    "ethtool",
+    "tcpdump",
+    "iperf3",
+    "bpftool",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const BPFFS: &str = "/sys/fs/bpf";
+
+/// One thing to install: what is missing (nothing when done) and how to install it.
+struct Step {
+    name: &'static str,
+    missing: fn() -> Vec<String>,
+    install: fn(&[String]) -> anyhow::Result<()>,
+}
+
+const STEPS: [Step; 4] = [
+    Step {
+        name: "rust-src for the nightly toolchain (builds the eBPF crate's core)",
+        missing: missing_rust_src,
+        install: install_rust_src,
+    },
+    Step {
+        name: "Debian packages",
+        missing: missing_packages,
+        install: install_packages,
+    },
+    Step {
+        name: "bpf-linker (links the eBPF crate)",
+        missing: missing_bpf_linker,
+        install: install_bpf_linker,
+    },
+    Step {
+        name: "bpffs at /sys/fs/bpf",
+        missing: missing_bpffs,
+        install: mount_bpffs,
+    },
+];
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    if options.check { check() } else { ensure() }
+}
+
+/// Reports every missing piece; error if there is any.
+fn check() -> anyhow::Result<()> {
+    let mut missing_any = false;
+    for step in &STEPS {
+        let missing = (step.missing)();
+        if missing.is_empty() {
+            println!("ok       {}", step.name);
+        } else {
+            println!("MISSING  {}: {}", step.name, missing.join(" "));
+            missing_any = true;
+        }
+    }
+    if missing_any {
+        bail!("some pieces are missing: run `cargo xtask setup`");
+    }
+    Ok(())
+}
+
+/// Installs every missing piece, in order.
+pub fn ensure() -> anyhow::Result<()> {
+    println!("==> setup");
+    for step in &STEPS {
+        let missing = (step.missing)();
+        if missing.is_empty() {
+            println!("ok       {}", step.name);
+            continue;
+        }
+        println!("install  {}: {}", step.name, missing.join(" "));
+        (step.install)(&missing).with_context(|| format!("installing {}", step.name))?;
+        let still = (step.missing)();
+        if !still.is_empty() {
+            bail!(
+                "{} still missing after installing: {}",
+                step.name,
+                still.join(" ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn missing_rust_src() -> Vec<String> {
+    let installed = cmd::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]));
+    match installed {
+        Some(list) if list.lines().any(|l| l.trim() == "rust-src") => Vec::new(),
+        Some(_) => vec!["rust-src".into()],
+        None => vec!["nightly".into(), "rust-src".into()],
+    }
+}
+
+fn install_rust_src(missing: &[String]) -> anyhow::Result<()> {
+    if missing.iter().any(|m| m == "nightly") {
+        return cmd::run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]));
+    }
+    cmd::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
+}
+
+fn package_installed(package: &str) -> bool {
+    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|status| status.trim() == "install ok installed")
+}
+
+fn missing_packages() -> Vec<String> {
+    PACKAGES
+        .into_iter()
+        .filter(|p| !package_installed(p))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn install_packages(missing: &[String]) -> anyhow::Result<()> {
+    let apt = || {
+        let mut apt = Command::new("apt-get");
+        apt.env("DEBIAN_FRONTEND", "noninteractive");
+        apt
+    };
+    cmd::run(apt().arg("update"))?;
+    cmd::run(apt().args(["install", "-y"]).args(missing))
+}
+
+fn missing_bpf_linker() -> Vec<String> {
+    if on_path("bpf-linker") {
+        Vec::new()
+    } else {
+        vec![format!("bpf-linker {BPF_LINKER_VERSION}")]
+    }
+}
+
+fn install_bpf_linker(_: &[String]) -> anyhow::Result<()> {
+    // Without LLVM_PREFIX the build finds Debian's older LLVM under /usr and
+    // fails to link (`unable to find library -lLLVM`).
+    cmd::run(
+        Command::new("cargo")
+            .env("LLVM_PREFIX", LLVM_PREFIX)
+            .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX)
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22"]),
+    )
+}
+
+fn missing_bpffs() -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mounted = mounts.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&BPFFS) && fields.get(2) == Some(&"bpf")
+    });
+    if mounted {
+        Vec::new()
+    } else {
+        vec![BPFFS.into()]
+    }
+}
+
+fn mount_bpffs(_: &[String]) -> anyhow::Result<()> {
+    cmd::run(Command::new("mount").args(["-t", "bpf", "bpf", BPFFS]))
+}
