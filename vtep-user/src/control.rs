@@ -14,7 +14,7 @@ use crate::{
     gateway::{Gateway, GatewayError, SetMode},
     loader::{self, Role},
     netlink::Rtnl,
-    sys,
+    sys::{self, FarEnd},
 };
 
 /// The interfaces a config names, resolved to ifindexes.
@@ -115,17 +115,16 @@ pub fn apply(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
 }
 
 /// Brings up the uplink: programs attached, and XDP allowed to redirect
-/// into it when its far end can take XDP frames.
+/// into it once its far end can take XDP frames.
 pub fn attach_uplink(gw: &mut Gateway, name: &str, ifindex: u32) -> Result<()> {
     loader::attach(&gw.pins, name, ifindex, Role::Uplink)?;
-    let xdp_rx = xdp_rx(name, ifindex);
-    gw.set_xdp_tx(ifindex, xdp_rx)?;
+    enable_xdp_tx(gw, name, ifindex)?;
     Ok(())
 }
 
 /// Makes `ifname` an access port of `vni`: maps, programs, and the XDP
-/// redirect path when the port's far end can take XDP frames (else frames
-/// for the port take the TC path). Undone whole if a step fails.
+/// redirect path once the port's far end can take XDP frames (until then
+/// frames for it take the TC path). Undone whole if a step fails.
 pub fn add_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
     let ifindex =
         sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
@@ -137,18 +136,21 @@ pub fn add_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
         }
         return Err(e);
     }
-    let xdp_rx = xdp_rx(ifname, ifindex);
-    gw.set_xdp_tx(ifindex, xdp_rx)?;
+    if !gw.xdp_tx(ifindex) {
+        enable_xdp_tx(gw, ifname, ifindex)?;
+    }
     Ok(())
 }
 
-/// Prepares the far end of `ifname` (see [`sys::prepare_veth_peer`]);
-/// true when XDP may redirect into it.
-fn xdp_rx(ifname: &str, ifindex: u32) -> bool {
-    match sys::prepare_veth_peer(ifindex) {
-        Ok(far) => {
-            log::debug!("{ifname}: far end ready for XDP ({far:?})");
-            true
+/// Prepares the far end of `ifname` (see [`sys::prepare_veth_peer`]) and,
+/// when it can take XDP frames, lets XDP redirect into it. Returns whether
+/// it does.
+pub fn enable_xdp_tx(gw: &mut Gateway, ifname: &str, ifindex: u32) -> Result<bool> {
+    let ready = match sys::prepare_veth_peer(ifindex) {
+        Ok(FarEnd::NotVeth | FarEnd::VethPrepared) => true,
+        Ok(FarEnd::VethDown) => {
+            log::info!("{ifname}: its veth peer is down; XDP delivery starts when it comes up");
+            false
         }
         Err(e) => {
             log::warn!(
@@ -156,6 +158,49 @@ fn xdp_rx(ifname: &str, ifindex: u32) -> bool {
                  frames for it take the TC (skb) path"
             );
             false
+        }
+    };
+    gw.set_xdp_tx(ifindex, ready)?;
+    Ok(ready)
+}
+
+/// Interfaces whose XDP delivery could not be set up, until their link
+/// changes (so a failure is logged once, not every second).
+#[derive(Default)]
+pub struct DeliveryState {
+    failed: std::collections::BTreeSet<u32>,
+}
+
+/// Follows the far ends of the uplink and the access ports: a veth peer
+/// that goes down leaves the XDP redirect map (GRO must be set up again
+/// when it comes back), one that comes up is prepared and joins it.
+pub fn refresh_xdp_delivery(
+    gw: &mut Gateway,
+    rtnl: &mut Rtnl,
+    state: &mut DeliveryState,
+    uplink: u32,
+) {
+    let mut ifaces: Vec<u32> = gw.port_list().into_iter().map(|(i, _)| i).collect();
+    ifaces.push(uplink);
+    for ifindex in ifaces {
+        let Ok(carrier) = rtnl.link_carrier(ifindex) else {
+            continue;
+        };
+        let in_map = gw.xdp_tx(ifindex);
+        let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+        if !carrier {
+            state.failed.remove(&ifindex);
+            if in_map {
+                log::info!("{name}: far end down; frames for it take the TC path");
+                let _ = gw.set_xdp_tx(ifindex, false);
+            }
+        } else if !in_map && !state.failed.contains(&ifindex) {
+            match enable_xdp_tx(gw, &name, ifindex) {
+                Ok(true) => log::info!("{name}: far end up; XDP delivery on"),
+                Ok(false) | Err(_) => {
+                    state.failed.insert(ifindex);
+                }
+            }
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    sys::notify_ready();
     let ul = control::underlay(&cfg, &resolved);
     if !resolved.fib {
         log::info!(
@@ -81,6 +82,7 @@ async fn housekeeping(
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
+    let mut delivery = control::DeliveryState::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -90,6 +92,7 @@ async fn housekeeping(
                 }
                 control::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
                 control::forget_vanished_ports(&mut gw);
+                control::refresh_xdp_delivery(&mut gw, &mut rtnl, &mut delivery, ul.uplink_ifindex);
                 control::resolve_neighbours(&mut gw, &mut rtnl, &ul);
             }
             _ = term.recv() => break,

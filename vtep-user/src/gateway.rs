@@ -115,7 +115,11 @@ fn map_err(name: &'static str) -> impl Fn(MapError) -> GatewayError {
 
 /// True when a map error means "no such key".
 fn is_not_found(e: &MapError) -> bool {
-    matches!(e, MapError::KeyNotFound | MapError::ElementNotFound)
+    match e {
+        MapError::KeyNotFound | MapError::ElementNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
 }
 
 /// Where an FDB entry points, as the CLI shows it.

@@ -111,6 +111,15 @@ impl Rtnl {
         Ok((mac, mtu))
     }
 
+    /// Whether link `ifindex` has carrier (for a veth: its peer is up).
+    pub fn link_carrier(&mut self, ifindex: u32) -> io::Result<bool> {
+        let link = self.link(ifindex)?;
+        Ok(link
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Carrier(c) if *c != 0)))
+    }
+
     /// The netns id (in this namespace) of the namespace open at `fd`, or
     /// `None` when that namespace has none (it is not linked to this one).
     pub fn nsid_of(&mut self, fd: &impl AsRawFd) -> io::Result<Option<i32>> {

@@ -121,6 +121,9 @@ pub enum FarEnd {
     NotVeth,
     /// A veth whose peer now has GRO on and TX checksum offload off.
     VethPrepared,
+    /// A veth whose peer is down: prepared when it comes up (GRO switched
+    /// on while a veth is down does not take effect when it comes up).
+    VethDown,
 }
 
 /// Prepares the far end of a veth for an XDP datapath at this end, in the
@@ -131,11 +134,18 @@ pub enum FarEnd {
 ///   (`CHECKSUM_PARTIAL`) reaches XDP as bytes only, and would leave
 ///   encapsulated, or be delivered, with its checksum never filled in. With
 ///   the offload off the peer's stack computes it, as a NIC would.
+///
+/// GRO is switched off and on again when it is on already: only a change
+/// while the peer is up sets up the receive path XDP frames need.
 pub fn prepare_veth_peer(ifindex: u32) -> anyhow::Result<FarEnd> {
     let mut rtnl = Rtnl::new().context("opening rtnetlink")?;
     let Some(peer) = veth_peer(&mut rtnl, ifindex).context("reading the link")? else {
         return Ok(FarEnd::NotVeth);
     };
+    // A veth has carrier when its peer is up.
+    if !rtnl.link_carrier(ifindex).context("reading the link")? {
+        return Ok(FarEnd::VethDown);
+    }
     let ns: Option<File> = match peer.netnsid {
         None => None,
         Some(id) => Some(find_netns(&mut rtnl, id)?.with_context(|| {
@@ -156,6 +166,9 @@ pub fn prepare_veth_peer(ifindex: u32) -> anyhow::Result<FarEnd> {
                     io::Error::last_os_error()
                 );
             }
+        }
+        if feature(peer_ifindex, Feature::Gro)? {
+            set_feature(peer_ifindex, Feature::Gro, false)?;
         }
         set_feature(peer_ifindex, Feature::Gro, true)?;
         set_feature(peer_ifindex, Feature::TxChecksum, false)
@@ -231,9 +244,9 @@ struct IfreqData {
     _pad: [u8; 16],
 }
 
-/// Switches `feature` of interface `ifindex` (in the calling thread's
-/// namespace) on or off through the ethtool ioctl.
-fn set_feature(ifindex: u32, feature: Feature, on: bool) -> anyhow::Result<()> {
+/// Runs an ethtool get or set command with an `ethtool_value` on interface
+/// `ifindex` (in the calling thread's namespace); returns the value.
+fn ethtool_value(ifindex: u32, cmd: u32, data: u32) -> anyhow::Result<u32> {
     let name = ifname(ifindex)
         .with_context(|| format!("no interface {ifindex} in the peer's namespace"))?;
     // SAFETY: plain socket call.
@@ -243,32 +256,42 @@ fn set_feature(ifindex: u32, feature: Feature, on: bool) -> anyhow::Result<()> {
     }
     // SAFETY: fd is a fresh socket we own.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let ioctl = |cmd: u32, data: u32| -> io::Result<u32> {
-        let mut v = EthtoolValue { cmd, data };
-        let mut ifr = IfreqData {
-            name: [0; libc::IF_NAMESIZE],
-            data: &mut v,
-            _pad: [0; 16],
-        };
-        for (d, s) in ifr.name.iter_mut().zip(name.bytes()) {
-            *d = s as libc::c_char;
-        }
-        // SAFETY: ifr is a valid ifreq with a pointer to a live ethtool_value.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut ifr) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(v.data)
+    let mut v = EthtoolValue { cmd, data };
+    let mut ifr = IfreqData {
+        name: [0; libc::IF_NAMESIZE],
+        data: &mut v,
+        _pad: [0; 16],
     };
-    let (get, set) = feature.cmds();
+    for (d, s) in ifr.name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: ifr is a valid ifreq with a pointer to a live ethtool_value.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL, &mut ifr) } != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("{name}: ethtool {cmd:#x}"));
+    }
+    Ok(v.data)
+}
+
+/// Whether `feature` is on for interface `ifindex`.
+fn feature(ifindex: u32, feature: Feature) -> anyhow::Result<bool> {
+    Ok(ethtool_value(ifindex, feature.cmds().0, 0)
+        .with_context(|| format!("reading {}", feature.name()))?
+        != 0)
+}
+
+/// Switches `feature` of interface `ifindex` (in the calling thread's
+/// namespace) on or off.
+fn set_feature(ifindex: u32, feature: Feature, on: bool) -> anyhow::Result<()> {
     let what = feature.name();
-    let current = ioctl(get, 0).with_context(|| format!("{name}: reading {what}"))?;
-    if (current != 0) != on {
-        ioctl(set, u32::from(on)).with_context(|| format!("{name}: setting {what}"))?;
-        log::info!("veth peer {name}: {what} {}", if on { "on" } else { "off" });
+    if self::feature(ifindex, feature)? != on {
+        ethtool_value(ifindex, feature.cmds().1, u32::from(on))
+            .with_context(|| format!("setting {what}"))?;
+        let name = ifname(ifindex).unwrap_or_default();
+        log::debug!("veth peer {name}: {what} {}", if on { "on" } else { "off" });
     }
     Ok(())
 }
-
 /// An exclusive lock on a pin path: one `vtep run` per gateway. Held until
 /// dropped (the kernel releases it when the process exits, however it
 /// exits).
@@ -308,4 +331,25 @@ pub fn lock_pin_path(pin_path: &Path) -> anyhow::Result<RunLock> {
     file.rewind()?;
     write!(file, "{}", std::process::id())?;
     Ok(RunLock { _file: file })
+}
+
+/// Tells a service manager that the gateway is up (`READY=1` on
+/// `$NOTIFY_SOCKET`, as sd_notify does); nothing without one.
+pub fn notify_ready() {
+    use std::os::{
+        linux::net::SocketAddrExt as _,
+        unix::net::{SocketAddr, UnixDatagram},
+    };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(abs) => SocketAddr::from_abstract_name(abs),
+        None => SocketAddr::from_pathname(Path::new(&path)),
+    };
+    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(b"READY=1", &a));
+    if let Err(e) = sent {
+        log::warn!("notifying the service manager: {e}");
+    }
 }
