@@ -21,6 +21,7 @@
 
 mod cmd;
 mod config;
+mod frr;
 mod iperf;
 mod overlay;
 mod vtep;
@@ -32,7 +33,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use cmd::{Proc, Run, pid_alive, quietly, run, run_ok, set_trace, try_run, wait_until};
-pub use config::{FdbConfig, Underlay, VniConfig, VtepConfig};
+pub use config::{FdbConfig, FollowConfig, Underlay, VniConfig, VtepConfig};
+pub use frr::{Frr, Peering, frr_installed};
 pub use iperf::Iperf;
 pub use overlay::{Flood, Interop, Overlay};
 pub use vtep::{Daemon, FdbEntry, ReasonCount, Stats, VniStats, vtep_bin};
@@ -95,16 +97,29 @@ pub fn is_root() -> bool {
 
 /// Panics with a clear message unless the process is root: namespaces, veths,
 /// bpffs and BPF programs all need it.
+/// Panics unless the suite runs against the XDP engine (`VTEP_ENGINE` unset
+/// or `xdp`): for tests of what only that engine does, which must fail
+/// loudly rather than pass without testing anything.
+pub fn require_xdp_engine() {
+    let engine = std::env::var("VTEP_ENGINE").unwrap_or_else(|_| "xdp".into());
+    assert!(
+        engine == "xdp",
+        "this test needs the XDP engine ([follow]); VTEP_ENGINE={engine}"
+    );
+}
+
 pub fn require_root() {
     assert!(is_root(), "{NEEDS_ROOT}");
 }
 
-fn require_tools() {
+/// True if `tool` is an executable file in a PATH directory.
+pub(crate) fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = TOOLS
-        .into_iter()
-        .filter(|tool| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-        .collect();
+    std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
+}
+
+fn require_tools() {
+    let missing: Vec<&str> = TOOLS.into_iter().filter(|tool| !on_path(tool)).collect();
     assert!(
         missing.is_empty(),
         "the vtep lab needs {missing:?} on PATH: run `cargo xtask setup`"
@@ -220,6 +235,21 @@ impl Deref for Host {
     }
 }
 
+impl Host {
+    /// The kernel's VXLAN for `vni`: `vxlan<vni>` (local = this host's
+    /// underlay address, port 4789, no learning, MTU 1450) in bridge
+    /// `br<vni>`, the device up, the bridge not yet.
+    pub fn add_vxlan_bridge(&self, vni: u32) {
+        self.ip(&format!(
+            "link add vxlan{vni} type vxlan id {vni} local {} dstport {VXLAN_PORT} nolearning",
+            self.underlay_ip
+        ));
+        self.ip(&format!("link set vxlan{vni} mtu {OVERLAY_MTU}"));
+        self.ip(&format!("link add br{vni} type bridge"));
+        self.ip(&format!("link set vxlan{vni} master br{vni} up"));
+    }
+}
+
 /// A workload: namespace `<p>-hN-tM-wK` with `eth0`, joined to its host by the
 /// access port `tMwK`.
 #[derive(Clone, Debug)]
@@ -318,6 +348,8 @@ struct State {
     namespaces: Vec<String>,
     /// Every bpffs mounted.
     mounts: Vec<PathBuf>,
+    /// Directories to remove when the lab goes (FRR's per-host ones).
+    dirs: Vec<PathBuf>,
     /// Hosts that ran vtep.
     vtep_hosts: Vec<Host>,
     /// Every daemon started: its host's namespace, pid and log.
@@ -459,14 +491,8 @@ impl Lab {
     /// with [`Lab::kernel_workload`].
     pub fn kernel_vxlan_host(&self, n: u8, vnis: &[u32], peers: &[&str]) -> Host {
         let host = self.host(n);
-        for vni in vnis {
-            host.ip(&format!(
-                "link add vxlan{vni} type vxlan id {vni} local {} dstport {VXLAN_PORT} nolearning",
-                host.underlay_ip
-            ));
-            host.ip(&format!("link set vxlan{vni} mtu {OVERLAY_MTU}"));
-            host.ip(&format!("link add br{vni} type bridge"));
-            host.ip(&format!("link set vxlan{vni} master br{vni} up"));
+        for &vni in vnis {
+            host.add_vxlan_bridge(vni);
             host.ip(&format!("link set br{vni} up"));
             for peer in peers {
                 host.bridge(&format!("fdb append {FLOOD_MAC} dev vxlan{vni} dst {peer}"));
@@ -513,6 +539,14 @@ impl Lab {
         }
     }
 
+    /// Removes `dir` (and what is in it) when the lab is dropped.
+    pub fn remove_on_drop(&self, dir: &Path) {
+        let mut state = self.state.borrow_mut();
+        if !state.dirs.iter().any(|d| d == dir) {
+            state.dirs.push(dir.to_owned());
+        }
+    }
+
     /// Mounts the bpffs `host` pins into ([`Host::pin_path`]), once.
     pub fn mount_bpffs(&self, host: &Host) {
         let dir = host.pin_path.as_path();
@@ -535,6 +569,9 @@ impl Drop for Lab {
         }
         for dir in state.mounts.iter().rev() {
             unmount(dir);
+        }
+        for dir in &state.dirs {
+            let _ = std::fs::remove_dir_all(dir);
         }
         for name in state.namespaces.iter().rev() {
             delete_netns(name);
@@ -592,6 +629,14 @@ fn sweep() {
     }
     for name in &stale {
         delete_netns(name);
+    }
+    for dir in frr::lab_dirs() {
+        if dir
+            .file_name()
+            .is_some_and(|name| is_stale(&name.to_string_lossy()))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 #![no_std]
 
 pub mod header;
+pub mod lab;
 pub mod maps;
 pub mod reason;
 

@@ -19,9 +19,16 @@ pub mod names {
     pub const UNDERLAY: &str = "UNDERLAY";
     pub const NEIGH: &str = "NEIGH";
     pub const REASONS: &str = "REASONS";
+    /// AF_XDP engine: sockets, and the slot of each interface.
+    pub const XSKS: &str = "XSKS";
+    pub const XSK_SLOTS: &str = "XSK_SLOTS";
+    /// A counter bumped by every change from the CLI, so that engines with
+    /// a userspace copy of the tables (AF_XDP) reload at once.
+    pub const GENERATION: &str = "GENERATION";
 
     /// Every map that holds gateway state: pinned, and adopted on restart.
-    pub const PINNED: [&str; 11] = [
+    pub const PINNED: [&str; 12] = [
+        GENERATION,
         FDB,
         VNIS,
         VNI_LEARNED,
@@ -47,10 +54,17 @@ pub mod programs {
     /// TC ingress on access ports: flood (head-end replication), neighbour
     /// resolution through the kernel, skb delivery.
     pub const ACCESS_TC: &str = "vtep_access_tc";
+    /// AF_XDP engine: XDP on the uplink, steering VXLAN to the engine.
+    pub const XSK_UPLINK: &str = "vtep_xsk_uplink";
+    /// AF_XDP engine: XDP on access ports, steering frames to the engine.
+    pub const XSK_ACCESS: &str = "vtep_xsk_access";
 }
 
-/// Capacity of the FDB (local, remote and learned MACs of every VNI).
-pub const FDB_CAPACITY: u32 = 65_536;
+/// Capacity of the FDB (local, remote and learned MACs of every VNI). Sized
+/// for a host that follows a large EVPN fabric (100,000 MACs measured by
+/// `cargo xtask bench --follow`); the map is preallocated, about 100 bytes
+/// of kernel memory per slot.
+pub const FDB_CAPACITY: u32 = 262_144;
 /// Capacity of the VNI table.
 pub const VNI_CAPACITY: u32 = 4_096;
 /// Capacity of the access port table (and of the redirect devmap).
@@ -61,6 +75,8 @@ pub const NEIGH_CAPACITY: u32 = 1_024;
 pub const MAX_VNI_PORTS: usize = 64;
 /// Most remote VTEPs in one VNI's flood list.
 pub const MAX_FLOOD: usize = 64;
+/// Most receive queues per interface the AF_XDP engine binds sockets to.
+pub const XSK_MAX_QUEUES: u32 = 16;
 
 /// Largest VNI (24 bits).
 pub const VNI_MAX: u32 = 0x00ff_ffff;
@@ -213,10 +229,18 @@ impl FdbEntry {
     }
 }
 
-/// `VniInfo::flags`: learn source MACs in this VNI.
+/// `VniInfo::flags`: learn source MACs in this VNI. In a followed VNI
+/// (`VNI_F_KERNEL_FALLBACK`), the kernel's vxlan device learns remote MACs
+/// (its `learning`): the uplink lets it see their frames now and then.
 pub const VNI_F_LEARNING: u32 = 1 << 0;
 /// `VniInfo::flags`: accept VXLAN only from VTEPs in the VNI's flood list.
 pub const VNI_F_CHECK_SOURCE: u32 = 1 << 1;
+/// `VniInfo::flags`: the VNI mirrors a kernel vxlan device and its bridge
+/// (`[follow]`): the kernel learns and floods, vtep forwards what the
+/// mirrored FDB knows and passes everything else, untouched, to the kernel
+/// (`kernel-fallback`). Its FDB entries and flood list belong to the
+/// follower, not to the CLI.
+pub const VNI_F_KERNEL_FALLBACK: u32 = 1 << 2;
 
 /// Value of the `VNIS` map, keyed by VNI (`u32`, host order).
 #[repr(C)]
@@ -318,6 +342,11 @@ pub const UNDERLAY_F_UDP_CSUM: u8 = 1 << 0;
 /// `Underlay::flags`: resolve next hops with `bpf_fib_lookup` (forwarding
 /// is enabled on the uplink, which the kernel requires for it).
 pub const UNDERLAY_F_FIB: u8 = 1 << 1;
+/// `Underlay::flags`: the kernel has vxlan devices of its own on this
+/// address and port (`[follow]`): VXLAN for a VNI vtep does not carry is
+/// theirs, and passes to the kernel (`kernel-fallback`) instead of being
+/// dropped (`unknown-vni`).
+pub const UNDERLAY_F_KERNEL_VXLAN: u8 = 1 << 2;
 
 /// Value of the one-entry `UNDERLAY` array: this VTEP on the underlay.
 #[repr(C)]

@@ -57,10 +57,21 @@ pub enum Reason {
     /// Frame to deliver over the skb path (the port's peer cannot take XDP
     /// frames), handed to TC (informational, not a drop).
     SkbDelivery = 21,
+    /// In a followed VNI (`[follow]`): a frame the mirrored tables do not
+    /// decide (broadcast, multicast, unknown destination, VXLAN of a VNI
+    /// vtep does not carry) passed untouched to the kernel's vxlan device and
+    /// bridge, which forward it (not a drop).
+    KernelFallback = 22,
+    /// In a followed VNI: a frame passed untouched to the kernel so that its
+    /// bridge (or learning vxlan device) learns the source MAC (new, or
+    /// moved) or refreshes it, once a second per MAC: a frame vtep forwards
+    /// never reaches the bridge, whose entry would age out, and EVPN would
+    /// withdraw the MAC (not a drop).
+    BridgeRefresh = 23,
 }
 
 /// Number of reason codes: the size of the `REASONS` array.
-pub const REASON_COUNT: u32 = 22;
+pub const REASON_COUNT: u32 = 24;
 
 impl Reason {
     /// Every reason, in code order.
@@ -87,6 +98,8 @@ impl Reason {
         Reason::Flooded,
         Reason::UnknownVlan,
         Reason::SkbDelivery,
+        Reason::KernelFallback,
+        Reason::BridgeRefresh,
     ];
 
     /// The name the CLI prints, in the kebab-case of iproute2's counters.
@@ -114,13 +127,15 @@ impl Reason {
             Reason::Flooded => "flooded",
             Reason::UnknownVlan => "unknown-vlan",
             Reason::SkbDelivery => "skb-delivery",
+            Reason::KernelFallback => "kernel-fallback",
+            Reason::BridgeRefresh => "bridge-refresh",
         }
     }
 
     /// What happens to a packet counted under this reason.
     pub const fn outcome(self) -> Outcome {
         match self {
-            Reason::NotVxlan => Outcome::Passed,
+            Reason::NotVxlan | Reason::KernelFallback | Reason::BridgeRefresh => Outcome::Passed,
             Reason::NoNeighbour | Reason::Flooded | Reason::SkbDelivery => Outcome::HandedOff,
             Reason::LearningLimit | Reason::FdbFull => Outcome::NotLearned,
             _ => Outcome::Dropped,
@@ -147,7 +162,8 @@ impl Reason {
 pub enum Outcome {
     /// Dropped.
     Dropped,
-    /// Passed to the host's own networking, untouched (not vtep's traffic).
+    /// Passed to the host's own networking, untouched: not vtep's traffic,
+    /// or (in a followed VNI) the kernel's vxlan device and bridge forward it.
     Passed,
     /// Handed to the TC program or the kernel to finish (flood, neighbour
     /// resolution, skb delivery): still forwarded.
@@ -201,6 +217,8 @@ mod tests {
         assert!(!Reason::Flooded.is_drop());
         assert!(!Reason::NotVxlan.is_drop());
         assert!(!Reason::LearningLimit.is_drop());
+        assert!(!Reason::KernelFallback.is_drop());
+        assert!(!Reason::BridgeRefresh.is_drop());
         assert!(Reason::UnknownVni.is_drop());
         assert!(Reason::Truncated.is_drop());
     }

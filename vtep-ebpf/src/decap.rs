@@ -6,6 +6,12 @@
 //! else passes to the host untouched. A good frame teaches the FDB where its
 //! inner source lives, loses its outer headers and goes to the access port
 //! of its inner destination, or to TC for flooding.
+//!
+//! In a followed VNI (`VNI_F_KERNEL_FALLBACK`) the kernel's vxlan device and
+//! bridge own learning and flooding: vtep decapsulates only frames for MACs
+//! mirrored behind a local port, and passes every other frame untouched to
+//! the kernel (`kernel-fallback`), which forwards it as if vtep were not
+//! there.
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
@@ -15,7 +21,8 @@ use aya_ebpf::{
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
 use vtep_common::{
     FDB_KIND_LOCAL, FdbEntry, FdbKey, FloodList, MAX_FLOOD, META_DELIVER, META_FLOOD, Reason,
-    VNI_F_CHECK_SOURCE, VtepAddr,
+    UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniInfo,
+    VtepAddr,
     header::{
         ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_LEN, IPV4_OFFSET_MASK,
         UDP_LEN, VLAN_LEN, VXLAN_LEN, check_ipv4, check_udp_len, is_multicast, is_valid_source,
@@ -24,7 +31,7 @@ use vtep_common::{
 };
 
 use crate::{
-    learn::learn,
+    learn::{kernel_must_see, learn},
     maps::{Dir, FDB, FLOOD, PORT_TX, VNIS, count, count_flood, count_vni, underlay},
     parse::{ptr_at, read, set_meta},
 };
@@ -32,6 +39,13 @@ use crate::{
 #[inline(always)]
 fn pass() -> Result<u32, ()> {
     count(Reason::NotVxlan);
+    Ok(XDP_PASS)
+}
+
+/// Passes a frame of a followed VNI untouched to the kernel.
+#[inline(always)]
+fn kernel(reason: Reason) -> Result<u32, ()> {
+    count(reason);
     Ok(XDP_PASS)
 }
 
@@ -112,6 +126,11 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
     };
     // SAFETY: a live map value, read only.
     let Some(info) = (unsafe { VNIS.get(vni) }) else {
+        if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
+            // A VNI of the kernel's own vxlan devices that vtep does not
+            // follow: theirs.
+            return kernel(Reason::KernelFallback);
+        }
         return drop(Reason::UnknownVni);
     };
     let remote = VtepAddr::v4(ip.src_addr);
@@ -128,6 +147,10 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
     if !is_valid_source(&inner_eth.src_addr) {
         return drop(Reason::BadSourceMac);
     }
+    let inner_len = u64::from(udp_len) - (UDP_LEN + VXLAN_LEN) as u64;
+    if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
+        return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote);
+    }
     learn(
         ctx,
         vni,
@@ -136,7 +159,6 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
         FdbEntry::remote(remote, 0, 0),
     );
 
-    let inner_len = u64::from(udp_len) - (UDP_LEN + VXLAN_LEN) as u64;
     if is_multicast(&inner_eth.dst_addr) {
         return flood(ctx, inner, inner_len, vni);
     }
@@ -149,15 +171,62 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
         // Split horizon: what came from the underlay never goes back to it.
         return drop(Reason::SplitHorizon);
     }
+    deliver(ctx, vni, inner, inner_len, dst.ifindex)
+}
+
+/// A frame of a followed VNI: decapsulated only when the mirrored FDB puts
+/// its inner destination behind a local (bridge) port; anything else — BUM,
+/// unknown or remote destinations — passes untouched to the kernel's vxlan
+/// device. vtep does not learn here: the kernel does. When the vxlan device
+/// learns (`VNI_F_LEARNING`: not with EVPN or flannel, which set
+/// `nolearning`), it also gets the frames of sources it does not know and,
+/// once a second per MAC, one of a known source (see [`kernel_must_see`]).
+#[inline(always)]
+fn followed(
+    ctx: &XdpContext,
+    vni: u32,
+    info: &VniInfo,
+    inner: usize,
+    inner_len: u64,
+    inner_eth: &EthHdr,
+    remote: VtepAddr,
+) -> Result<u32, ()> {
+    let must_see = info.flags & VNI_F_LEARNING != 0
+        && kernel_must_see(vni, inner_eth.src_addr, &FdbEntry::remote(remote, 0, 0));
+    if is_multicast(&inner_eth.dst_addr) {
+        return kernel(Reason::KernelFallback);
+    }
+    if must_see {
+        return kernel(Reason::BridgeRefresh);
+    }
+    // SAFETY: a live map value, read only.
+    match unsafe { FDB.get(FdbKey::new(vni, inner_eth.dst_addr)) } {
+        Some(dst) if dst.kind == FDB_KIND_LOCAL => {
+            let port = dst.ifindex;
+            deliver(ctx, vni, inner, inner_len, port)
+        }
+        _ => kernel(Reason::KernelFallback),
+    }
+}
+
+/// Decapsulates and sends the inner frame to access port `ifindex`.
+#[inline(always)]
+fn deliver(
+    ctx: &XdpContext,
+    vni: u32,
+    inner: usize,
+    inner_len: u64,
+    ifindex: u32,
+) -> Result<u32, ()> {
     strip(ctx, inner, inner_len)?;
-    match PORT_TX.redirect(dst.ifindex, u64::from(XDP_PASS)) {
+    match PORT_TX.redirect(ifindex, u64::from(XDP_PASS)) {
         Ok(action) => {
             count_vni(vni, Dir::Rx, inner_len);
             Ok(action)
         }
         // Not in the devmap: the port takes its frames through TC.
         Err(_) => {
-            if set_meta(ctx, META_DELIVER, vni, dst.ifindex).is_none() {
+            if set_meta(ctx, META_DELIVER, vni, ifindex).is_none() {
                 return drop(Reason::RedirectFailed);
             }
             count(Reason::SkbDelivery);

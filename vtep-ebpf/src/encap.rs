@@ -5,6 +5,11 @@
 //! of the VNI (redirect), a remote VTEP (encapsulate, resolve the outer next
 //! hop with `bpf_fib_lookup`, redirect to the uplink), or nobody known /
 //! broadcast / multicast (flood, through TC).
+//!
+//! In a followed VNI (`VNI_F_KERNEL_FALLBACK`; the port is a port of the
+//! kernel bridge vtep follows) the bridge owns learning and flooding: vtep
+//! switches or encapsulates only what the mirrored FDB knows and passes
+//! every other frame untouched to the bridge (`kernel-fallback`).
 
 use core::{ffi::c_void, mem::size_of};
 
@@ -20,7 +25,7 @@ use aya_ebpf::{
 use network_types::eth::EthHdr;
 use vtep_common::{
     AF_INET, FDB_KIND_LOCAL, FdbEntry, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey,
-    Reason, UNDERLAY_F_FIB, Underlay, VtepAddr,
+    Reason, UNDERLAY_F_FIB, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
     header::{
         ENCAP_V4_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN, UDP_LEN,
         VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
@@ -28,7 +33,7 @@ use vtep_common::{
 };
 
 use crate::{
-    learn::learn,
+    learn::{kernel_must_see, learn},
     maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
     parse::{flow_keys, ptr_at_mut, read, set_meta},
 };
@@ -61,9 +66,12 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
     if !is_valid_source(&eth.src_addr) {
         return drop(Reason::BadSourceMac);
     }
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
+        return followed(ctx, vni, ifindex, &eth, len);
+    }
     learn(ctx, vni, info, eth.src_addr, FdbEntry::local(ifindex, 0, 0));
 
-    let len = (ctx.data_end() - ctx.data()) as u64;
     if is_multicast(&eth.dst_addr) {
         return flood(ctx, vni, ifindex);
     }
@@ -76,25 +84,69 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
         if dst.ifindex == ifindex {
             return drop(Reason::Hairpin);
         }
-        return match PORT_TX.redirect(dst.ifindex, u64::from(XDP_PASS)) {
-            Ok(action) => {
-                count_vni(vni, Dir::Local, len);
-                Ok(action)
-            }
-            Err(_) => {
-                if set_meta(ctx, META_DELIVER, vni, dst.ifindex).is_none() {
-                    return drop(Reason::RedirectFailed);
-                }
-                count(Reason::SkbDelivery);
-                count_vni(vni, Dir::Local, len);
-                Ok(XDP_PASS)
-            }
-        };
+        return switch(ctx, vni, dst.ifindex, len);
     }
     let Some(ul) = underlay() else {
         return drop(Reason::NoUnderlay);
     };
     encap(ctx, ul, vni, &dst.remote, len)
+}
+
+/// A frame from a port of a followed bridge: switched or encapsulated when
+/// the mirrored FDB knows its destination; BUM, unknown destinations, the
+/// bridge's hairpin cases and, once a second per source MAC, a frame for
+/// the bridge to see (see [`kernel_must_see`]) pass untouched to the bridge,
+/// which learns and floods. vtep does not learn here: the bridge does.
+#[inline(always)]
+fn followed(ctx: &XdpContext, vni: u32, ifindex: u32, eth: &EthHdr, len: u64) -> Result<u32, ()> {
+    let must_see = kernel_must_see(vni, eth.src_addr, &FdbEntry::local(ifindex, 0, 0));
+    if is_multicast(&eth.dst_addr) {
+        return kernel(Reason::KernelFallback);
+    }
+    if must_see {
+        return kernel(Reason::BridgeRefresh);
+    }
+    // SAFETY: a live map value, read only.
+    let dst = match unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) } {
+        Some(e) => *e,
+        None => return kernel(Reason::KernelFallback),
+    };
+    if dst.kind == FDB_KIND_LOCAL {
+        if dst.ifindex == ifindex {
+            return kernel(Reason::KernelFallback);
+        }
+        return switch(ctx, vni, dst.ifindex, len);
+    }
+    let Some(ul) = underlay() else {
+        return kernel(Reason::KernelFallback);
+    };
+    encap(ctx, ul, vni, &dst.remote, len)
+}
+
+/// Passes a frame of a followed VNI untouched to the kernel's bridge.
+#[inline(always)]
+fn kernel(reason: Reason) -> Result<u32, ()> {
+    count(reason);
+    Ok(XDP_PASS)
+}
+
+/// Sends the frame to local access port `to`.
+#[inline(always)]
+fn switch(ctx: &XdpContext, vni: u32, to: u32, len: u64) -> Result<u32, ()> {
+    match PORT_TX.redirect(to, u64::from(XDP_PASS)) {
+        Ok(action) => {
+            count_vni(vni, Dir::Local, len);
+            Ok(action)
+        }
+        Err(_) => {
+            if set_meta(ctx, META_DELIVER, vni, to).is_none() {
+                return drop(Reason::RedirectFailed);
+            }
+            count(Reason::SkbDelivery);
+            count_vni(vni, Dir::Local, len);
+            Ok(XDP_PASS)
+        }
+    }
 }
 
 /// Hands a BUM or unknown-unicast frame to the access port's TC program.

@@ -79,6 +79,37 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Fd
     }
 }
 
+/// In a kernel-fallback VNI (`VNI_F_KERNEL_FALLBACK`) the kernel learns,
+/// not vtep: the follower mirrors what its bridge and vxlan device know. But
+/// a frame vtep forwards itself never reaches the bridge, so the bridge would
+/// let the entry of a busy workload age out — and zebra would withdraw its
+/// EVPN route. So the kernel must see each source MAC now and then: this
+/// returns true (pass the frame, untouched, to the kernel) when the source
+/// is not mirrored at `place` yet (new, or moved: the kernel learns it and
+/// the follower mirrors it), or when the kernel last saw it more than a
+/// second ago. The mirrored entry's `last_seen_ns` (unused otherwise for
+/// followed entries) records when; like learning's refresh, it is written
+/// at most once a second per MAC.
+#[inline(always)]
+pub fn kernel_must_see(vni: u32, mac: [u8; 6], place: &FdbEntry) -> bool {
+    let Some(e) = FDB.get_ptr_mut(FdbKey::new(vni, mac)) else {
+        return true;
+    };
+    // SAFETY: a live map value; a racing writer can at worst tear the
+    // timestamp, which costs one more frame through the kernel.
+    let e = unsafe { &mut *e };
+    if !e.same_place(place) {
+        return true;
+    }
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if now.wrapping_sub(e.last_seen_ns) > REFRESH_NS {
+        e.last_seen_ns = now;
+        return true;
+    }
+    false
+}
+
 /// `*counter += 1` as one BPF atomic add (`lock *(u64 *)(r + 0) += 1`):
 /// several CPUs may learn MACs of one VNI at once. (`core`'s atomics have no
 /// read-modify-write for the BPF target.)

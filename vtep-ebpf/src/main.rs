@@ -16,6 +16,7 @@
 #![no_main]
 #![feature(asm_experimental_arch)]
 
+mod afxdp;
 mod decap;
 mod encap;
 mod flood;
@@ -39,6 +40,18 @@ pub fn vtep_uplink(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn vtep_access(ctx: XdpContext) -> u32 {
     encap::try_access(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// AF_XDP engine, uplink: steers vtep's frames to the engine's sockets.
+#[xdp]
+pub fn vtep_xsk_uplink(ctx: XdpContext) -> u32 {
+    afxdp::try_xsk_uplink(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+}
+
+/// AF_XDP engine, access port: steers every frame to the engine's sockets.
+#[xdp]
+pub fn vtep_xsk_access(ctx: XdpContext) -> u32 {
+    afxdp::try_xsk_access(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
 }
 
 /// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.

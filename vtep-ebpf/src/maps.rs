@@ -58,6 +58,10 @@ pub static UNDERLAY: Array<Underlay> = Array::with_max_entries(1, 0);
 #[map]
 pub static NEIGH: HashMap<VtepAddr, NeighEntry> = HashMap::with_max_entries(NEIGH_CAPACITY, 0);
 
+/// Bumped by the CLI after every change; read by userspace engines only.
+#[map]
+pub static GENERATION: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Per-CPU count of every reason a packet was not simply forwarded.
 #[map]
 pub static REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUNT, 0);

@@ -50,6 +50,9 @@ pub enum Command {
         /// The TOML config.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
+        /// Which engine forwards (overrides the config's `engine`).
+        #[arg(long, value_enum)]
+        engine: Option<crate::loader::EngineKind>,
     },
     /// Detach the datapath from every interface and remove all its pins.
     Down,
@@ -74,6 +77,10 @@ pub enum Command {
         #[arg(short, long)]
         all: bool,
     },
+    /// Send frames at a high rate out of an interface (BPF_PROG_TEST_RUN live
+    /// frames), count them at the far end (`sink`), or time vtep's XDP
+    /// programs (`cost`): the benchmark lab's tools.
+    Pktgen(Box<crate::pktgen::PktgenArgs>),
 }
 
 /// `MAC vni VNI [dst IP | port IFNAME]`.
@@ -180,7 +187,7 @@ fn on_off(what: &str, k: &str, v: &str) -> Result<bool> {
 pub fn main(cli: Cli) -> Result<()> {
     let pin = &cli.pin_path;
     match cli.command {
-        Command::Run { config } => crate::daemon::run(&config, pin),
+        Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
         Command::Down => {
             let n = loader::down(&Pins::new(pin))?;
             if n == 0 {
@@ -188,15 +195,24 @@ pub fn main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Fdb { command } => fdb(pin, cli.json, command),
-        Command::Vni { command } => vni(pin, cli.json, command),
-        Command::Port { command } => port(pin, cli.json, command),
+        Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
+        Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
+        Command::Port { command } => changed(pin, port(pin, cli.json, command)),
+        Command::Pktgen(args) => crate::pktgen::main(*args, cli.json),
         Command::Stats { all } => {
             let gw = Gateway::open(pin)?;
             output::stats(&gw.stats()?, cli.json, all);
             Ok(())
         }
     }
+}
+
+/// After a command that may have changed the tables, bumps the generation
+/// so that a userspace engine reloads its copy at once.
+fn changed(pin: &std::path::Path, result: Result<()>) -> Result<()> {
+    result?;
+    Gateway::open(pin)?.bump_generation()?;
+    Ok(())
 }
 
 fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {

@@ -10,7 +10,7 @@ use std::{collections::BTreeSet, fmt, net::IpAddr, path::Path, str::FromStr};
 use serde::Deserialize;
 use vtep_common::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX, VXLAN_PORT};
 
-use crate::addr::Mac;
+use crate::{addr::Mac, loader::EngineKind};
 
 /// A config error: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,18 +32,36 @@ impl ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    engine: Option<EngineKind>,
+    afxdp: Option<RawAfxdp>,
     underlay: RawUnderlay,
     #[serde(default)]
     vni: Vec<RawVni>,
     #[serde(default)]
     fdb: Vec<RawFdb>,
+    follow: Option<RawFollow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFollow {
+    devices: Option<Vec<String>>,
+    all: Option<bool>,
+    rcvbuf: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAfxdp {
+    busy_poll: Option<bool>,
+    cpu: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUnderlay {
     interface: String,
-    local: String,
+    local: Option<String>,
     port: Option<i64>,
     srcport: Option<Vec<i64>>,
     ttl: Option<i64>,
@@ -76,9 +94,44 @@ struct RawFdb {
 /// A validated config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    /// Which engine forwards (`engine = "xdp" | "afxdp"`).
+    pub engine: EngineKind,
+    /// AF_XDP engine: spin on the rings instead of sleeping in poll(2).
+    pub busy_poll: bool,
+    /// AF_XDP engine: the CPU its worker thread is pinned to.
+    pub afxdp_cpu: Option<usize>,
     pub underlay: UnderlayConfig,
     pub vnis: Vec<VniConfig>,
     pub fdb: Vec<FdbConfig>,
+    /// `[follow]`: mirror kernel vxlan devices and their bridges.
+    pub follow: Option<FollowConfig>,
+}
+
+/// `[follow]`: which kernel vxlan devices vtep mirrors (their FDB, flood
+/// lists, bridge ports, VNI, port and local address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowConfig {
+    /// The devices, by name (`devices = [...]`); empty with `all`.
+    pub devices: Vec<String>,
+    /// Every vxlan device of the network namespace (`all = true`).
+    pub all: bool,
+    /// `underlay.local` was left out: the daemon takes it from the followed
+    /// devices before anything is applied (until then `underlay.local` is
+    /// unspecified).
+    pub local_from_link: bool,
+    /// `underlay.port` was left out: the daemon takes it from the followed
+    /// devices.
+    pub port_from_link: bool,
+    /// Receive buffer of the rtnetlink event socket, bytes (`rcvbuf`): an
+    /// overrun costs a full resync.
+    pub rcvbuf: usize,
+}
+
+impl FollowConfig {
+    /// Whether the device named `name` is to be followed.
+    pub fn wants(&self, name: &str) -> bool {
+        self.all || self.devices.iter().any(|d| d == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +261,21 @@ pub fn check_vni(field: &str, v: i64) -> Result<u32, ConfigError> {
 fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let u = raw.underlay;
     check_ifname("underlay.interface", &u.interface)?;
-    let local = parse_vtep("underlay.local", &u.local)?;
+    let local = match (&u.local, &raw.follow) {
+        (Some(l), _) => parse_vtep("underlay.local", l)?,
+        // Taken from the followed vxlan devices when the daemon starts.
+        (None, Some(_)) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, None) => {
+            return Err(ConfigError::new(
+                "underlay.local",
+                "missing: give this VTEP's IPv4 address",
+            ));
+        }
+    };
+    let follow = match raw.follow {
+        None => None,
+        Some(f) => Some(validate_follow(f, &u, &raw.vni)?),
+    };
     let port = match u.port {
         Some(p) => int("underlay.port", p, 1, 65535)?,
         None => VXLAN_PORT,
@@ -382,6 +449,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     Ok(Config {
+        engine: raw.engine.unwrap_or_default(),
+        busy_poll: raw
+            .afxdp
+            .as_ref()
+            .and_then(|a| a.busy_poll)
+            .unwrap_or(false),
+        afxdp_cpu: match raw.afxdp.as_ref().and_then(|a| a.cpu) {
+            Some(c) => Some(int::<usize>("afxdp.cpu", c, 0, 4095)?),
+            None => None,
+        },
         underlay: UnderlayConfig {
             interface: u.interface,
             local,
@@ -392,6 +469,59 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         vnis,
         fdb,
+        follow,
+    })
+}
+
+fn validate_follow(
+    f: RawFollow,
+    u: &RawUnderlay,
+    vnis: &[RawVni],
+) -> Result<FollowConfig, ConfigError> {
+    let all = f.all.unwrap_or(false);
+    let devices = f.devices.unwrap_or_default();
+    if all && !devices.is_empty() {
+        return Err(ConfigError::new(
+            "follow.all",
+            "give devices or all = true, not both",
+        ));
+    }
+    if !all && devices.is_empty() {
+        return Err(ConfigError::new(
+            "follow.devices",
+            "missing: name the vxlan devices to follow, or set all = true",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, d) in devices.iter().enumerate() {
+        let field = format!("follow.devices[{i}]");
+        check_ifname(&field, d)?;
+        if *d == u.interface {
+            return Err(ConfigError::new(
+                field,
+                format!("{d} is the uplink, not a vxlan device"),
+            ));
+        }
+        if vnis.iter().any(|v| v.ports.contains(d)) {
+            return Err(ConfigError::new(
+                field,
+                format!("{d} is an access port in [[vni]], not a vxlan device"),
+            ));
+        }
+        if !seen.insert(d.as_str()) {
+            return Err(ConfigError::new(field, format!("{d} is listed twice")));
+        }
+    }
+    let rcvbuf = match f.rcvbuf {
+        Some(b) => int("follow.rcvbuf", b, 4096, 1 << 30)?,
+        None => crate::follow::DEFAULT_RCVBUF,
+    };
+    Ok(FollowConfig {
+        devices,
+        all,
+        local_from_link: u.local.is_none(),
+        port_from_link: u.port.is_none(),
+        rcvbuf,
     })
 }
 
@@ -434,6 +564,20 @@ dst = "198.18.0.2"
             c.fdb[0].target,
             FdbTarget::Remote("198.18.0.2".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn engine_is_chosen_by_name() {
+        let c: Config = format!("engine = \"afxdp\"\n[afxdp]\nbusy_poll = true\n{GOOD}")
+            .parse()
+            .unwrap();
+        assert_eq!(c.engine, EngineKind::Afxdp);
+        assert!(c.busy_poll);
+        let bad = format!("engine = \"dpdk\"\n{GOOD}")
+            .parse::<Config>()
+            .unwrap_err();
+        assert!(bad.reason.contains("dpdk"), "{bad}");
+        assert_eq!(GOOD.parse::<Config>().unwrap().engine, EngineKind::Xdp);
     }
 
     #[test]
@@ -548,5 +692,65 @@ dst = "198.18.0.2"
         assert!(err.reason.contains("agening"), "{err}");
         let ty = GOOD.replace("learning = true", "learning = \"yes\"");
         assert!(ty.parse::<Config>().is_err());
+    }
+
+    const FOLLOW: &str = "[underlay]\ninterface = \"eth0\"\n[follow]\ndevices = [\"vxlan100\"]\n";
+
+    #[test]
+    fn follow_takes_devices_or_all() {
+        let c: Config = FOLLOW.parse().expect("follow config");
+        let f = c.follow.expect("[follow]");
+        assert_eq!(f.devices, vec!["vxlan100".to_owned()]);
+        assert!(!f.all && f.wants("vxlan100") && !f.wants("vxlan200"));
+        // local and port left out: the daemon takes them from the device.
+        assert!(f.local_from_link && f.port_from_link);
+        assert!(c.vnis.is_empty());
+
+        let all: Config = "[underlay]\ninterface = \"eth0\"\nlocal = \"198.18.0.1\"\nport = 8472\n\
+                           [follow]\nall = true\n"
+            .parse()
+            .expect("follow all");
+        let f = all.follow.expect("[follow]");
+        assert!(f.all && f.wants("flannel.1"));
+        assert!(!f.local_from_link && !f.port_from_link);
+        assert_eq!(all.underlay.port, 8472);
+        assert!(GOOD.parse::<Config>().unwrap().follow.is_none());
+    }
+
+    /// Each bad `[follow]` is refused with an error naming the field.
+    #[test]
+    fn bad_follow_configs_name_the_field() {
+        let cases: &[(&str, &str)] = &[
+            ("devices = []", "follow.devices"),
+            ("all = false", "follow.devices"),
+            ("all = true\ndevices = [\"vxlan100\"]", "follow.all"),
+            (
+                "devices = [\"vxlan100\", \"vxlan100\"]",
+                "follow.devices[1]",
+            ),
+            ("devices = [\"eth0\"]", "follow.devices[0]"),
+            (
+                "devices = [\"a-name-that-is-too-long\"]",
+                "follow.devices[0]",
+            ),
+            ("devices = [\"veth-w1\"]", "follow.devices[0]"),
+            ("all = true\nrcvbuf = 100", "follow.rcvbuf"),
+        ];
+        for (follow, field) in cases {
+            let err = format!("{GOOD}\n[follow]\n{follow}\n")
+                .parse::<Config>()
+                .expect_err(&format!("{follow} must be refused"));
+            assert_eq!(&err.field, field, "{follow}: got {err}");
+        }
+        let unknown = format!("{FOLLOW}device = \"x\"\n")
+            .parse::<Config>()
+            .unwrap_err();
+        assert!(unknown.reason.contains("device"), "{unknown}");
+        // Without [follow], underlay.local is required.
+        let no_local = GOOD.replace("local = \"198.18.0.1\"\n", "");
+        assert_eq!(
+            no_local.parse::<Config>().unwrap_err().field,
+            "underlay.local"
+        );
     }
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use vtep_common::{
-    FDB_F_CONFIG, FDB_F_STATIC, FdbEntry, NeighEntry, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay,
+    FDB_F_CONFIG, FDB_F_STATIC, FdbEntry, NeighEntry, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN,
+    UNDERLAY_F_UDP_CSUM, Underlay,
 };
 
 use crate::{
@@ -74,7 +75,12 @@ pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
             UNDERLAY_F_UDP_CSUM
         } else {
             0
-        } | if r.fib { UNDERLAY_F_FIB } else { 0 },
+        } | if r.fib { UNDERLAY_F_FIB } else { 0 }
+            | if cfg.follow.is_some() {
+                UNDERLAY_F_KERNEL_VXLAN
+            } else {
+                0
+            },
         uplink_mac: r.uplink_mac,
         mtu: r.uplink_mtu,
     }
@@ -85,6 +91,13 @@ pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
 pub fn apply(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
     gw.set_underlay(&underlay(cfg, r))?;
     for v in &cfg.vnis {
+        if gw.vni_followed(v.id) {
+            log::info!(
+                "VNI {} was followed from a kernel vxlan device; the config takes it over",
+                v.id
+            );
+            gw.vni_unfollow(v.id)?;
+        }
         gw.vni_set(v, true)
             .with_context(|| format!("VNI {}", v.id))?;
         let members: Vec<_> = v.flood.iter().copied().map(to_vtep).collect();
@@ -124,15 +137,25 @@ pub fn attach_uplink(gw: &mut Gateway, name: &str, ifindex: u32) -> Result<()> {
 
 /// Makes `ifname` an access port of `vni`: maps, programs, and the XDP
 /// redirect path once the port's far end can take XDP frames (until then
-/// frames for it take the TC path). Undone whole if a step fails.
+/// frames for it take the TC path). Undone whole if a step fails. The ports
+/// of a followed VNI are its bridge's: they cannot be added by hand.
 pub fn add_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
+    if gw.vni_followed(vni) {
+        return Err(GatewayError::FollowedVni(vni).into());
+    }
+    attach_port(gw, ifname, vni)
+}
+
+/// [`add_port`] without the ownership check: for the follower, which makes
+/// the ports of a followed bridge access ports of its VNI.
+pub fn attach_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
     let ifindex =
         sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
     let was_port = gw.port_vni(ifindex).is_some();
     gw.port_set(ifindex, ifname, vni)?;
     if let Err(e) = loader::attach(&gw.pins, ifname, ifindex, Role::AccessPort) {
         if !was_port {
-            let _ = gw.port_del(ifname);
+            let _ = gw.port_del_index(ifindex, ifname);
         }
         return Err(e);
     }

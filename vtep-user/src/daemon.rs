@@ -2,23 +2,44 @@
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
 //! stops the daemon and leaves the datapath forwarding with its tables.
 
-use std::{path::Path, time::Duration};
+use std::{os::fd::RawFd, path::Path, time::Duration};
 
 use anyhow::{Context as _, Result};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::{
+    io::{
+        Interest,
+        unix::{AsyncFd, AsyncFdReadyGuard},
+    },
+    signal::unix::{SignalKind, signal},
+};
 
 use crate::{
+    afxdp,
     config::Config,
-    control,
+    control, follow,
     gateway::{Gateway, Pins},
-    loader, netlink, sys,
+    loader::{self, EngineKind},
+    netlink, sys,
 };
 
 /// How often the daemon ages entries and refreshes neighbours.
 const TICK: Duration = Duration::from_secs(1);
 
-pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
-    let cfg = Config::from_file(config_path)
+pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> Result<()> {
+    let mut cfg = Config::from_file(config_path)
+        .with_context(|| format!("config {}", config_path.display()))?;
+    if let Some(engine) = engine {
+        cfg.engine = engine;
+    }
+    if cfg.follow.is_some() && cfg.engine != EngineKind::Xdp {
+        anyhow::bail!(
+            "config {}: [follow] needs the XDP engine (the AF_XDP engine does not pass a \
+             followed VNI's misses to the kernel yet)",
+            config_path.display()
+        );
+    }
+    // [follow] may leave underlay.local and .port to the followed devices.
+    follow::complete_underlay(&mut cfg)
         .with_context(|| format!("config {}", config_path.display()))?;
     let resolved =
         control::resolve(&cfg).with_context(|| format!("config {}", config_path.display()))?;
@@ -30,8 +51,41 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
     let mut gw = Gateway::open(pin_path)?;
     control::apply(&mut gw, &cfg, &resolved)?;
     control::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
+    let follower = match cfg.follow {
+        None => None,
+        Some(_) => {
+            let mut f = follow::Follower::new(&cfg, resolved.uplink)?;
+            f.resync(&mut gw, "start")?;
+            Some(f)
+        }
+    };
+    let runner = match cfg.engine {
+        EngineKind::Xdp => None,
+        EngineKind::Afxdp => {
+            let maps = loaded
+                .engine_maps
+                .context("the eBPF object has no AF_XDP maps")?;
+            let uplink = afxdp::Iface {
+                ifindex: resolved.uplink,
+                name: cfg.underlay.interface.clone(),
+                role: afxdp::worker::Role::Uplink,
+            };
+            let tuning = afxdp::Tuning {
+                busy_poll: cfg.busy_poll,
+                cpu: cfg.afxdp_cpu,
+            };
+            Some(afxdp::Runner::start(
+                pins.clone(),
+                maps,
+                uplink,
+                &gw,
+                tuning,
+            )?)
+        }
+    };
     log::info!(
-        "vtep up: uplink {} ({}), {} VNI(s), {} access port(s), pinned at {}{}",
+        "vtep up ({:?} engine): uplink {} ({}), {} VNI(s), {} access port(s), pinned at {}{}",
+        cfg.engine,
         cfg.underlay.interface,
         cfg.underlay.local,
         cfg.vnis.len(),
@@ -56,12 +110,17 @@ pub fn run(config_path: &Path, pin_path: &Path) -> Result<()> {
             cfg.underlay.interface
         );
     }
-    rt.block_on(housekeeping(
+    let runner = rt.block_on(housekeeping(
         gw,
         ul,
         cfg.underlay.interface.clone(),
         loaded.log,
+        runner,
+        follower,
     ))?;
+    if let Some(runner) = runner {
+        runner.stop();
+    }
     log::info!(
         "vtep daemon stopped; the datapath keeps forwarding (`vtep down --pin-path {}` removes it)",
         pin_path.display()
@@ -74,7 +133,9 @@ async fn housekeeping(
     mut ul: vtep_common::Underlay,
     uplink: String,
     log: Option<loader::DatapathLog>,
-) -> Result<()> {
+    mut runner: Option<afxdp::Runner>,
+    mut follower: Option<follow::Follower>,
+) -> Result<Option<afxdp::Runner>> {
     if let Some(log) = log {
         tokio::spawn(print_datapath_log(log));
     }
@@ -83,8 +144,28 @@ async fn housekeeping(
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
     let mut delivery = control::DeliveryState::default();
+    let follow_fd = match &follower {
+        // SAFETY: the follower owns the socket behind this fd and outlives
+        // follow_fd (a parameter, dropped after the locals).
+        Some(f) => Some(unsafe { AsyncFd::register_with_interest(f.fd(), Interest::READABLE) }?),
+        None => None,
+    };
     loop {
         tokio::select! {
+            ready = readable(follow_fd.as_ref()) => {
+                let mut guard = ready.context("waiting for rtnetlink events")?;
+                if let Some(f) = follower.as_mut() {
+                    match f.drain(&mut gw) {
+                        // More queued: stay ready, after the other branches had a turn.
+                        Ok(true) => {}
+                        Ok(false) => guard.clear_ready(),
+                        Err(e) => {
+                            log::error!("follow: {e:#}");
+                            guard.clear_ready();
+                        }
+                    }
+                }
+            }
             _ = tick.tick() => {
                 let aged = gw.age(sys::monotonic_ns());
                 if aged > 0 {
@@ -94,12 +175,28 @@ async fn housekeeping(
                 control::forget_vanished_ports(&mut gw);
                 control::refresh_xdp_delivery(&mut gw, &mut rtnl, &mut delivery, ul.uplink_ifindex);
                 control::resolve_neighbours(&mut gw, &mut rtnl, &ul);
+                if let Some(r) = runner.as_mut()
+                    && let Err(e) = r.refresh(&gw)
+                {
+                    log::error!("AF_XDP engine: {e:#}");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
-    Ok(())
+    if let Some(f) = &follower {
+        log::info!("{}", f.summary());
+    }
+    Ok(runner)
+}
+
+/// Waits until `fd` is readable; never, without one.
+async fn readable(fd: Option<&AsyncFd<RawFd>>) -> std::io::Result<AsyncFdReadyGuard<'_, RawFd>> {
+    match fd {
+        Some(fd) => fd.readable().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Prints the programs' aya-log records as they come.

@@ -18,8 +18,8 @@ use aya::maps::{
 use vtep_common::{
     FDB_F_CONFIG, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FDB_KIND_LOCAL, FdbEntry, FdbKey,
     FloodList, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay,
-    VNI_F_CHECK_SOURCE, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names,
-    reason::REASON_COUNT,
+    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
+    names, reason::REASON_COUNT,
 };
 
 use crate::{
@@ -95,6 +95,11 @@ pub enum GatewayError {
     PortListFull(u32),
     #[error("{mac} in VNI {vni} is mirrored from the kernel FDB; change it there (bridge fdb)")]
     Followed { mac: Mac, vni: u32 },
+    #[error(
+        "VNI {0} is mirrored from a kernel vxlan device ([follow] in the config): change it in \
+         the kernel (bridge fdb, ip link); vtep follows"
+    )]
+    FollowedVni(u32),
     #[error("{0}")]
     Invalid(String),
     #[error("map {name}: {source}")]
@@ -162,7 +167,9 @@ impl FdbRow {
 
     /// Where the entry came from.
     pub fn origin(&self) -> &'static str {
-        if self.flood || self.flags & FDB_F_CONFIG != 0 {
+        if self.flags & FDB_F_FOLLOWED != 0 && self.flags & FDB_F_LEARNED == 0 {
+            "kernel"
+        } else if self.flood || self.flags & FDB_F_CONFIG != 0 {
             "config"
         } else if self.flags & FDB_F_LEARNED != 0 {
             "datapath"
@@ -214,6 +221,7 @@ pub struct Gateway {
     underlay: Array<MapData, Underlay>,
     neigh: HashMap<MapData, VtepAddr, NeighEntry>,
     reasons: PerCpuArray<MapData, u64>,
+    generation: Array<MapData, u64>,
 }
 
 macro_rules! typed {
@@ -244,6 +252,7 @@ impl Gateway {
             underlay: typed!(pins, names::UNDERLAY),
             neigh: typed!(pins, names::NEIGH),
             reasons: typed!(pins, names::REASONS),
+            generation: typed!(pins, names::GENERATION),
             pins,
         })
     }
@@ -294,11 +303,22 @@ impl Gateway {
         self.vnis.get(&vni, 0).is_ok()
     }
 
+    /// True when `vni` mirrors a kernel vxlan device (`[follow]`): the
+    /// follower owns it, its entries and its flood list.
+    pub fn vni_followed(&self, vni: u32) -> bool {
+        self.vnis
+            .get(&vni, 0)
+            .is_ok_and(|i| i.flags & VNI_F_KERNEL_FALLBACK != 0)
+    }
+
     /// Creates a VNI, or with `replace` updates its settings (ports and
     /// flood list are set separately).
     pub fn vni_set(&mut self, v: &VniConfig, replace: bool) -> Result<()> {
         if !replace && self.vni_exists(v.id) {
             return Err(GatewayError::VniExists(v.id));
+        }
+        if self.vni_followed(v.id) {
+            return Err(GatewayError::FollowedVni(v.id));
         }
         let mut flags = 0;
         if v.learning {
@@ -313,27 +333,64 @@ impl Gateway {
             ageing_secs: v.ageing,
             _pad: 0,
         };
-        if self.vni_stats.get(&v.id, 0).is_err() {
+        self.vni_put(v.id, info)
+    }
+
+    /// Creates or updates a followed VNI (`VNI_F_KERNEL_FALLBACK`: the
+    /// kernel learns and ages, vtep does not). `learning`: the kernel's
+    /// vxlan device learns remote MACs, so the datapath lets it see remote
+    /// sources (`VNI_F_LEARNING`). For the follower only.
+    pub fn vni_follow(&mut self, vni: u32, learning: bool) -> Result<()> {
+        let info = VniInfo {
+            flags: VNI_F_KERNEL_FALLBACK | if learning { VNI_F_LEARNING } else { 0 },
+            max_addresses: 0,
+            ageing_secs: 0,
+            _pad: 0,
+        };
+        if self.vni_info(vni).is_ok_and(|i| i == info) {
+            return Ok(());
+        }
+        self.vni_put(vni, info)
+    }
+
+    /// Removes a followed VNI with its ports, flood list and entries, as
+    /// [`Gateway::vni_del`] (for the follower, and for a config that takes
+    /// the VNI over).
+    pub fn vni_unfollow(&mut self, vni: u32) -> Result<()> {
+        if !self.vni_followed(vni) {
+            return Ok(());
+        }
+        self.vni_remove(vni)
+    }
+
+    /// Writes a VNI's settings, with zeroed counters for a new one.
+    fn vni_put(&mut self, vni: u32, info: VniInfo) -> Result<()> {
+        if self.vni_stats.get(&vni, 0).is_err() {
             let zero = PerCpuValues::try_from(vec![VniCounters::default(); sys::nr_cpus()?])
                 .map_err(|e| GatewayError::Invalid(format!("per-CPU values: {e}")))?;
             self.vni_stats
-                .insert(v.id, zero, 0)
+                .insert(vni, zero, 0)
                 .map_err(map_err(names::VNI_STATS))?;
         }
-        if self.learned.get(&v.id, 0).is_err() {
+        if self.learned.get(&vni, 0).is_err() {
             self.learned
-                .insert(v.id, 0, 0)
+                .insert(vni, 0, 0)
                 .map_err(map_err(names::VNI_LEARNED))?;
         }
-        self.vnis
-            .insert(v.id, info, 0)
-            .map_err(map_err(names::VNIS))
+        self.vnis.insert(vni, info, 0).map_err(map_err(names::VNIS))
     }
 
     /// Removes a VNI with everything in it: its access ports (detached),
     /// flood list, FDB entries and counters.
     pub fn vni_del(&mut self, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
+        if self.vni_followed(vni) {
+            return Err(GatewayError::FollowedVni(vni));
+        }
+        self.vni_remove(vni)
+    }
+
+    fn vni_remove(&mut self, vni: u32) -> Result<()> {
         for (ifindex, ifname) in self.vni_row(vni)?.ports {
             self.port_del_index(ifindex, &ifname)?;
         }
@@ -441,8 +498,10 @@ impl Gateway {
     pub fn port_del(&mut self, ifname: &str) -> Result<()> {
         let ifindex =
             sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
-        if self.port_vni(ifindex).is_none() {
-            return Err(GatewayError::NotAPort(ifname.into()));
+        match self.port_vni(ifindex) {
+            None => return Err(GatewayError::NotAPort(ifname.into())),
+            Some(vni) if self.vni_followed(vni) => return Err(GatewayError::FollowedVni(vni)),
+            Some(_) => {}
         }
         self.port_del_index(ifindex, ifname)
     }
@@ -494,6 +553,9 @@ impl Gateway {
     /// `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
     pub fn flood_add(&mut self, vni: u32, dst: IpAddr) -> Result<()> {
         self.vni_info(vni)?;
+        if self.vni_followed(vni) {
+            return Err(GatewayError::FollowedVni(vni));
+        }
         let mut list = self.flood.get(&vni, 0).unwrap_or_default();
         let member = to_vtep(dst);
         if list.contains(&member) {
@@ -514,6 +576,9 @@ impl Gateway {
     /// no `dst` the whole list.
     pub fn flood_del(&mut self, vni: u32, dst: Option<IpAddr>) -> Result<()> {
         self.vni_info(vni)?;
+        if self.vni_followed(vni) {
+            return Err(GatewayError::FollowedVni(vni));
+        }
         let list = self.flood.get(&vni, 0).unwrap_or_default();
         let kept: Vec<VtepAddr> = match dst {
             None => Vec::new(),
@@ -554,6 +619,9 @@ impl Gateway {
     /// Adds or replaces a static entry (`bridge fdb add|replace`).
     pub fn fdb_set(&mut self, vni: u32, mac: Mac, entry: FdbEntry, mode: SetMode) -> Result<()> {
         self.vni_info(vni)?;
+        if entry.flags & FDB_F_FOLLOWED == 0 && self.vni_followed(vni) {
+            return Err(GatewayError::FollowedVni(vni));
+        }
         if mac.is_multicast() || mac.is_zero() {
             return Err(GatewayError::Invalid(format!(
                 "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
@@ -604,6 +672,31 @@ impl Gateway {
         Ok(())
     }
 
+    /// Removes an entry the follower mirrored (`FDB_F_FOLLOWED`); any other
+    /// entry is left alone. True when one was removed.
+    pub fn fdb_del_followed(&mut self, key: &FdbKey) -> bool {
+        match self.fdb.get(key, 0) {
+            Ok(old) if old.flags & FDB_F_FOLLOWED != 0 => self.fdb.remove(key).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Writes an entry the follower mirrored, unless the map holds it
+    /// already (the datapath's `last_seen_ns` of a followed entry is not
+    /// compared, and kept). True when it wrote.
+    pub fn fdb_put_followed(&mut self, key: &FdbKey, entry: &FdbEntry) -> Result<bool> {
+        if let Ok(old) = self.fdb.get(key, 0)
+            && old.same_place(entry)
+            && old.flags == entry.flags
+        {
+            return Ok(false);
+        }
+        self.fdb
+            .insert(key, entry, 0)
+            .map_err(map_err(names::FDB))?;
+        Ok(true)
+    }
+
     /// Removes an entry, keeping the VNI's learned count right.
     fn fdb_remove_counted(&mut self, key: &FdbKey) {
         if let Ok(old) = self.fdb.get(key, 0)
@@ -623,9 +716,8 @@ impl Gateway {
     /// Every FDB entry (and flood-list member) of `vni`, or of all VNIs.
     pub fn fdb_rows(&self, vni: Option<u32>, now_ns: u64) -> Vec<FdbRow> {
         let mut rows: Vec<FdbRow> = self
-            .fdb
-            .iter()
-            .filter_map(|r| r.ok())
+            .fdb_entries()
+            .into_iter()
             .filter(|(k, _)| vni.is_none_or(|v| v == k.vni))
             .map(|(k, e)| FdbRow {
                 mac: Mac(k.mac),
@@ -652,12 +744,17 @@ impl Gateway {
             None => self.vni_ids(),
         };
         for v in vnis {
+            let flags = if self.vni_followed(v) {
+                FDB_F_FOLLOWED
+            } else {
+                FDB_F_STATIC
+            };
             for dst in self.flood_list(v) {
                 rows.push(FdbRow {
                     mac: Mac::ZERO,
                     vni: v,
                     place: Place::Remote(dst),
-                    flags: FDB_F_STATIC,
+                    flags,
                     age: None,
                     flood: true,
                 });
@@ -670,15 +767,20 @@ impl Gateway {
     /// Removes learned entries older than their VNI's `ageing`, and
     /// recounts each VNI's learned MACs. Returns how many were aged out.
     pub fn age(&mut self, now_ns: u64) -> usize {
-        let ageing: BTreeMap<u32, u32> = self
-            .vnis
+        let infos: Vec<(u32, VniInfo)> = self.vnis.iter().filter_map(|r| r.ok()).collect();
+        // Followed VNIs hold no learned entries (the kernel learns): with
+        // only those, there is nothing to walk the FDB for.
+        if infos
             .iter()
-            .filter_map(|r| r.ok())
-            .map(|(v, i)| (v, i.ageing_secs))
-            .collect();
+            .all(|(_, i)| i.flags & VNI_F_KERNEL_FALLBACK != 0)
+        {
+            return 0;
+        }
+        let ageing: BTreeMap<u32, u32> =
+            infos.into_iter().map(|(v, i)| (v, i.ageing_secs)).collect();
         let mut counts: BTreeMap<u32, u64> = ageing.keys().map(|&v| (v, 0)).collect();
         let mut expired = Vec::new();
-        for (k, e) in self.fdb.iter().filter_map(|r| r.ok()) {
+        for (k, e) in self.fdb_entries() {
             if e.flags & FDB_F_LEARNED == 0 {
                 continue;
             }
@@ -714,9 +816,8 @@ impl Gateway {
     /// Every remote VTEP this gateway sends to (flood lists and FDB).
     pub fn remote_vteps(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self
-            .fdb
-            .iter()
-            .filter_map(|r| r.ok())
+            .fdb_entries()
+            .into_iter()
             .filter(|(_, e)| e.kind != FDB_KIND_LOCAL)
             .filter_map(|(_, e)| from_vtep(&e.remote))
             .collect();
@@ -771,5 +872,119 @@ impl Gateway {
             }
         }
         Ok(s)
+    }
+}
+
+/// Whole-table reads and single-entry writes for the AF_XDP engine, which
+/// keeps a view of the tables in userspace (see `crate::afxdp::view`).
+impl Gateway {
+    /// Every FDB entry: read in batches (`BPF_MAP_LOOKUP_BATCH`, a syscall
+    /// per thousands of entries, where iterating takes two per entry: with
+    /// 100,000 followed entries that is the daemon's whole upkeep), else one
+    /// by one.
+    pub fn fdb_entries(&self) -> Vec<(FdbKey, FdbEntry)> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let fd = self.fdb.map().fd().as_fd().as_raw_fd();
+        match sys::lookup_batch::<FdbKey, FdbEntry>(fd) {
+            Ok(all) => all,
+            Err(e) => {
+                log::debug!("FDB: batch lookup unavailable ({e}); iterating");
+                self.fdb.iter().filter_map(|r| r.ok()).collect()
+            }
+        }
+    }
+
+    /// Writes one FDB entry as the datapath's learning does (no checks).
+    pub fn fdb_learn(&mut self, key: &FdbKey, entry: &FdbEntry) -> Result<()> {
+        self.fdb.insert(key, entry, 0).map_err(map_err(names::FDB))
+    }
+
+    /// Every VNI with its settings.
+    pub fn vni_infos(&self) -> Vec<(u32, VniInfo)> {
+        self.vnis.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// The access ports of every VNI.
+    pub fn vni_port_lists(&self) -> Vec<(u32, PortList)> {
+        self.vni_ports.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// The flood list of every VNI.
+    pub fn flood_lists(&self) -> Vec<(u32, FloodList)> {
+        self.flood.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// Every resolved next hop.
+    pub fn neigh_entries(&self) -> Vec<(VtepAddr, NeighEntry)> {
+        self.neigh.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// Learned MACs per VNI, as the datapath counts them.
+    pub fn learned_counts(&self) -> Vec<(u32, u64)> {
+        self.learned.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    pub fn set_learned(&mut self, vni: u32, n: u64) {
+        let _ = self.learned.insert(vni, n, 0);
+    }
+
+    /// Adds counts made outside the kernel (the AF_XDP engine) to the
+    /// per-CPU counters, in the slot of CPU `cpu`.
+    pub fn add_counters(
+        &mut self,
+        cpu: usize,
+        reasons: &[u64],
+        vnis: &BTreeMap<u32, VniCounters>,
+    ) -> Result<()> {
+        for (code, &n) in reasons.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let code = code as u32;
+            let mut v: Vec<u64> = self
+                .reasons
+                .get(&code, 0)
+                .map_err(map_err(names::REASONS))?
+                .to_vec();
+            if let Some(slot) = v.get_mut(cpu) {
+                *slot += n;
+            }
+            let v = PerCpuValues::try_from(v)
+                .map_err(|e| GatewayError::Invalid(format!("per-CPU values: {e}")))?;
+            self.reasons
+                .set(code, v, 0)
+                .map_err(map_err(names::REASONS))?;
+        }
+        for (vni, delta) in vnis {
+            let Ok(v) = self.vni_stats.get(vni, 0) else {
+                continue;
+            };
+            let mut v: Vec<VniCounters> = v.to_vec();
+            if let Some(slot) = v.get_mut(cpu) {
+                slot.add(delta);
+            }
+            let v = PerCpuValues::try_from(v)
+                .map_err(|e| GatewayError::Invalid(format!("per-CPU values: {e}")))?;
+            self.vni_stats
+                .insert(*vni, v, 0)
+                .map_err(map_err(names::VNI_STATS))?;
+        }
+        Ok(())
+    }
+}
+
+/// The change counter of [`names::GENERATION`].
+impl Gateway {
+    /// Tells engines with a copy of the tables that they changed.
+    pub fn bump_generation(&mut self) -> Result<()> {
+        let g = self.generation();
+        self.generation
+            .set(0, g.wrapping_add(1), 0)
+            .map_err(map_err(names::GENERATION))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.get(&0, 0).unwrap_or(0)
     }
 }

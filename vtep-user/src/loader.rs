@@ -40,11 +40,24 @@ pub enum Role {
     AccessPort,
 }
 
+/// Which engine forwards: the XDP programs, or the AF_XDP engine in
+/// userspace behind small steering programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Xdp,
+    Afxdp,
+}
+
 impl Role {
-    fn programs(self) -> (&'static str, &'static str) {
-        match self {
-            Role::Uplink => (programs::UPLINK_XDP, programs::UPLINK_TC),
-            Role::AccessPort => (programs::ACCESS_XDP, programs::ACCESS_TC),
+    /// The (XDP, TC) programs of this role under `engine`.
+    fn programs(self, engine: EngineKind) -> (&'static str, &'static str) {
+        match (self, engine) {
+            (Role::Uplink, EngineKind::Xdp) => (programs::UPLINK_XDP, programs::UPLINK_TC),
+            (Role::AccessPort, EngineKind::Xdp) => (programs::ACCESS_XDP, programs::ACCESS_TC),
+            (Role::Uplink, EngineKind::Afxdp) => (programs::XSK_UPLINK, programs::UPLINK_TC),
+            (Role::AccessPort, EngineKind::Afxdp) => (programs::XSK_ACCESS, programs::ACCESS_TC),
         }
     }
 }
@@ -58,6 +71,8 @@ pub struct Loaded {
     pub adopted: bool,
     /// The programs' log records, when the log map could be opened.
     pub log: Option<DatapathLog>,
+    /// The AF_XDP engine's maps (its sockets and their slots).
+    pub engine_maps: Option<crate::afxdp::EngineMaps>,
 }
 
 /// The aya-log level the programs log at: the daemon's own level.
@@ -89,7 +104,12 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF object (maps)")?;
-    for name in [programs::UPLINK_XDP, programs::ACCESS_XDP] {
+    for name in [
+        programs::UPLINK_XDP,
+        programs::ACCESS_XDP,
+        programs::XSK_UPLINK,
+        programs::XSK_ACCESS,
+    ] {
         let prog: &mut Xdp = ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing from the object"))?
@@ -114,7 +134,18 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
             None
         }
     };
-    Ok(Loaded { adopted, log })
+    let engine_maps = match (ebpf.take_map(names::XSKS), ebpf.take_map(names::XSK_SLOTS)) {
+        (Some(x), Some(s)) => Some(crate::afxdp::EngineMaps {
+            xsks: x.try_into()?,
+            slots: s.try_into()?,
+        }),
+        _ => None,
+    };
+    Ok(Loaded {
+        adopted,
+        log,
+        engine_maps,
+    })
 }
 
 fn repin(
@@ -153,7 +184,19 @@ fn pinned_link(path: &Path) -> Result<Option<FdLink>> {
 /// existing attachment (a previous `vtep run`) gets the new program
 /// atomically.
 pub fn attach(pins: &Pins, ifname: &str, ifindex: u32, role: Role) -> Result<()> {
-    let (xdp, tc) = role.programs();
+    attach_engine(pins, ifname, ifindex, role, EngineKind::Xdp)
+}
+
+/// [`attach`], with the XDP program of `engine`: switching engines swaps
+/// the program of the pinned XDP link atomically.
+pub fn attach_engine(
+    pins: &Pins,
+    ifname: &str,
+    ifindex: u32,
+    role: Role,
+    engine: EngineKind,
+) -> Result<()> {
+    let (xdp, tc) = role.programs(engine);
     attach_tc(pins, tc, ifname, ifindex)
         .with_context(|| format!("{ifname}: attaching {tc} (TC ingress)"))?;
     attach_xdp(pins, xdp, ifindex).with_context(|| format!("{ifname}: attaching {xdp} (XDP)"))?;

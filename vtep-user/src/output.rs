@@ -2,7 +2,7 @@
 //! `bridge -s`, or JSON with iproute2's key names (`-j`).
 
 use serde_json::{Value, json};
-use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
+use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING};
 
 use crate::gateway::{FdbRow, Place, Stats, VniRow};
 
@@ -40,7 +40,14 @@ pub fn fdb(rows: &[FdbRow], json: bool) {
             Place::Port { ifname, .. } => format!("port {ifname}"),
         };
         let age = r.age.map(|a| format!(" age {a}s")).unwrap_or_default();
-        println!("{} {place} vni {} {}{age}", r.mac, r.vni, r.state());
+        // Mirrored from the kernel FDB ([follow]): say so, as it cannot be
+        // changed here.
+        let origin = if r.origin() == "kernel" {
+            " origin kernel"
+        } else {
+            ""
+        };
+        println!("{} {place} vni {} {}{age}{origin}", r.mac, r.vni, r.state());
     }
 }
 
@@ -58,6 +65,7 @@ pub fn vnis(rows: &[VniRow], json: bool) {
                     "maxaddress": r.info.max_addresses,
                     "check_source": r.info.flags & VNI_F_CHECK_SOURCE != 0,
                     "learned": r.learned,
+                    "followed": r.info.flags & VNI_F_KERNEL_FALLBACK != 0,
                     "ports": r.ports.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
                     "flood": r.flood.iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
                 })
@@ -69,13 +77,18 @@ pub fn vnis(rows: &[VniRow], json: bool) {
         let ports: Vec<&str> = r.ports.iter().map(|(_, n)| n.as_str()).collect();
         let flood: Vec<String> = r.flood.iter().map(|ip| ip.to_string()).collect();
         println!(
-            "vni {} learning {} ageing {} maxaddress {} check_source {} learned {}",
+            "vni {} learning {} ageing {} maxaddress {} check_source {} learned {}{}",
             r.vni,
             on(r.info.flags & VNI_F_LEARNING),
             r.info.ageing_secs,
             r.info.max_addresses,
             on(r.info.flags & VNI_F_CHECK_SOURCE),
-            r.learned
+            r.learned,
+            if r.info.flags & VNI_F_KERNEL_FALLBACK != 0 {
+                " followed (kernel fallback)"
+            } else {
+                ""
+            }
         );
         println!(
             "    ports {}",

@@ -13,7 +13,7 @@
 use std::{
     ffi::CString,
     fs::File,
-    mem::{offset_of, size_of},
+    mem::size_of,
     ops::{Range, RangeInclusive},
     os::fd::{AsFd as _, AsRawFd as _, RawFd},
     panic::{AssertUnwindSafe, catch_unwind},
@@ -25,10 +25,12 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
     programs::Program,
 };
+use vtep::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
 use vtep_common::{
-    FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER, META_FLOOD, META_MAGIC,
-    META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, programs, reason::REASON_COUNT,
+    FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
+    META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
+    UNDERLAY_F_KERNEL_VXLAN, Underlay, VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING,
+    VniCounters, VniInfo, VtepAddr, names, programs, reason::REASON_COUNT,
 };
 
 // ---- addresses ----------------------------------------------------------
@@ -380,57 +382,11 @@ impl Drop for Netns {
 
 // ---- BPF_PROG_TEST_RUN -------------------------------------------------------
 
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-
-const XDP_ABORTED: u32 = 0;
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
+const XDP_ABORTED: u32 = vtep::testrun::XDP_ABORTED;
+const XDP_DROP: u32 = vtep::testrun::XDP_DROP;
+const XDP_PASS: u32 = vtep::testrun::XDP_PASS;
+const XDP_REDIRECT: u32 = vtep::testrun::XDP_REDIRECT;
 const TC_ACT_OK: u32 = 0;
-
-/// The `test` member of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
-
-const _: () = {
-    assert!(offset_of!(TestRunAttr, data_in) == 16);
-    assert!(offset_of!(TestRunAttr, repeat) == 32);
-    assert!(offset_of!(TestRunAttr, ctx_size_in) == 40);
-    assert!(offset_of!(TestRunAttr, ctx_in) == 48);
-    assert!(offset_of!(TestRunAttr, flags) == 64);
-    assert!(offset_of!(TestRunAttr, batch_size) == 72);
-    assert!(size_of::<TestRunAttr>() == 80);
-};
-
-/// `struct xdp_md`, the context of an XDP test run.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
 
 /// Room for any output frame: the input, an outer header and metadata.
 const DATA_OUT_LEN: usize = 4096;
@@ -466,22 +422,12 @@ fn test_run(prog_fd: RawFd, hook: Hook, input: &[u8]) -> Run {
         attr.ctx_in = &ctx_in as *const XdpMd as u64;
         attr.ctx_out = &mut ctx_out as *mut XdpMd as u64;
     }
-    // SAFETY: attr is a valid bpf_attr for BPF_PROG_TEST_RUN; every buffer
-    // it points to lives until the call returns, with the sizes given.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            size_of::<TestRunAttr>(),
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "BPF_PROG_TEST_RUN: {}",
-        std::io::Error::last_os_error()
-    );
+    // SAFETY: every buffer attr points to (input, out, ctx_in, ctx_out)
+    // lives until the call returns, with the sizes given.
+    let rc = unsafe { bpf_test_run(&mut attr) };
+    if let Err(e) = rc {
+        panic!("BPF_PROG_TEST_RUN: {e}");
+    }
     out.truncate(attr.data_size_out as usize);
     // XDP output starts at data_meta; ctx_out.data is where the frame starts.
     let frame = out.split_off(ctx_out.data as usize);
@@ -971,11 +917,12 @@ fn check_fields(name: &str, got: &[u8], want: &[u8], fields: Fields) {
     assert_eq!(got.len(), want.len(), "{name}: frame length");
 }
 
-/// Compares an FDB entry; the timestamp of an expected learned entry is a
-/// bound the entry's must be past (learned or refreshed by the row).
+/// Compares an FDB entry; the timestamp of an expected learned (or
+/// followed) entry is a bound the entry's must be past (learned or
+/// refreshed by the row).
 fn check_fdb(name: &str, mac: Mac, got: Option<FdbEntry>, want: Option<FdbEntry>) {
     let got = match (got, want) {
-        (Some(g), Some(w)) if w.flags & FDB_F_LEARNED != 0 => {
+        (Some(g), Some(w)) if w.flags & (FDB_F_LEARNED | FDB_F_FOLLOWED) != 0 => {
             assert!(
                 g.last_seen_ns > w.last_seen_ns,
                 "{name}: FDB {mac:02x?} last seen at {} ns, not refreshed",
@@ -1475,4 +1422,219 @@ fn uplink_tc_without_metadata() {
 fn access_tc_without_metadata() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_TC, &tc_cases());
+}
+
+// ---- followed VNIs (kernel fallback) ------------------------------------------------
+
+/// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_coarse_ns`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to write into.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Mirrored by the follower (`FDB_F_FOLLOWED`), last handed to the kernel
+/// `last_seen_ns` (1: long ago, due for a refresh).
+fn followed_local(ifindex: u32, last_seen_ns: u64) -> FdbEntry {
+    FdbEntry::local(ifindex, FDB_F_FOLLOWED, last_seen_ns)
+}
+
+fn followed_remote(vtep: [u8; 4], last_seen_ns: u64) -> FdbEntry {
+    FdbEntry::remote(VtepAddr::v4(vtep), FDB_F_FOLLOWED, last_seen_ns)
+}
+
+/// A tenth of a second ago: the kernel saw it recently, no refresh due.
+fn just_now() -> u64 {
+    monotonic_ns() - 100_000_000
+}
+
+impl Datapath {
+    /// Makes VNI 100 a followed VNI (kernel fallback), its vxlan device
+    /// learning or not, with LOCAL_MAC and REMOTE_MAC mirrored (recently
+    /// seen) instead of static.
+    fn follow(&mut self, learning: bool) {
+        self.set_vni(VniInfo {
+            flags: VNI_F_KERNEL_FALLBACK | if learning { VNI_F_LEARNING } else { 0 },
+            ..VniInfo::default()
+        });
+        self.fdb_set(LOCAL_MAC, followed_local(PORT1, just_now()));
+        self.fdb_set(REMOTE_MAC, followed_remote(REMOTE_VTEP, just_now()));
+    }
+}
+
+/// A frame of a followed VNI passed untouched to the kernel, counted under
+/// `reason`, nothing learned.
+fn to_kernel(name: &'static str, input: Vec<u8>, reason: Reason) -> Case {
+    Case::new(name, input, XDP_PASS)
+        .reason(reason)
+        .fdb(FAR_MAC, None)
+        .fdb(WORKLOAD_MAC, None)
+}
+
+fn uplink_followed_cases() -> Vec<Case> {
+    let good = from_remote(&inner_unicast());
+    let inner = inner_unicast();
+    vec![
+        Case::new(
+            "followed: to a mirrored local MAC",
+            good.clone(),
+            XDP_REDIRECT,
+        )
+        .setup(|dp| dp.follow(false))
+        .output(Output::Frame(inner.clone()))
+        .stats(rx(&inner))
+        .fdb(FAR_MAC, None),
+        to_kernel(
+            "followed: inner broadcast",
+            from_remote(&tenant(BROADCAST, FAR_MAC)),
+            Reason::KernelFallback,
+        )
+        .setup(|dp| dp.follow(false)),
+        to_kernel(
+            "followed: unknown inner unicast",
+            from_remote(&tenant(UNKNOWN_MAC, FAR_MAC)),
+            Reason::KernelFallback,
+        )
+        .setup(|dp| dp.follow(false)),
+        to_kernel(
+            "followed: inner destination behind a remote VTEP",
+            from_remote(&tenant(REMOTE_MAC, FAR_MAC)),
+            Reason::KernelFallback,
+        )
+        .setup(|dp| dp.follow(false)),
+        to_kernel(
+            "followed, learning device: unknown source",
+            good.clone(),
+            Reason::BridgeRefresh,
+        )
+        .setup(|dp| dp.follow(true)),
+        Case::new(
+            "followed, learning device: source due for a refresh",
+            good.clone(),
+            XDP_PASS,
+        )
+        .setup(|dp| {
+            dp.follow(true);
+            dp.fdb_set(FAR_MAC, followed_remote(REMOTE_VTEP, 1));
+        })
+        .reason(Reason::BridgeRefresh)
+        .fdb(FAR_MAC, Some(followed_remote(REMOTE_VTEP, 1))),
+        Case::new(
+            "followed, learning device: source seen recently",
+            good.clone(),
+            XDP_REDIRECT,
+        )
+        .setup(|dp| {
+            dp.follow(true);
+            dp.fdb_set(FAR_MAC, followed_remote(REMOTE_VTEP, just_now()));
+        })
+        .output(Output::Frame(inner.clone()))
+        .stats(rx(&inner)),
+        Case::new(
+            "unknown VNI, the kernel has vxlan devices: theirs",
+            Outer::FROM_REMOTE.frame_with(&[], OTHER_VNI, &inner_unicast()),
+            XDP_PASS,
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.flags |= UNDERLAY_F_KERNEL_VXLAN))
+        .reason(Reason::KernelFallback),
+    ]
+}
+
+#[test]
+fn uplink_decap_followed() {
+    let _netns = Netns::enter();
+    run_table(programs::UPLINK_XDP, &uplink_followed_cases());
+}
+
+fn access_followed_cases() -> Vec<Case> {
+    let to_port2 = tenant(PORT2_MAC, WORKLOAD_MAC);
+    let fresh = |dp: &mut Datapath| {
+        dp.follow(false);
+        dp.fdb_set(WORKLOAD_MAC, followed_local(PORT1, just_now()));
+    };
+    let inner = workload_to_remote();
+    vec![
+        to_kernel(
+            "followed: broadcast",
+            tenant(BROADCAST, WORKLOAD_MAC),
+            Reason::KernelFallback,
+        )
+        .setup(|dp| dp.follow(false)),
+        to_kernel(
+            "followed: unknown source, for the bridge to learn",
+            workload_to_remote(),
+            Reason::BridgeRefresh,
+        )
+        .setup(|dp| dp.follow(false)),
+        Case::new(
+            "followed: source due for a refresh",
+            workload_to_remote(),
+            XDP_PASS,
+        )
+        .setup(|dp| {
+            dp.follow(false);
+            dp.fdb_set(WORKLOAD_MAC, followed_local(PORT1, 1));
+        })
+        .reason(Reason::BridgeRefresh)
+        .fdb(WORKLOAD_MAC, Some(followed_local(PORT1, 1))),
+        Case::new(
+            "followed: source moved here from a remote VTEP",
+            workload_to_remote(),
+            XDP_PASS,
+        )
+        .setup(|dp| {
+            dp.follow(false);
+            dp.fdb_set(WORKLOAD_MAC, followed_remote(REMOTE_VTEP, 1));
+        })
+        .reason(Reason::BridgeRefresh),
+        Case::new(
+            "followed: to a mirrored remote MAC",
+            inner.clone(),
+            XDP_REDIRECT,
+        )
+        .setup(fresh)
+        .output(Output::Encap {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ports: SRC_PORTS,
+            inner: inner.clone(),
+        })
+        .stats(tx(&inner)),
+        Case::new(
+            "followed: to a mirrored local MAC on another port",
+            to_port2.clone(),
+            XDP_REDIRECT,
+        )
+        .setup(|dp| {
+            dp.follow(false);
+            dp.fdb_set(WORKLOAD_MAC, followed_local(PORT1, just_now()));
+            dp.fdb_set(PORT2_MAC, followed_local(port2(), just_now()));
+            dp.port_tx_add(port2());
+        })
+        .stats(local(&to_port2)),
+        Case::new(
+            "followed: unknown unicast",
+            tenant(UNKNOWN_MAC, WORKLOAD_MAC),
+            XDP_PASS,
+        )
+        .setup(fresh)
+        .reason(Reason::KernelFallback),
+        Case::new(
+            "followed: destination on the ingress port (the bridge decides)",
+            tenant(LOCAL_MAC, WORKLOAD_MAC),
+            XDP_PASS,
+        )
+        .setup(fresh)
+        .reason(Reason::KernelFallback),
+    ]
+}
+
+#[test]
+fn access_encap_followed() {
+    let _netns = Netns::enter();
+    run_table(programs::ACCESS_XDP, &access_followed_cases());
 }

@@ -62,7 +62,15 @@ enum Expect {
     Failure,
 }
 
-pub fn run() -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct Options {
+    /// The BGP EVPN walk-through instead: three hosts running FRR (zebra,
+    /// bgpd), vtep following what EVPN writes into their kernels.
+    #[arg(long)]
+    evpn: bool,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
     cmd::ensure_root()?;
     setup::ensure()?;
     section("build vtep (release)");
@@ -70,7 +78,11 @@ pub fn run() -> anyhow::Result<()> {
     // SAFETY: xtask has started no thread (only child processes) so far.
     unsafe { std::env::set_var("VTEP_BIN", cmd::vtep_bin()) };
     lab::set_trace(true);
-    let surprises = walk_through();
+    let surprises = if options.evpn {
+        crate::demo_evpn::walk_through()
+    } else {
+        walk_through()
+    };
     if !surprises.is_empty() {
         bail!(
             "the demo did not go as described:\n  {}",

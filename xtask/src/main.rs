@@ -3,9 +3,13 @@
 //! - `setup`: install what building and testing vtep needs (idempotent).
 //! - `test`: unit tests, then the integration tests in a namespace lab.
 //! - `demo`: walk through vtep in a namespace lab, showing every command.
+//! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 
+mod bench;
+mod bench_follow;
 mod cmd;
 mod demo;
+mod demo_evpn;
 mod setup;
 mod test;
 
@@ -26,8 +30,11 @@ enum Task {
     Setup(setup::Options),
     /// Run setup, the unit tests, then the integration tests (root, network namespaces).
     Test(test::Options),
-    /// Run setup, build vtep, and walk through it in a namespace lab.
-    Demo,
+    /// Run setup, build vtep, and walk through it in a namespace lab
+    /// (`--evpn`: three hosts under BGP EVPN with FRR, vtep following them).
+    Demo(demo::Options),
+    /// Benchmark the kernel's vxlan + bridge and vtep's engines in a namespace lab.
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -35,7 +42,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup(options) => setup::run(&options),
         Task::Test(options) => test::run(&options),
-        Task::Demo => demo::run(),
+        Task::Demo(options) => demo::run(&options),
+        Task::Bench(options) => bench::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

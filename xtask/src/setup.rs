@@ -16,9 +16,10 @@ pub struct Options {
 }
 
 /// Debian packages: LLVM 22 for bpf-linker (matching rustc's LLVM), clang and
-/// friends for bundled C builds, and the tools the tests and demo run.
+/// friends for bundled C builds (xsk-rs builds libxdp, which needs libpcap's
+/// headers), and the tools the tests and demo run.
 /// (`ip`, `bridge` and `ss` come with iproute2, which the machine has.)
-const PACKAGES: [&str; 14] = [
+const PACKAGES: [&str; 16] = [
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
@@ -28,11 +29,16 @@ const PACKAGES: [&str; 14] = [
     "zlib1g-dev",
     "m4",
     "pkg-config",
+    "libpcap-dev",
     "iputils-ping",
     "ethtool",
     "tcpdump",
     "iperf3",
     "bpftool",
+    // FRR 8.4 (zebra, bgpd, vtysh under /usr/lib/frr): the BGP EVPN lab
+    // (`cargo xtask demo --evpn`, tests/tests/evpn.rs). No service is
+    // started: the lab runs one instance per host namespace.
+    "frr",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: setup, unit tests (including vtep's BPF_PROG_TEST_RUN
 //! tests, which need root), a release build of vtep, and the integration
-//! tests against it in network namespaces, one test at a time.
+//! tests against it in network namespaces, one test at a time, once with
+//! each engine (XDP, AF_XDP).
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
@@ -64,34 +65,66 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         }),
     ];
     let built = matches!(steps[1].outcome, Outcome::Passed);
-    steps.push(if built {
-        step("integration tests", || integration_tests(options))
-    } else {
-        Step {
-            name: "integration tests",
-            outcome: Outcome::Skipped("vtep did not build"),
-            took: Duration::ZERO,
-        }
-    });
+    // The whole namespace suite runs against each engine.
+    for (name, engine) in [
+        ("integration tests (xdp)", "xdp"),
+        ("integration tests (afxdp)", "afxdp"),
+    ] {
+        steps.push(if built {
+            step(name, || integration_tests(options, engine))
+        } else {
+            Step {
+                name,
+                outcome: Outcome::Skipped("vtep did not build"),
+                took: Duration::ZERO,
+            }
+        });
+    }
     summarize(&steps)
 }
 
 /// The lab tests against the release build, one at a time (each builds a
 /// whole lab; in parallel they would mostly compete for the 2 cores).
-fn integration_tests(options: &Options) -> anyhow::Result<()> {
-    let only: Vec<&str> = options
-        .tests
-        .iter()
-        .flat_map(|t| ["--test", t.as_str()])
-        .collect();
+fn integration_tests(options: &Options, engine: &str) -> anyhow::Result<()> {
+    let mut files = options.tests.clone();
+    if engine != "xdp" {
+        // `[follow]` (and so the EVPN lab) runs with the XDP engine only.
+        if files.is_empty() {
+            files = test_files()?;
+        }
+        files.retain(|f| !XDP_ONLY.contains(&f.as_str()));
+        println!(
+            "(not with {engine}: {}: [follow] needs the XDP engine)",
+            XDP_ONLY.join(", ")
+        );
+    }
+    let only: Vec<&str> = files.iter().flat_map(|t| ["--test", t.as_str()]).collect();
     cmd::run(
         cargo()
             .env("VTEP_BIN", cmd::vtep_bin())
+            .env("VTEP_ENGINE", engine)
             .args(["test", "--release", "--no-fail-fast", "-p", "vtep-tests"])
             .args(only)
             .args(["--", "--test-threads=1"])
             .args(&options.args),
     )
+}
+
+/// Integration test files that need the XDP engine.
+const XDP_ONLY: [&str; 2] = ["evpn", "follow"];
+
+/// The integration test files (`tests/tests/*.rs`), by name.
+fn test_files() -> anyhow::Result<Vec<String>> {
+    let dir = cmd::workspace_root().join("tests/tests");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 fn summarize(steps: &[Step]) -> anyhow::Result<()> {
@@ -100,14 +133,14 @@ fn summarize(steps: &[Step]) -> anyhow::Result<()> {
     for step in steps {
         let took = step.took.as_secs_f32();
         match &step.outcome {
-            Outcome::Passed => println!("PASS  {:<24} {took:>6.1} s", step.name),
+            Outcome::Passed => println!("PASS  {:<26} {took:>6.1} s", step.name),
             Outcome::Failed(e) => {
                 failed += 1;
-                println!("FAIL  {:<24} {took:>6.1} s  {e:#}", step.name);
+                println!("FAIL  {:<26} {took:>6.1} s  {e:#}", step.name);
             }
             Outcome::Skipped(why) => {
                 failed += 1;
-                println!("SKIP  {:<24}           {why}", step.name);
+                println!("SKIP  {:<26}           {why}", step.name);
             }
         }
     }

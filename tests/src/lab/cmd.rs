@@ -96,8 +96,34 @@ impl std::fmt::Display for Run {
 /// Runs `line` to completion with `timeout`; `Err` if it cannot be started or
 /// runs too long (then it is killed). Never panics: usable from `Drop`.
 pub fn try_run(line: &str, timeout: Duration) -> Result<Run, String> {
+    run_command(command(line), line, timeout)
+}
+
+/// Like [`try_run`], for a program whose arguments have spaces in them
+/// (`vtysh -c 'show evpn mac vni 100'`): `argv` is not split.
+pub fn try_run_argv(argv: &[&str], timeout: Duration) -> Result<Run, String> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| "empty command".to_owned())?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    let line = argv
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                (*a).to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    run_command(cmd, &line, timeout)
+}
+
+fn run_command(mut cmd: Command, line: &str, timeout: Duration) -> Result<Run, String> {
     trace(line);
-    let mut child = command(line)
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -9,16 +9,31 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct VtepConfig {
     pub underlay: Underlay,
-    #[serde(rename = "vni")]
+    #[serde(rename = "vni", skip_serializing_if = "Vec::is_empty")]
     pub vnis: Vec<VniConfig>,
     #[serde(rename = "fdb", skip_serializing_if = "Vec::is_empty")]
     pub fdb: Vec<FdbConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<FollowConfig>,
+}
+
+/// `[follow]`: the kernel vxlan devices (and their bridges) vtep mirrors.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FollowConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcvbuf: Option<u32>,
 }
 
 /// `[underlay]`: the uplink and this VTEP's address.
 #[derive(Clone, Debug, Serialize)]
 pub struct Underlay {
     pub interface: String,
+    /// Empty: left out, for vtep to take it from the followed devices.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub local: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
@@ -71,7 +86,35 @@ impl VtepConfig {
             },
             vnis: Vec::new(),
             fdb: Vec::new(),
+            follow: None,
         }
+    }
+
+    /// Follows the kernel vxlan devices `devices` (`[follow]`).
+    pub fn follow<S: AsRef<str>>(mut self, devices: impl IntoIterator<Item = S>) -> VtepConfig {
+        let f = self.follow.get_or_insert_with(FollowConfig::default);
+        f.devices
+            .extend(devices.into_iter().map(|d| d.as_ref().to_owned()));
+        self
+    }
+
+    /// Follows every vxlan device of the host (`[follow] all = true`).
+    pub fn follow_all(mut self) -> VtepConfig {
+        self.follow.get_or_insert_with(FollowConfig::default).all = true;
+        self
+    }
+
+    /// The event socket's receive buffer (`[follow] rcvbuf`), bytes.
+    pub fn follow_rcvbuf(mut self, bytes: u32) -> VtepConfig {
+        self.follow.get_or_insert_with(FollowConfig::default).rcvbuf = Some(bytes);
+        self
+    }
+
+    /// Leaves `underlay.local` out of the file: vtep takes it from the
+    /// followed devices.
+    pub fn local_from_link(mut self) -> VtepConfig {
+        self.underlay.local.clear();
+        self
     }
 
     pub fn vni(mut self, vni: VniConfig) -> VtepConfig {
@@ -180,5 +223,20 @@ mod tests {
         assert!(value["vni"][0].get("learning").is_none(), "{cfg}");
         assert_eq!(value["fdb"][0]["dst"].as_str(), Some("198.18.0.2"));
         assert!(value["fdb"][0].get("port").is_none(), "{cfg}");
+        assert!(value.get("follow").is_none(), "{cfg}");
+    }
+
+    #[test]
+    fn renders_follow() {
+        let cfg = VtepConfig::new("198.18.0.1")
+            .local_from_link()
+            .follow(["vxlan100"])
+            .follow_rcvbuf(8192)
+            .to_string();
+        let value: toml::Value = toml::from_str(&cfg).expect("valid TOML");
+        assert!(value["underlay"].get("local").is_none(), "{cfg}");
+        assert_eq!(value["follow"]["devices"][0].as_str(), Some("vxlan100"));
+        assert_eq!(value["follow"]["rcvbuf"].as_integer(), Some(8192));
+        assert!(value["follow"].get("all").is_none(), "{cfg}");
     }
 }

@@ -169,8 +169,11 @@ pub struct FdbEntry {
     /// The access port, for a local entry.
     #[serde(default)]
     pub ifname: Option<String>,
-    /// "static", "learned" or "permanent".
+    /// "static", "learned", "permanent" or "extern_learn".
     pub state: String,
+    /// "config", "cli", "datapath" or "kernel" (mirrored by `[follow]`).
+    #[serde(default)]
+    pub origin: String,
     /// Seconds since last seen (learned entries).
     #[serde(default)]
     pub age: Option<u64>,
@@ -187,6 +190,11 @@ impl FdbEntry {
 
     pub fn is_static(&self) -> bool {
         self.state == "static"
+    }
+
+    /// Mirrored from the kernel FDB (`[follow]`).
+    pub fn is_followed(&self) -> bool {
+        self.origin == "kernel"
     }
 }
 
@@ -253,11 +261,15 @@ impl Lab {
         std::fs::write(&config_path, &config_text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        // The suite runs against either engine: VTEP_ENGINE=xdp|afxdp.
+        let engine = std::env::var("VTEP_ENGINE")
+            .map(|e| format!(" --engine {e}"))
+            .unwrap_or_default();
         let mut daemon = Daemon {
             proc: host.spawn_as(
                 "vtep",
                 &format!(
-                    "env RUST_LOG={log_level} {} run --config {} --pin-path {}",
+                    "env RUST_LOG={log_level} {} run --config {} --pin-path {}{engine}",
                     bin.display(),
                     config_path.display(),
                     host.pin_path.display()

@@ -1,0 +1,188 @@
+//! The benchmark lab's eBPF programs (the `vtep-lab` object, not part of the
+//! gateway): the live-frames generator behind `vtep pktgen`, the counting
+//! sink at the far end of `cargo xtask bench`, a trivial XDP program (the
+//! floor of BPF_PROG_TEST_RUN), the harness that times a datapath program
+//! over many runs of one frame, and a forwarder that only redirects between
+//! two ports (the ceiling of an XDP gateway in the lab).
+//!
+//! The generator sends one template frame again and again; for `flows` > 1
+//! it rewrites, per packet, the inner IPv4 source address, the inner UDP
+//! source port and (for VXLAN frames) the outer UDP source port from a
+//! per-CPU sequence number. [`flow_fields`] computes those fields; the
+//! program and the host tests share it.
+
+use crate::header::csum_fold;
+
+/// Map names of the lab object.
+pub mod names {
+    /// `GenConfig`, one entry.
+    pub const GEN_CONFIG: &str = "LAB_GEN";
+    /// Per-CPU sequence number of the generator (u64).
+    pub const GEN_SEQ: &str = "LAB_SEQ";
+    /// Per-CPU `SinkCounters`, one entry.
+    pub const SINK: &str = "LAB_SINK";
+    /// Program array: the program the cost harness times (index 0).
+    pub const COST_TARGET: &str = "LAB_COST_PROG";
+    /// Length of the frame the cost harness restores (u32, one entry).
+    pub const COST_LEN: &str = "LAB_COST_LEN";
+    /// Devmap of the forwarder: ingress ifindex → egress device.
+    pub const FWD: &str = "LAB_FWD";
+}
+
+/// Program names of the lab object.
+pub mod programs {
+    /// XDP_TX of the template frame, flow fields rewritten (live frames).
+    pub const GEN: &str = "lab_gen";
+    /// Counts packets and bytes per CPU, then XDP_DROP.
+    pub const SINK: &str = "lab_sink";
+    /// XDP_DROP and nothing else: the floor.
+    pub const DROP: &str = "lab_drop";
+    /// Restores the frame's length, then tail-calls `LAB_COST_PROG[0]`.
+    pub const COST: &str = "lab_cost";
+    /// Redirects every frame to the paired port (`LAB_FWD`), untouched.
+    pub const FWD: &str = "lab_fwd";
+}
+
+/// What the generator rewrites.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Number of flows; 0 or 1 sends the template unchanged.
+    pub flows: u32,
+    /// 1 if the template is VXLAN (inner headers after the 50-byte outer
+    /// header, outer UDP source port varied too), else 0.
+    pub vxlan: u32,
+    /// Inner IPv4 source of flow 0 (network order).
+    pub src_ip: [u8; 4],
+    /// One's-complement sum (unfolded) of the inner IPv4 header's 16-bit
+    /// words except the source address and the checksum.
+    pub ip_sum: u32,
+    /// Inner UDP source port of flow 0 (host order).
+    pub src_port: u16,
+    /// Outer UDP source ports: `outer_port_min + flow % outer_port_span`.
+    pub outer_port_min: u16,
+    pub outer_port_span: u16,
+    pub _pad: u16,
+}
+
+/// Per-CPU counters of the sink.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkCounters {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The header fields of one flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowFields {
+    /// Inner IPv4 source (network order).
+    pub src_ip: [u8; 4],
+    /// Inner IPv4 header checksum, to store big-endian.
+    pub ip_csum: u16,
+    /// Inner UDP source port (host order).
+    pub src_port: u16,
+    /// Outer UDP source port (host order; VXLAN only).
+    pub outer_src_port: u16,
+}
+
+/// Host addresses of a /24 a flow's source cycles through (.1 to .254).
+pub const FLOW_HOSTS: u32 = 254;
+
+/// The fields of flow `i` (`i < cfg.flows`): the source address walks the
+/// hosts of its /24 (from the template's), the source port counts up from
+/// the template's, so every flow is a different (address, port) pair.
+#[inline(always)]
+pub fn flow_fields(cfg: &GenConfig, i: u32) -> FlowFields {
+    let first = u32::from(cfg.src_ip[3]).clamp(1, FLOW_HOSTS);
+    let host = (first - 1 + i % FLOW_HOSTS) % FLOW_HOSTS + 1;
+    let src_ip = [cfg.src_ip[0], cfg.src_ip[1], cfg.src_ip[2], host as u8];
+    let sum = cfg.ip_sum
+        + u32::from(u16::from_be_bytes([src_ip[0], src_ip[1]]))
+        + u32::from(u16::from_be_bytes([src_ip[2], src_ip[3]]));
+    let span = u32::from(cfg.outer_port_span).max(1);
+    FlowFields {
+        src_ip,
+        ip_csum: !csum_fold(sum),
+        src_port: cfg.src_port.wrapping_add(i as u16),
+        outer_src_port: cfg.outer_port_min.wrapping_add((i % span) as u16),
+    }
+}
+
+/// [`GenConfig::ip_sum`] of a 20-byte IPv4 header.
+pub fn ip_sum_without_source(hdr: &[u8; crate::header::IPV4_LEN]) -> u32 {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i < hdr.len() {
+        // 10..12 checksum, 12..16 source address.
+        if !(10..16).contains(&i) {
+            sum += u32::from(u16::from_be_bytes([hdr[i], hdr[i + 1]]));
+        }
+        i += 2;
+    }
+    sum
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: #[repr(C)], Copy, every padding byte an explicit field.
+    unsafe impl aya::Pod for super::GenConfig {}
+    unsafe impl aya::Pod for super::SinkCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::ipv4_checksum;
+
+    fn header(src: [u8; 4]) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&64u16.to_be_bytes());
+        h[8] = 64;
+        h[9] = 17;
+        h[12..16].copy_from_slice(&src);
+        h[16..20].copy_from_slice(&[198, 51, 100, 2]);
+        h
+    }
+
+    #[test]
+    fn flow_checksum_matches_a_full_checksum() {
+        let template = header([198, 51, 100, 1]);
+        let cfg = GenConfig {
+            flows: 1024,
+            src_ip: [198, 51, 100, 1],
+            ip_sum: ip_sum_without_source(&template),
+            src_port: 10_000,
+            outer_port_min: 49_152,
+            outer_port_span: 16_384,
+            ..GenConfig::default()
+        };
+        for i in [0, 1, 253, 254, 255, 1023] {
+            let f = flow_fields(&cfg, i);
+            assert_eq!(f.ip_csum, ipv4_checksum(&header(f.src_ip)), "flow {i}");
+            assert!((1..=254).contains(&f.src_ip[3]), "flow {i}: {:?}", f.src_ip);
+            assert_eq!(f.src_port, 10_000 + i as u16);
+            assert_eq!(f.outer_src_port, 49_152 + i as u16);
+        }
+        assert_eq!(flow_fields(&cfg, 0).src_ip, [198, 51, 100, 1]);
+        assert_eq!(flow_fields(&cfg, 254).src_ip, [198, 51, 100, 1]);
+    }
+
+    #[test]
+    fn flows_are_distinct() {
+        let cfg = GenConfig {
+            flows: 1024,
+            src_ip: [192, 0, 2, 10],
+            src_port: 1024,
+            ..GenConfig::default()
+        };
+        let mut seen: [(u8, u16); 1024] = [(0, 0); 1024];
+        for (i, s) in seen.iter_mut().enumerate() {
+            let f = flow_fields(&cfg, i as u32);
+            *s = (f.src_ip[3], f.src_port);
+        }
+        seen.sort_unstable();
+        assert!(seen.windows(2).all(|w| w[0] != w[1]));
+    }
+}

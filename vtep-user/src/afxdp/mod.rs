@@ -1,0 +1,323 @@
+//! The AF_XDP engine (`engine = "afxdp"`): the datapath in userspace.
+//!
+//! Small XDP programs (`vtep_xsk_uplink`, `vtep_xsk_access`) steer vtep's
+//! frames into AF_XDP sockets — one per interface and receive queue, keyed
+//! in `XSKS` by the interface's slot (`XSK_SLOTS`) and the queue — and the
+//! [`worker`] decapsulates, encapsulates, learns and floods with the same
+//! tables ([`view`]) and rules as the XDP engine. Sockets bind in zero-copy
+//! mode where the driver has it and in copy mode otherwise (veth).
+//!
+//! When the engine stops, the daemon puts the XDP engine's programs back on
+//! the links, so forwarding goes on while no daemon runs.
+
+pub mod view;
+pub mod worker;
+
+use std::{
+    num::NonZeroU32,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+};
+
+use std::os::fd::AsRawFd as _;
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::maps::{HashMap as BpfHashMap, MapData, XskMap};
+use vtep_common::XSK_MAX_QUEUES;
+use xsk_rs::{
+    Socket, Umem,
+    config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
+};
+
+use self::{
+    view::View,
+    worker::{Role, Sock, Worker},
+};
+use crate::gateway::Gateway;
+
+/// Ring sizes (descriptors) of every socket.
+const RING: u32 = 2048;
+/// UMEM frame size: a 1500-byte frame plus an outer header fits.
+const FRAME: u32 = 2048;
+
+/// An interface the engine serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    pub ifindex: u32,
+    pub name: String,
+    pub role: Role,
+}
+
+/// The engine's maps, from the loaded object.
+pub struct EngineMaps {
+    pub xsks: XskMap<MapData>,
+    pub slots: BpfHashMap<MapData, u32, u32>,
+}
+
+/// A running engine.
+pub struct Engine {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<EngineMaps>>,
+    pub ifaces: Vec<Iface>,
+}
+
+/// Receive queues of `name` (one socket each), at most XSK_MAX_QUEUES.
+fn rx_queues(name: &str) -> u32 {
+    std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .clamp(1, XSK_MAX_QUEUES)
+}
+
+impl Engine {
+    /// Starts the engine on `ifaces` (the uplink first): sockets bound and
+    /// registered in `XSKS`, the packet loop running in a thread of its own.
+    pub fn start(
+        pin_path: &Path,
+        mut maps: EngineMaps,
+        ifaces: Vec<Iface>,
+        tuning: Tuning,
+    ) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+        let pin_path = pin_path.to_owned();
+        let thread_ifaces = ifaces.clone();
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("vtep-afxdp".into())
+            .spawn(move || {
+                if let Some(cpu) = tuning.cpu {
+                    pin_to_cpu(cpu);
+                }
+                match setup(&pin_path, &mut maps, &thread_ifaces, tuning.busy_poll) {
+                    Ok(mut worker) => {
+                        let _ = ready_tx.send(Ok(()));
+                        worker.run(&thread_stop);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("{e:#}")));
+                    }
+                }
+                for (slot, _) in thread_ifaces.iter().enumerate() {
+                    for q in 0..XSK_MAX_QUEUES {
+                        let _ = maps.xsks.unset(slot as u32 * XSK_MAX_QUEUES + q);
+                    }
+                }
+                maps
+            })
+            .context("starting the AF_XDP thread")?;
+        ready_rx
+            .recv()
+            .map_err(|_| anyhow!("the AF_XDP thread ended during set-up"))?
+            .map_err(|e| anyhow!("AF_XDP engine: {e}"))?;
+        Ok(Engine {
+            stop,
+            thread: Some(thread),
+            ifaces,
+        })
+    }
+
+    /// Stops the packet loop; returns the maps for a restart.
+    pub fn stop(mut self) -> Option<EngineMaps> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Creates the UMEM and the sockets, registers them, and builds the worker.
+fn setup(
+    pin_path: &Path,
+    maps: &mut EngineMaps,
+    ifaces: &[Iface],
+    busy_poll: bool,
+) -> Result<Worker> {
+    let queues: Vec<u32> = ifaces.iter().map(|i| rx_queues(&i.name)).collect();
+    let sockets: u32 = queues.iter().sum();
+    let frames = NonZeroU32::new((sockets * 2 * RING).clamp(4 * RING, 64 * 1024))
+        .ok_or_else(|| anyhow!("no frames"))?;
+    let umem_config = UmemConfig::builder()
+        .frame_size(FrameSize::new(FRAME).map_err(|e| anyhow!("{e}"))?)
+        .fill_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
+        .comp_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
+        .build()
+        .map_err(|e| anyhow!("UMEM config: {e}"))?;
+    let (umem, descs) =
+        Umem::new(umem_config, frames, false).map_err(|e| anyhow!("creating the UMEM: {e}"))?;
+    let socket_config = SocketConfig::builder()
+        .rx_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
+        .tx_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+        .build();
+    let mut socks = Vec::new();
+    for (slot, (iface, &nq)) in ifaces.iter().zip(&queues).enumerate() {
+        maps.slots
+            .insert(iface.ifindex, slot as u32, 0)
+            .with_context(|| format!("{}: XSK_SLOTS", iface.name))?;
+        let name = iface
+            .name
+            .parse()
+            .map_err(|e| anyhow!("{}: interface name: {e}", iface.name))?;
+        for q in 0..nq {
+            // SAFETY: every (interface, queue) pair gets one socket; the
+            // program is ours (INHIBIT_PROG_LOAD), so dropping sockets
+            // never detaches anything.
+            let (tx, rx, rings) = unsafe { Socket::new(socket_config, &umem, &name, q) }
+                .map_err(|e| anyhow!("{} queue {q}: AF_XDP socket: {e}", iface.name))?;
+            let (fq, cq) = rings
+                .ok_or_else(|| anyhow!("{} queue {q}: no fill/completion rings", iface.name))?;
+            maps.xsks
+                .set(slot as u32 * XSK_MAX_QUEUES + q, rx.fd().as_raw_fd(), 0)
+                .with_context(|| format!("{} queue {q}: XSKS", iface.name))?;
+            socks.push(Sock::new(iface.ifindex, iface.role, rx, tx, fq, cq));
+        }
+    }
+    let view = View::new(Gateway::open(pin_path)?)?;
+    log::info!(
+        "AF_XDP engine: {} socket(s) on {} interface(s), {} frames of {FRAME} bytes{}",
+        socks.len(),
+        ifaces.len(),
+        frames,
+        if busy_poll { ", busy polling" } else { "" }
+    );
+    Ok(Worker::new(umem, socks, descs, view, busy_poll))
+}
+
+/// How the engine's worker runs (`[afxdp]` in the config).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    /// Spin on the rings instead of sleeping in poll(2) when idle.
+    pub busy_poll: bool,
+    /// Pin the worker thread to this CPU.
+    pub cpu: Option<usize>,
+}
+
+/// Pins the calling thread to `cpu` (a warning if it cannot).
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: an all-zero cpu_set_t is empty; CPU_SET stays within it for
+    // cpu < CPU_SETSIZE, which the config checks.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        log::warn!(
+            "AF_XDP engine: pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// The AF_XDP engine as the daemon runs it: on the uplink and every access
+/// port, restarted when the ports change (an access port added with the
+/// CLI starts on the XDP engine's programs and moves over within a tick),
+/// and handing the links back to the XDP engine's programs when it stops.
+pub struct Runner {
+    pins: crate::gateway::Pins,
+    engine: Option<Engine>,
+    maps: Option<EngineMaps>,
+    uplink: Iface,
+    tuning: Tuning,
+}
+
+impl Runner {
+    pub fn start(
+        pins: crate::gateway::Pins,
+        maps: EngineMaps,
+        uplink: Iface,
+        gw: &Gateway,
+        tuning: Tuning,
+    ) -> Result<Self> {
+        let mut r = Runner {
+            pins,
+            engine: None,
+            maps: Some(maps),
+            uplink,
+            tuning,
+        };
+        r.restart(r.wanted(gw))?;
+        Ok(r)
+    }
+
+    /// The interfaces the engine should serve now.
+    fn wanted(&self, gw: &Gateway) -> Vec<Iface> {
+        let mut v = vec![self.uplink.clone()];
+        for (ifindex, _) in gw.port_list() {
+            if let Some(name) = crate::sys::ifname(ifindex) {
+                v.push(Iface {
+                    ifindex,
+                    name,
+                    role: Role::AccessPort,
+                });
+            }
+        }
+        v
+    }
+
+    /// Follows the access ports: restarts the engine when they changed.
+    pub fn refresh(&mut self, gw: &Gateway) -> Result<()> {
+        let wanted = self.wanted(gw);
+        if self.engine.as_ref().is_some_and(|e| e.ifaces == wanted) {
+            return Ok(());
+        }
+        log::info!("access ports changed: restarting the AF_XDP engine");
+        self.restart(wanted)
+    }
+
+    fn restart(&mut self, ifaces: Vec<Iface>) -> Result<()> {
+        if let Some(engine) = self.engine.take() {
+            self.steer(&engine.ifaces, crate::loader::EngineKind::Xdp);
+            self.maps = engine.stop();
+        }
+        let maps = self
+            .maps
+            .take()
+            .ok_or_else(|| anyhow!("the AF_XDP maps were lost with the previous engine"))?;
+        let engine = Engine::start(&self.pins.root, maps, ifaces, self.tuning)?;
+        self.steer(&engine.ifaces, crate::loader::EngineKind::Afxdp);
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    /// Puts the XDP program of `kind` on every interface of `ifaces`.
+    fn steer(&self, ifaces: &[Iface], kind: crate::loader::EngineKind) {
+        for i in ifaces {
+            let role = match i.role {
+                Role::Uplink => crate::loader::Role::Uplink,
+                Role::AccessPort => crate::loader::Role::AccessPort,
+            };
+            if let Err(e) = crate::loader::attach_engine(&self.pins, &i.name, i.ifindex, role, kind)
+            {
+                log::warn!("{}: switching to the {kind:?} engine: {e:#}", i.name);
+            }
+        }
+    }
+
+    /// Stops the engine; the XDP engine's programs take over first, so
+    /// forwarding goes on.
+    pub fn stop(mut self) {
+        if let Some(engine) = self.engine.take() {
+            self.steer(&engine.ifaces, crate::loader::EngineKind::Xdp);
+            engine.stop();
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The AF_XDP engine's view of the gateway's tables.
+//!
+//! The engine reads the same BPF maps as the XDP engine, but a syscall per
+//! lookup would cost more than the packet: it keeps a copy in userspace,
+//! reloaded every [`RELOAD`] (so CLI changes reach it within a second), and
+//! writes what it learns through to the maps at once, under the rules of
+//! the XDP engine's `learn.rs` (static entries stay, moves replace, a
+//! refresh at most once a second, `maxaddress`). Counters are kept locally
+//! and added to the per-CPU maps every [`FLUSH`].
+
+use std::{
+    collections::BTreeMap,
+    hash::{BuildHasherDefault, Hasher},
+    time::{Duration, Instant},
+};
+
+use vtep_common::{
+    FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason,
+    Underlay, VNI_F_LEARNING, VniCounters, VniInfo, reason::REASON_COUNT,
+};
+
+use crate::{
+    gateway::{Gateway, GatewayError},
+    sys,
+};
+
+/// How often the view is reloaded from the maps (learning by the XDP
+/// engine's programs during a swap, ageing by the daemon).
+pub const RELOAD: Duration = Duration::from_millis(500);
+/// How often the CLI's change counter (`GENERATION`) is checked: a CLI
+/// change is reloaded within this.
+pub const WATCH: Duration = Duration::from_millis(10);
+/// How often local counters are added to the maps.
+pub const FLUSH: Duration = Duration::from_millis(100);
+/// A learned entry's timestamp is refreshed at most this often (as in the
+/// XDP engine).
+const REFRESH_NS: u64 = 1_000_000_000;
+
+/// A multiply-rotate hasher for the packet loop's small fixed-size keys
+/// (VNIs, ifindexes, (VNI, MAC)): SipHash, std's default, costs more than
+/// the rest of a lookup. The keys come from the maps, not from packets an
+/// attacker chooses freely, except MACs, whose table is bounded by
+/// `maxaddress` and the FDB's capacity.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A HashMap with [`FastHasher`].
+pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// The tables, as the engine's packet loop reads them.
+#[derive(Default)]
+pub struct Tables {
+    pub underlay: Underlay,
+    pub fdb: HashMap<FdbKey, FdbEntry>,
+    pub vnis: HashMap<u32, VniInfo>,
+    /// Access port ifindex → VNI.
+    pub ports: HashMap<u32, u32>,
+    /// VNI → its access ports.
+    pub vni_ports: HashMap<u32, Vec<u32>>,
+    /// VNI → flood list (IPv4 VTEPs).
+    pub flood: HashMap<u32, Vec<[u8; 4]>>,
+    /// Remote VTEP → next hop.
+    pub neigh: HashMap<[u8; 4], NeighEntry>,
+    learned: HashMap<u32, u64>,
+}
+
+/// The view: tables, the gateway they come from, and local counters.
+pub struct View {
+    pub t: Tables,
+    gw: Gateway,
+    loaded: Instant,
+    watched: Instant,
+    generation: u64,
+    flushed: Instant,
+    reasons: [u64; REASON_COUNT as usize],
+    vni_counters: BTreeMap<u32, VniCounters>,
+    cpu: usize,
+}
+
+impl View {
+    pub fn new(gw: Gateway) -> Result<Self, GatewayError> {
+        let cpu = sys::nr_cpus()?.saturating_sub(1);
+        let mut v = View {
+            t: Tables::default(),
+            gw,
+            loaded: Instant::now(),
+            watched: Instant::now(),
+            generation: 0,
+            flushed: Instant::now(),
+            reasons: [0; REASON_COUNT as usize],
+            vni_counters: BTreeMap::new(),
+            cpu,
+        };
+        v.reload()?;
+        Ok(v)
+    }
+
+    /// Reloads the tables from the maps.
+    pub fn reload(&mut self) -> Result<(), GatewayError> {
+        let gw = &self.gw;
+        let t = &mut self.t;
+        t.underlay = gw.underlay()?;
+        t.fdb = gw.fdb_entries().into_iter().collect();
+        t.vnis = gw.vni_infos().into_iter().collect();
+        t.ports = gw.port_list().into_iter().collect();
+        t.vni_ports = gw
+            .vni_port_lists()
+            .into_iter()
+            .map(|(v, l)| (v, l.ifindex[..(l.len as usize).min(MAX_VNI_PORTS)].to_vec()))
+            .collect();
+        t.flood = gw
+            .flood_lists()
+            .into_iter()
+            .map(|(v, l)| {
+                let n = (l.len as usize).min(MAX_FLOOD);
+                (v, l.vteps[..n].iter().filter_map(|a| a.as_v4()).collect())
+            })
+            .collect();
+        t.neigh = gw
+            .neigh_entries()
+            .into_iter()
+            .filter_map(|(a, n)| Some((a.as_v4()?, n)))
+            .collect();
+        t.learned = gw.learned_counts().into_iter().collect();
+        self.generation = gw.generation();
+        self.loaded = Instant::now();
+        Ok(())
+    }
+
+    /// Housekeeping between batches: reload and flush when due.
+    pub fn tick(&mut self) {
+        let mut due = self.loaded.elapsed() >= RELOAD;
+        if !due && self.watched.elapsed() >= WATCH {
+            self.watched = Instant::now();
+            due = self.gw.generation() != self.generation;
+        }
+        if due && let Err(e) = self.reload() {
+            log::warn!("afxdp: reloading the tables: {e}");
+            self.loaded = Instant::now();
+        }
+        if self.flushed.elapsed() >= FLUSH {
+            self.flush();
+        }
+    }
+
+    /// Adds the local counters to the maps.
+    pub fn flush(&mut self) {
+        match self
+            .gw
+            .add_counters(self.cpu, &self.reasons, &self.vni_counters)
+        {
+            Ok(()) => {
+                self.reasons = [0; REASON_COUNT as usize];
+                self.vni_counters.clear();
+            }
+            Err(e) => log::warn!("afxdp: flushing counters: {e}"),
+        }
+        self.flushed = Instant::now();
+    }
+
+    /// The access ports of `vni`, into `out` (cleared first).
+    pub fn ports_of(&self, vni: u32, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend(self.t.vni_ports.get(&vni).into_iter().flatten());
+    }
+
+    /// The flood list of `vni`, into `out` (cleared first).
+    pub fn flood_list_of(&self, vni: u32, out: &mut Vec<[u8; 4]>) {
+        out.clear();
+        out.extend(self.t.flood.get(&vni).into_iter().flatten());
+    }
+
+    pub fn count(&mut self, reason: Reason) {
+        self.reasons[reason as usize] += 1;
+    }
+
+    pub fn vni_counters(&mut self, vni: u32) -> &mut VniCounters {
+        self.vni_counters.entry(vni).or_default()
+    }
+
+    /// Learns that `mac` in `vni` is at `place` (learn.rs's rules). The view
+    /// says whether anything needs writing; the map, read again first, has
+    /// the last word (the CLI may have changed the entry since the reload).
+    pub fn learn(&mut self, vni: u32, mac: [u8; 6], place: FdbEntry, now_ns: u64) {
+        let Some(info) = self.t.vnis.get(&vni).copied() else {
+            return;
+        };
+        if info.flags & VNI_F_LEARNING == 0 {
+            return;
+        }
+        let key = FdbKey::new(vni, mac);
+        let fresh = |e: &FdbEntry| {
+            e.is_static()
+                || (e.same_place(&place) && now_ns.saturating_sub(e.last_seen_ns) <= REFRESH_NS)
+        };
+        if self.t.fdb.get(&key).is_some_and(fresh) {
+            return;
+        }
+        let current = self.gw.fdb_get(vni, crate::addr::Mac(mac));
+        match current {
+            Some(e) if fresh(&e) => {
+                self.t.fdb.insert(key, e);
+                return;
+            }
+            Some(e) if !e.same_place(&place) => {
+                let to = if place.kind == FDB_KIND_LOCAL {
+                    "a port"
+                } else {
+                    "a vtep"
+                };
+                log::info!("vni {vni}: {} moved to {to}", crate::addr::Mac(mac));
+            }
+            Some(_) => {}
+            None => {
+                let n = self.t.learned.get(&vni).copied().unwrap_or(0);
+                if info.max_addresses != 0 && n >= u64::from(info.max_addresses) {
+                    self.count(Reason::LearningLimit);
+                    return;
+                }
+                self.t.learned.insert(vni, n + 1);
+                self.gw.set_learned(vni, n + 1);
+            }
+        }
+        let mut entry = place;
+        entry.flags = FDB_F_LEARNED;
+        entry.last_seen_ns = now_ns;
+        if self.gw.fdb_learn(&key, &entry).is_err() {
+            self.count(Reason::FdbFull);
+            return;
+        }
+        self.t.fdb.insert(key, entry);
+    }
+}

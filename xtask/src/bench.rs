@@ -1,0 +1,680 @@
+//! `cargo xtask bench`: the kernel's vxlan + bridge, vtep's XDP engine and
+//! vtep's AF_XDP engine, one after the other in one run, on the same
+//! namespace topology ([`bed`]), with the same generator (`vtep pktgen`,
+//! BPF_PROG_TEST_RUN live frames) and the same sink (`vtep pktgen sink`, an
+//! XDP counter at the far end).
+//!
+//! Per cell (contender × direction × frame size × flows): the packet rate the
+//! sink received over the generator's sending time, Gbit/s of tenant frames,
+//! the loss (1 − received/sent) and the ratio to the kernel's rate in the
+//! same cell. Next to them, each XDP program's cost per packet from
+//! BPF_PROG_TEST_RUN repeat (`vtep pktgen cost`), with the floor of a trivial
+//! XDP program measured in the same run.
+//!
+//! Output: a table on stdout, `target/bench/results.json` (a list of rows),
+//! `target/bench/results.svg` (the chart) and `target/bench/cost.json`.
+//! `--quick` (64-byte frames, 1 flow, both directions, short cells) is the
+//! CI smoke test: it checks that the lab works and asserts no number.
+
+mod bed;
+mod chart;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use vtep_tests::lab::{self, Lab, Netns};
+
+use self::bed::{Bed, Contender};
+use crate::cmd::{self, cargo};
+use crate::setup;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// A short subset: 64-byte frames, 1 flow, both directions, 1 s per cell
+    /// (the CI smoke test; asserts no number).
+    #[arg(long)]
+    quick: bool,
+    /// Seconds the generator sends per cell [default: 3, with --quick 1].
+    #[arg(long, value_name = "SECS")]
+    seconds: Option<f64>,
+    /// Generator threads (each pinned to its own CPU, from CPU 0).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Only these contenders (kernel, xdp, afxdp); the kernel always runs,
+    /// as every ratio is to it.
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    only: Vec<String>,
+    /// The kernel-FDB follower's scale instead (`[follow]`: mirroring
+    /// 100,000 kernel FDB entries, follow rate under traffic, memory per
+    /// entry): `target/bench/follow.json` (see bench_follow.rs).
+    #[arg(long)]
+    follow: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Direction {
+    Encap,
+    Decap,
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Direction::Encap => "encap",
+            Direction::Decap => "decap",
+        }
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    direction: Direction,
+    size: usize,
+    flows: u32,
+}
+
+/// One row of `results.json`.
+#[derive(Clone, Debug, Serialize)]
+struct Row {
+    contender: &'static str,
+    direction: Direction,
+    /// Tenant frame size in bytes (without FCS); the underlay carries 50 more.
+    size: usize,
+    flows: u32,
+    /// Received at the sink, per second of sending. `null` when the
+    /// contender did not run (see `status`).
+    mpps: Option<f64>,
+    /// Tenant frames' bits per second at that rate.
+    gbps: Option<f64>,
+    /// 1 − received / sent.
+    loss: Option<f64>,
+    ratio_vs_kernel: Option<f64>,
+    /// The lab's ceiling in this cell: Mpps through a gateway namespace that
+    /// only redirects (XDP, frames untouched), and this row's share of it.
+    ceiling_mpps: Option<f64>,
+    ratio_vs_ceiling: Option<f64>,
+    /// What the generator offered.
+    offered_mpps: Option<f64>,
+    sent: Option<u64>,
+    received: Option<u64>,
+    /// Frames the generator's interface dropped (its tx_dropped).
+    generator_errors: Option<u64>,
+    seconds: Option<f64>,
+    /// The XDP program of this direction, ns per packet (BPF_PROG_TEST_RUN
+    /// repeat; xdp rows only), the floor and their ratio.
+    program: Option<String>,
+    program_ns: Option<f64>,
+    floor_ns: Option<f64>,
+    program_vs_floor: Option<f64>,
+    /// "ok", or why there are no numbers.
+    status: String,
+}
+
+/// `vtep pktgen -j`.
+#[derive(Debug, Deserialize)]
+struct GenResult {
+    packets: u64,
+    usec: u64,
+    pps: f64,
+    errors: u64,
+}
+
+/// `vtep pktgen sink -j`.
+#[derive(Debug, Deserialize)]
+struct SinkResult {
+    packets: u64,
+}
+
+/// `vtep pktgen cost -j`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct CostResult {
+    repeat: u32,
+    floor_ns: f64,
+    harness_floor_ns: f64,
+    programs: Vec<ProgramCost>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct ProgramCost {
+    program: String,
+    direction: String,
+    size: usize,
+    ns: f64,
+    ratio_to_floor: f64,
+}
+
+/// What one measured cell gave.
+#[derive(Clone, Copy, Debug)]
+struct Measured {
+    sent: u64,
+    received: u64,
+    seconds: f64,
+    offered_pps: f64,
+    errors: u64,
+}
+
+pub fn run(options: &Options) -> anyhow::Result<()> {
+    cmd::ensure_root()?;
+    // The lab's vtep daemons take their engine from the config here, not
+    // from the test suite's variable.
+    // SAFETY: no other thread exists yet.
+    unsafe { std::env::remove_var("VTEP_ENGINE") };
+    setup::ensure()?;
+    println!("==> build vtep (release)");
+    cmd::run(cargo().args(["build", "--release", "-p", "vtep"]))?;
+    let vtep = cmd::vtep_bin();
+    // SAFETY: no other thread exists yet (the lab reads VTEP_BIN).
+    unsafe { std::env::set_var("VTEP_BIN", &vtep) };
+    if options.follow {
+        crate::bench_follow::run(&crate::bench_follow::Options::default(), &bench_dir())?;
+        return Ok(());
+    }
+
+    let seconds = options
+        .seconds
+        .unwrap_or(if options.quick { 1.0 } else { 3.0 });
+    let cells = cells(options.quick);
+    let afxdp = afxdp_available(&vtep);
+    // The ceiling runs with every selection: each row carries it.
+    let contenders: Vec<Contender> = [Contender::Kernel, Contender::Ceiling]
+        .into_iter()
+        .chain(Contender::ALL.into_iter().filter(|c| {
+            *c != Contender::Kernel
+                && (options.only.is_empty() || options.only.iter().any(|o| o == c.name()))
+        }))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n==> bench: {} cells x {} contenders, {seconds} s each, {} generator thread(s), {cpus} CPUs",
+        cells.len(),
+        contenders.len(),
+        options.threads
+    );
+    if !afxdp {
+        println!("afxdp: not available in this build (`vtep run --help` shows no --engine)");
+    }
+
+    let lab = Lab::new("bench");
+    let cost = measure_cost(&lab, &vtep, options.quick, &cells)?;
+    println!(
+        "program cost (BPF_PROG_TEST_RUN, {} runs): floor {:.1} ns",
+        cost.repeat, cost.floor_ns
+    );
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut ceiling: Vec<Row> = Vec::new();
+    let started = Instant::now();
+    for contender in contenders {
+        if contender == Contender::Afxdp && !afxdp {
+            for cell in &cells {
+                rows.push(absent(contender, cell, "not available in this build"));
+            }
+            continue;
+        }
+        let bar = spinner(&format!("{}: starting the gateway", contender.name()));
+        let bed = Bed::new(&lab, contender, cpus);
+        bar.finish_and_clear();
+        warm_up(&bed, &vtep, options.threads)?;
+        for cell in &cells {
+            let label = format!(
+                "{:<7} {} {:>4} B {:>4} flow(s)",
+                contender.name(),
+                cell.direction.name(),
+                cell.size,
+                cell.flows
+            );
+            let bar = spinner(&format!("{label}: sending for {seconds} s"));
+            let m = measure(&bed, &vtep, cell, seconds, options.threads)
+                .with_context(|| format!("bench cell {label}"))?;
+            let mpps = m.received as f64 / m.seconds / 1e6;
+            let done = format!(
+                "{label}: {mpps:>6.3} Mpps received, {:.3} Mpps offered, loss {:.2}%",
+                m.offered_pps / 1e6,
+                loss(&m) * 100.0
+            );
+            if bar.is_hidden() {
+                // Not a terminal (CI's log): one plain line per cell.
+                println!("{done}");
+            }
+            bar.finish_with_message(done);
+            let r = row(contender, cell, &m, &cost);
+            if contender == Contender::Ceiling {
+                ceiling.push(r);
+            } else {
+                rows.push(r);
+            }
+        }
+        drop(bed);
+    }
+    drop(lab);
+    fill_ratios(&mut rows, &ceiling);
+
+    let dir = bench_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let results = dir.join("results.json");
+    std::fs::write(&results, serde_json::to_string_pretty(&rows)?)
+        .with_context(|| format!("writing {}", results.display()))?;
+    std::fs::write(dir.join("cost.json"), serde_json::to_string_pretty(&cost)?)?;
+    let chart = dir.join("results.svg");
+    chart::draw(
+        &chart,
+        &chart_data(&rows, &ceiling),
+        &chart_title(seconds, options.threads),
+    )
+    .with_context(|| format!("drawing {}", chart.display()))?;
+    println!("\n{}", table(&rows, &cost));
+    println!("{}", targets(&rows, &cost));
+    println!(
+        "took {:.0} s; results: {}, chart: {}",
+        started.elapsed().as_secs_f64(),
+        results.display(),
+        chart.display()
+    );
+    Ok(())
+}
+
+/// The matrix: both directions; 64, 512, 1500 bytes; 1 and 1024 flows.
+fn cells(quick: bool) -> Vec<Cell> {
+    let (sizes, flows): (&[usize], &[u32]) = if quick {
+        (&[64], &[1])
+    } else {
+        (&[64, 512, 1500], &[1, 1024])
+    };
+    let mut cells = Vec::new();
+    for direction in [Direction::Encap, Direction::Decap] {
+        for &size in sizes {
+            for &flows in flows {
+                cells.push(Cell {
+                    direction,
+                    size,
+                    flows,
+                });
+            }
+        }
+    }
+    cells
+}
+
+/// True if this vtep has the AF_XDP engine (`vtep run --help` shows `--engine`).
+fn afxdp_available(vtep: &std::path::Path) -> bool {
+    cmd::output(Command::new(vtep).args(["run", "--help"]))
+        .is_some_and(|help| help.contains("--engine"))
+}
+
+/// `target/bench`, honouring CARGO_TARGET_DIR.
+fn bench_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| cmd::workspace_root().join("target"), PathBuf::from)
+        .join("bench")
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(msg.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// `vtep pktgen ...` for `cell`, run in the namespace that sends.
+fn pktgen_line(vtep: &std::path::Path, cell: &Cell, seconds: f64, threads: usize) -> String {
+    use self::bed::*;
+    let common = format!(
+        "{} pktgen -j --dev eth0 --size {} --flows {} --threads {threads} --duration {seconds}",
+        vtep.display(),
+        cell.size,
+        cell.flows
+    );
+    match cell.direction {
+        Direction::Encap => format!(
+            "{common} --dst-mac {REMOTE_WORKLOAD_MAC} --src-ip {TENANT_IP} --dst-ip {REMOTE_WORKLOAD_IP}"
+        ),
+        Direction::Decap => format!(
+            "{common} --vxlan --vni {VNI} --outer-src {REMOTE_VTEP} --outer-dst {LOCAL_VTEP} \
+             --outer-dst-mac {UPLINK_MAC} --src-mac {REMOTE_WORKLOAD_MAC} --dst-mac {TENANT_MAC} \
+             --src-ip {REMOTE_WORKLOAD_IP} --dst-ip {TENANT_IP}"
+        ),
+    }
+}
+
+/// (sending namespace, receiving namespace) of a direction.
+fn ends(bed: &Bed, direction: Direction) -> (&Netns, &Netns) {
+    match direction {
+        Direction::Encap => (&bed.tenant, &bed.underlay),
+        Direction::Decap => (&bed.underlay, &bed.tenant),
+    }
+}
+
+/// Short runs in both directions before measuring: learning, neighbour
+/// tables and caches settle.
+fn warm_up(bed: &Bed, vtep: &std::path::Path, threads: usize) -> anyhow::Result<()> {
+    let bar = spinner(&format!("{}: warming up", bed.contender.name()));
+    for direction in [Direction::Encap, Direction::Decap] {
+        let cell = Cell {
+            direction,
+            size: 64,
+            flows: 1,
+        };
+        measure(bed, vtep, &cell, 0.5, threads)
+            .with_context(|| format!("{}: warm-up", bed.contender.name()))?;
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// One cell: the sink on, the generator for `seconds`, the sink's count.
+fn measure(
+    bed: &Bed,
+    vtep: &std::path::Path,
+    cell: &Cell,
+    seconds: f64,
+    threads: usize,
+) -> anyhow::Result<Measured> {
+    let (sender, receiver) = ends(bed, cell.direction);
+    let mut sink = receiver.spawn_as(
+        "sink",
+        &format!("{} pktgen sink -j --dev eth0", vtep.display()),
+    );
+    let attached = lab::wait_until(Duration::from_secs(10), || {
+        sink.output().contains("counting on")
+    });
+    if !attached {
+        sink.stop();
+        bail!("the sink did not start: {}", sink.output());
+    }
+    let generator = sender.exec(&pktgen_line(vtep, cell, seconds, threads));
+    // Frames still in flight (rings, NAPI) arrive within microseconds.
+    sleep(Duration::from_millis(100));
+    sink.interrupt();
+    if !generator.success() {
+        bail!("the generator failed: {generator}");
+    }
+    let g: GenResult = serde_json::from_str(generator.stdout.trim())
+        .with_context(|| format!("`vtep pktgen -j` printed no result: {}", generator.stdout))?;
+    let out = sink.output();
+    let s: SinkResult = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .with_context(|| format!("`vtep pktgen sink -j` printed no result: {out}"))?;
+    Ok(Measured {
+        sent: g.packets,
+        received: s.packets,
+        seconds: g.usec as f64 / 1e6,
+        offered_pps: g.pps,
+        errors: g.errors,
+    })
+}
+
+fn loss(m: &Measured) -> f64 {
+    if m.sent == 0 {
+        return 0.0;
+    }
+    (1.0 - m.received as f64 / m.sent as f64).max(0.0)
+}
+
+/// `vtep pktgen cost` in a namespace of its own (ifindex 1 there is its lo).
+fn measure_cost(
+    lab: &Lab,
+    vtep: &std::path::Path,
+    quick: bool,
+    cells: &[Cell],
+) -> anyhow::Result<CostResult> {
+    let bar = spinner("program cost: BPF_PROG_TEST_RUN repeat");
+    let ns = lab.netns("cost");
+    let mut sizes: Vec<usize> = cells.iter().map(|c| c.size).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let repeat = if quick { 1_000_000 } else { 5_000_000 };
+    let run = ns.exec(&format!(
+        "{} pktgen cost -j --repeat {repeat} --sizes {}",
+        vtep.display(),
+        sizes.join(",")
+    ));
+    bar.finish_and_clear();
+    if !run.success() {
+        bail!("vtep pktgen cost failed: {run}");
+    }
+    serde_json::from_str(run.stdout.trim())
+        .with_context(|| format!("`vtep pktgen cost -j` printed no result: {}", run.stdout))
+}
+
+fn absent(contender: Contender, cell: &Cell, why: &str) -> Row {
+    Row {
+        contender: contender.name(),
+        direction: cell.direction,
+        size: cell.size,
+        flows: cell.flows,
+        mpps: None,
+        gbps: None,
+        loss: None,
+        ratio_vs_kernel: None,
+        ceiling_mpps: None,
+        ratio_vs_ceiling: None,
+        offered_mpps: None,
+        sent: None,
+        received: None,
+        generator_errors: None,
+        seconds: None,
+        program: None,
+        program_ns: None,
+        floor_ns: None,
+        program_vs_floor: None,
+        status: why.to_owned(),
+    }
+}
+
+fn row(contender: Contender, cell: &Cell, m: &Measured, cost: &CostResult) -> Row {
+    let mpps = m.received as f64 / m.seconds / 1e6;
+    let program = (contender == Contender::Xdp)
+        .then(|| {
+            cost.programs
+                .iter()
+                .find(|p| p.direction == cell.direction.name() && p.size == cell.size)
+        })
+        .flatten();
+    Row {
+        mpps: Some(mpps),
+        gbps: Some(mpps * 1e6 * cell.size as f64 * 8.0 / 1e9),
+        loss: Some(loss(m)),
+        offered_mpps: Some(m.offered_pps / 1e6),
+        sent: Some(m.sent),
+        received: Some(m.received),
+        generator_errors: Some(m.errors),
+        seconds: Some(m.seconds),
+        program: program.map(|p| p.program.clone()),
+        program_ns: program.map(|p| p.ns),
+        floor_ns: program.map(|_| cost.floor_ns),
+        program_vs_floor: program.map(|p| p.ratio_to_floor),
+        status: "ok".to_owned(),
+        ..absent(contender, cell, "")
+    }
+}
+
+/// Each row's rate over the kernel's and the ceiling's in the same cell.
+fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
+    let kernel: Vec<(Direction, usize, u32, f64)> = rows
+        .iter()
+        .filter(|r| r.contender == Contender::Kernel.name())
+        .filter_map(|r| Some((r.direction, r.size, r.flows, r.mpps?)))
+        .collect();
+    for r in rows.iter_mut() {
+        let k = kernel
+            .iter()
+            .find(|k| k.0 == r.direction && k.1 == r.size && k.2 == r.flows)
+            .map(|k| k.3);
+        if let (Some(mpps), Some(k)) = (r.mpps, k)
+            && k > 0.0
+        {
+            r.ratio_vs_kernel = Some(mpps / k);
+        }
+        r.ceiling_mpps = ceiling
+            .iter()
+            .find(|c| c.direction == r.direction && c.size == r.size && c.flows == r.flows)
+            .and_then(|c| c.mpps);
+        if let (Some(mpps), Some(c)) = (r.mpps, r.ceiling_mpps)
+            && c > 0.0
+        {
+            r.ratio_vs_ceiling = Some(mpps / c);
+        }
+    }
+}
+
+fn table(rows: &[Row], cost: &CostResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| contender | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | program ns/pkt (× floor) |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let program = match (r.program_ns, r.program_vs_floor) {
+            (Some(ns), Some(x)) => format!("{ns:.1} ({x:.1}×)"),
+            _ => String::new(),
+        };
+        match (r.mpps, r.gbps, r.loss) {
+            (Some(mpps), Some(gbps), Some(loss)) => {
+                let ceiling = match (r.ratio_vs_ceiling, r.ceiling_mpps) {
+                    (Some(x), Some(c)) => format!("{:.0}% ({c:.3})", x * 100.0),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {program} |",
+                    r.contender,
+                    r.direction.name(),
+                    r.size,
+                    r.flows,
+                    loss * 100.0,
+                    r.ratio_vs_kernel
+                        .map_or(String::from("–"), |x| format!("{x:.2}"))
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | | | | | |",
+                    r.contender,
+                    r.direction.name(),
+                    r.size,
+                    r.flows,
+                    r.status
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPer-packet cost (BPF_PROG_TEST_RUN, {} runs, best of 3): trivial XDP (floor) {:.1} ns; \
+         through the cost harness {:.1} ns",
+        cost.repeat, cost.floor_ns, cost.harness_floor_ns
+    );
+    for p in &cost.programs {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<5} {:>5} B: {:>6.1} ns ({:.1}× floor)",
+            p.program, p.direction, p.size, p.ns, p.ratio_to_floor
+        );
+    }
+    out
+}
+
+/// The issue's targets, measured: met or not, with the ratio.
+fn targets(rows: &[Row], cost: &CostResult) -> String {
+    let mut out = String::from("Targets (ratios of this run):\n");
+    let ratio = |contender: &str, direction: Direction| {
+        rows.iter()
+            .find(|r| {
+                r.contender == contender && r.direction == direction && r.size == 64 && r.flows == 1
+            })
+            .and_then(|r| r.ratio_vs_kernel)
+    };
+    for (contender, want) in [("xdp", 8.0), ("afxdp", 2.0)] {
+        for direction in [Direction::Encap, Direction::Decap] {
+            let line = match ratio(contender, direction) {
+                Some(x) => format!("{x:.2}× ({})", if x >= want { "met" } else { "NOT met" }),
+                None => "not measured".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  {contender} ≥ {want}× kernel, {} 64 B 1 flow: {line}",
+                direction.name()
+            );
+        }
+    }
+    for p in cost.programs.iter().filter(|p| p.size == 64) {
+        let _ = writeln!(
+            out,
+            "  {} ({}) ≤ 2× floor: {:.1}× ({})",
+            p.program,
+            p.direction,
+            p.ratio_to_floor,
+            if p.ratio_to_floor <= 2.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    out
+}
+
+fn chart_title(seconds: f64, threads: usize) -> String {
+    format!(
+        "vtep bench: Mpps received at the sink ({seconds} s per cell, {threads} generator thread(s))"
+    )
+}
+
+fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
+    let mut groups: Vec<String> = Vec::new();
+    for r in rows {
+        let g = format!("{} {}B {}f", r.direction.name(), r.size, r.flows);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let series = Contender::ALL
+        .iter()
+        .chain([&Contender::Ceiling])
+        .map(|c| {
+            let values = groups
+                .iter()
+                .map(|g| {
+                    rows.iter()
+                        .chain(ceiling)
+                        .find(|r| {
+                            r.contender == c.name()
+                                && format!("{} {}B {}f", r.direction.name(), r.size, r.flows) == *g
+                        })
+                        .and_then(|r| r.mpps)
+                })
+                .collect();
+            chart::Series {
+                name: match c {
+                    Contender::Afxdp
+                        if rows
+                            .iter()
+                            .all(|r| r.contender != "afxdp" || r.mpps.is_none()) =>
+                    {
+                        format!("{} (not available in this build)", c.title())
+                    }
+                    _ => c.title().to_owned(),
+                },
+                values,
+            }
+        })
+        .collect();
+    chart::Data { groups, series }
+}

@@ -1,0 +1,217 @@
+//! The bench's test bed: three namespaces per contender, and the gateway in
+//! the middle one switching with the contender.
+//!
+//! ```text
+//!  <p>-C-t                   <p>-C-g (gateway: the contender)            <p>-C-u
+//!  [eth0]──────────────[access]   kernel vxlan+bridge | vtep   [uplink]──────────────[eth0]
+//!  tenant side: 02:..:01:01        VNI 100, VTEP 198.18.0.1            underlay side: 198.18.0.2
+//! ```
+//!
+//! Encap: `vtep pktgen` in `t` sends tenant frames (to a MAC behind the remote
+//! VTEP 198.18.0.2) into the access port; the sink in `u` counts the VXLAN
+//! packets. Decap: `vtep pktgen --vxlan` in `u` sends VXLAN packets from
+//! 198.18.0.2 to the uplink; the sink in `t` counts the inner frames. The
+//! remote VTEP's neighbour entry is permanent, so nothing is resolved while
+//! a cell runs. Every veth has one queue per CPU, so each sending thread's
+//! frames are processed on its own CPU all along the chain.
+
+use std::path::Path;
+
+use std::time::Duration;
+
+use vtep_tests::lab::{self, Daemon, Host, Lab, Netns, Proc, VniConfig, VtepConfig};
+
+pub const VNI: u32 = 100;
+pub const LOCAL_VTEP: &str = "198.18.0.1";
+pub const REMOTE_VTEP: &str = "198.18.0.2";
+/// The tenant side's interface (a workload behind the access port).
+pub const TENANT_MAC: &str = "02:00:00:00:01:01";
+pub const TENANT_IP: &str = "192.0.2.1";
+/// A workload behind the remote VTEP.
+pub const REMOTE_WORKLOAD_MAC: &str = "02:00:00:00:04:01";
+pub const REMOTE_WORKLOAD_IP: &str = "192.0.2.2";
+pub const ACCESS_MAC: &str = "02:00:00:00:02:01";
+pub const UPLINK_MAC: &str = "02:00:00:00:02:02";
+/// The underlay side's interface: the remote VTEP (or its router).
+pub const UNDERLAY_MAC: &str = "02:00:00:00:03:01";
+/// Underlay MTU: room for a 1500-byte tenant frame plus the 50 bytes of VXLAN.
+pub const UNDERLAY_MTU: u32 = 1600;
+
+/// What forwards in the gateway namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contender {
+    /// Linux vxlan device in a bridge with the access port.
+    Kernel,
+    /// vtep, XDP engine.
+    Xdp,
+    /// vtep, AF_XDP engine (`vtep run --engine afxdp`).
+    Afxdp,
+    /// Not a gateway: XDP redirecting every frame to the other port,
+    /// untouched (`vtep pktgen forward`), the least an XDP gateway does. Its
+    /// rate is what the lab itself allows.
+    Ceiling,
+}
+
+impl Contender {
+    pub const ALL: [Contender; 3] = [Contender::Kernel, Contender::Xdp, Contender::Afxdp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Contender::Kernel => "kernel",
+            Contender::Xdp => "xdp",
+            Contender::Afxdp => "afxdp",
+            Contender::Ceiling => "ceiling",
+        }
+    }
+
+    /// What the table says about it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Contender::Kernel => "Linux vxlan + bridge",
+            Contender::Xdp => "vtep XDP engine",
+            Contender::Afxdp => "vtep AF_XDP engine",
+            Contender::Ceiling => "XDP redirect only (lab ceiling)",
+        }
+    }
+}
+
+/// One contender's three namespaces, its gateway up.
+pub struct Bed {
+    pub contender: Contender,
+    pub tenant: Netns,
+    _gateway: Netns,
+    pub underlay: Netns,
+    /// vtep's daemon, or the ceiling's forwarder (stopped with the bed).
+    _daemon: Option<Daemon>,
+    _forwarder: Option<Proc>,
+}
+
+/// Creates a veth pair: `a` in `ns_a`, `b` in `ns_b`, one queue per CPU.
+fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) {
+    lab::run_ok(&format!(
+        "ip link add {a} netns {} numtxqueues {queues} numrxqueues {queues} type veth \
+         peer name {b} netns {} numtxqueues {queues} numrxqueues {queues}",
+        ns_a.name, ns_b.name
+    ));
+}
+
+impl Bed {
+    /// Builds the namespaces of `contender` in `lab` and starts its gateway.
+    pub fn new(lab: &Lab, contender: Contender, queues: usize) -> Bed {
+        let c = &contender.name()[..1];
+        let tenant = lab.netns(&format!("{c}-t"));
+        let gateway = lab.netns(&format!("{c}-g"));
+        let underlay = lab.netns(&format!("{c}-u"));
+        veth(&tenant, "eth0", &gateway, "access", queues);
+        veth(&gateway, lab::UPLINK, &underlay, "eth0", queues);
+        // The tenant side's MTU (and the access port's) matters only to the
+        // ceiling, which forwards the 1550-byte VXLAN frames of decap untouched.
+        tenant.ip(&format!(
+            "link set eth0 address {TENANT_MAC} mtu {UNDERLAY_MTU} up"
+        ));
+        tenant.ip(&format!("addr add {TENANT_IP}/24 dev eth0"));
+        underlay.ip(&format!(
+            "link set eth0 address {UNDERLAY_MAC} mtu {UNDERLAY_MTU} up"
+        ));
+        underlay.ip(&format!("addr add {REMOTE_VTEP}/24 dev eth0"));
+        gateway.ip(&format!("link set access address {ACCESS_MAC} up"));
+        gateway.ip(&format!(
+            "link set {} address {UPLINK_MAC} mtu {UNDERLAY_MTU} up",
+            lab::UPLINK
+        ));
+        gateway.ip(&format!("addr add {LOCAL_VTEP}/24 dev {}", lab::UPLINK));
+        gateway.ip(&format!(
+            "neigh replace {REMOTE_VTEP} lladdr {UNDERLAY_MAC} dev {} nud permanent",
+            lab::UPLINK
+        ));
+        let (daemon, forwarder) = match contender {
+            Contender::Kernel => {
+                kernel_gateway(&gateway);
+                (None, None)
+            }
+            Contender::Xdp | Contender::Afxdp => {
+                (Some(vtep_gateway(lab, &gateway, contender)), None)
+            }
+            Contender::Ceiling => {
+                // It forwards decap's 1550-byte VXLAN frames untouched.
+                gateway.ip(&format!("link set access mtu {UNDERLAY_MTU}"));
+                (None, Some(forwarder(&gateway)))
+            }
+        };
+        Bed {
+            contender,
+            tenant,
+            _gateway: gateway,
+            underlay,
+            _daemon: daemon,
+            _forwarder: forwarder,
+        }
+    }
+}
+
+/// The kernel's VTEP: `vxlan100` (no learning) and the access port in
+/// bridge `br100`, static entries for both workloads, GRO on the gateway's
+/// ports (a veth takes the generator's XDP frames only with GRO or an XDP
+/// program on the receiving end).
+fn kernel_gateway(g: &Netns) {
+    let ul = lab::UPLINK;
+    g.ip(&format!(
+        "link add vxlan{VNI} type vxlan id {VNI} local {LOCAL_VTEP} dstport {} nolearning dev {ul}",
+        lab::VXLAN_PORT
+    ));
+    g.ip(&format!("link set vxlan{VNI} mtu 1500"));
+    g.ip(&format!("link add br{VNI} type bridge"));
+    g.ip(&format!("link set vxlan{VNI} master br{VNI} up"));
+    g.ip(&format!("link set access master br{VNI}"));
+    g.ip(&format!("link set br{VNI} up"));
+    g.bridge(&format!(
+        "fdb add {REMOTE_WORKLOAD_MAC} dev vxlan{VNI} dst {REMOTE_VTEP} self permanent"
+    ));
+    g.bridge(&format!(
+        "fdb add {REMOTE_WORKLOAD_MAC} dev vxlan{VNI} master static"
+    ));
+    g.bridge(&format!("fdb add {TENANT_MAC} dev access master static"));
+    g.exec_ok("ethtool -K access gro on");
+    g.exec_ok(&format!("ethtool -K {ul} gro on"));
+}
+
+/// vtep in the gateway namespace: VNI 100 on the access port, static
+/// entries for both workloads, the remote VTEP in the flood list.
+fn vtep_gateway(lab: &Lab, g: &Netns, contender: Contender) -> Daemon {
+    let config = VtepConfig::new(LOCAL_VTEP)
+        .vni(VniConfig::new(VNI).port("access").flood([REMOTE_VTEP]))
+        .fdb_remote(REMOTE_WORKLOAD_MAC, VNI, REMOTE_VTEP)
+        .fdb_local(TENANT_MAC, VNI, "access");
+    let host = Host {
+        n: 1,
+        netns: g.clone(),
+        underlay_ip: LOCAL_VTEP.to_owned(),
+        pin_path: Path::new(lab::PIN_ROOT).join(&g.name),
+    };
+    // The AF_XDP engine's worker gets the last CPU: the generator starts on
+    // CPU 0 (and veth runs the receiving side on the sender's CPU).
+    let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let text = match contender {
+        Contender::Afxdp => format!("engine = \"afxdp\"\n[afxdp]\ncpu = {last_cpu}\n{config}"),
+        _ => config.to_string(),
+    };
+    lab.start_vtep(&host, text)
+}
+
+/// `vtep pktgen forward access uplink` in the gateway namespace, once it
+/// forwards.
+fn forwarder(g: &Netns) -> Proc {
+    let vtep = lab::vtep_bin();
+    let mut proc = g.spawn_as(
+        "forward",
+        &format!("{} pktgen forward access {}", vtep.display(), lab::UPLINK),
+    );
+    let up = lab::wait_until(Duration::from_secs(10), || {
+        proc.output().contains("forwarding")
+    });
+    if !up {
+        proc.stop();
+        panic!("vtep pktgen forward did not start: {}", proc.output());
+    }
+    proc
+}
