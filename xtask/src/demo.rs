@@ -1,9 +1,9 @@
 //! `cargo xtask demo`: vtep in a namespace lab, step by step, showing every
 //! command the lab runs and the output of the interesting ones.
 //!
-//! Two hosts run vtep, a third switches with the Linux vxlan driver, all on one
-//! underlay switch. Tenant A (VNI 100) has a workload on each host; tenant B
-//! (VNI 200) reuses tenant A's MACs and addresses on the two vtep hosts.
+//! Three hosts run vtep, a fourth switches with the Linux vxlan driver, all on
+//! one underlay switch. Tenant A (VNI 100) has a workload on each host; tenant
+//! B (VNI 200) reuses tenant A's MACs and addresses on the three vtep hosts.
 
 use std::thread::sleep;
 use std::time::Duration;
@@ -100,55 +100,60 @@ fn tenant_workload(lab: &Lab, host: &Host, tenant: u8) -> Workload {
     lab.workload(host, tenant, 1, &mac(host.n, 1, 1), &cidr)
 }
 
-fn config(host: &Host, peers: [&Host; 2], ports: [&Workload; 2]) -> VtepConfig {
-    let flood_a = peers.iter().map(|p| &p.underlay_ip);
+/// vtep's config on `host`: tenant A floods to the other vtep hosts and the
+/// kernel-vxlan host, tenant B to the other vtep hosts only.
+fn config(host: &Host, vtep_peers: [&Host; 2], kernel: &Host, ports: [&Workload; 2]) -> VtepConfig {
+    let flood_b = vtep_peers.map(|p| &p.underlay_ip);
+    let flood_a = flood_b.into_iter().chain([&kernel.underlay_ip]);
     VtepConfig::new(&host.underlay_ip)
         .vni(VniConfig::new(VNI_A).port(&ports[0].port).flood(flood_a))
-        .vni(
-            VniConfig::new(VNI_B)
-                .port(&ports[1].port)
-                .flood([&peers[0].underlay_ip]),
-        )
+        .vni(VniConfig::new(VNI_B).port(&ports[1].port).flood(flood_b))
 }
 
 fn walk_through() -> Vec<String> {
     let mut demo = Demo::default();
 
-    section("1. The lab: an underlay switch, vtep on h1 and h2, Linux vxlan on h3");
+    section("1. The lab: an underlay switch, vtep on h1, h2 and h3, Linux vxlan on h4");
     let lab = Lab::new("demo");
-    let (h1, h2) = (lab.host(1), lab.host(2));
-    let h3 = lab.kernel_vxlan_host(3, &[VNI_A], &[&h1.underlay_ip, &h2.underlay_ip]);
-    let (a1, a2) = (tenant_workload(&lab, &h1, 1), tenant_workload(&lab, &h2, 1));
-    let a3 = lab.kernel_workload(&h3, VNI_A, (1, 1), &mac(3, 1, 1), "192.0.2.3/24");
-    let (b1, b2) = (tenant_workload(&lab, &h1, 2), tenant_workload(&lab, &h2, 2));
+    let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
+    let vteps = [&h1, &h2, &h3].map(|h| h.underlay_ip.as_str());
+    let h4 = lab.kernel_vxlan_host(4, &[VNI_A], &vteps);
+    let [a1, a2, a3] = [&h1, &h2, &h3].map(|h| tenant_workload(&lab, h, 1));
+    let a4 = lab.kernel_workload(&h4, VNI_A, (1, 1), &mac(4, 1, 1), "192.0.2.4/24");
+    let [b1, b2, b3] = [&h1, &h2, &h3].map(|h| tenant_workload(&lab, h, 2));
 
     section("2. vtep's configuration on h1");
-    let config1 = config(&h1, [&h2, &h3], [&a1, &b1]);
-    let config2 = config(&h2, [&h1, &h3], [&a2, &b2]);
+    let config1 = config(&h1, [&h2, &h3], &h4, [&a1, &b1]);
+    let config2 = config(&h2, [&h1, &h3], &h4, [&a2, &b2]);
+    let config3 = config(&h3, [&h1, &h2], &h4, [&a3, &b3]);
     println!("{config1}");
 
-    section("3. Start vtep on h1 and h2");
+    section("3. Start vtep on h1, h2 and h3");
     let mut d1 = lab.start_vtep(&h1, &config1);
     let d2 = lab.start_vtep(&h2, &config2);
+    let d3 = lab.start_vtep(&h3, &config3);
     demo.show(&lab.vtep(&h1, "vni show"), Expect::Success);
 
-    section("4. Ping across the overlay: ARP is flooded, then both MACs are learned");
+    section("4. Ping across the overlay: ARP is flooded, then the MACs are learned");
     demo.ping(&a1, &a2.ip, Expect::Success);
+    demo.ping(&a1, &a3.ip, Expect::Success);
+    demo.ping(&a2, &a3.ip, Expect::Success);
 
     section("5. h1's forwarding database");
     demo.show(&lab.vtep(&h1, "fdb show"), Expect::Success);
 
-    section("6. Interoperating with the Linux vxlan driver on h3");
-    demo.ping(&a1, &a3.ip, Expect::Success);
+    section("6. Interoperating with the Linux vxlan driver on h4");
+    demo.ping(&a1, &a4.ip, Expect::Success);
     demo.show(
-        &h3.exec(&format!("bridge fdb show br br{VNI_A}")),
+        &h4.exec(&format!("bridge fdb show br br{VNI_A}")),
         Expect::Success,
     );
 
     section("7. Tenant B (VNI 200): tenant A's MACs and addresses, isolated");
     demo.ping(&b1, &b2.ip, Expect::Success);
-    // a3's address exists only in tenant A (on h3).
-    demo.ping(&b1, &a3.ip, Expect::Failure);
+    demo.ping(&b1, &b3.ip, Expect::Success);
+    // a4's address exists only in tenant A (on h4).
+    demo.ping(&b1, &a4.ip, Expect::Failure);
 
     section("8. A static entry from the CLI");
     let static_mac = mac(0xee, 1, 1);
@@ -192,7 +197,7 @@ fn walk_through() -> Vec<String> {
     demo.show(&lab.vtep(&h1, "stats"), Expect::Success);
 
     section("12. Teardown: stop the daemons, vtep down, delete the namespaces");
-    drop((d1, d2));
+    drop((d1, d2, d3));
     drop(lab);
     demo.surprises
 }
