@@ -22,8 +22,10 @@ pub mod names {
     /// AF_XDP engine: sockets, and the slot of each interface.
     pub const XSKS: &str = "XSKS";
     pub const XSK_SLOTS: &str = "XSK_SLOTS";
-    /// A counter bumped by every change from the CLI, so that engines with
-    /// a userspace copy of the tables (AF_XDP) reload at once.
+    /// A counter bumped by every change from the CLI (index 0), and the
+    /// change a userspace engine with a copy of the tables (AF_XDP) has
+    /// applied (index 1; 0 when none runs): the CLI returns once the
+    /// engine has its change.
     pub const GENERATION: &str = "GENERATION";
 
     /// Every map that holds gateway state: pinned, and adopted on restart.

@@ -58,9 +58,10 @@ pub static UNDERLAY: Array<Underlay> = Array::with_max_entries(1, 0);
 #[map]
 pub static NEIGH: HashMap<VtepAddr, NeighEntry> = HashMap::with_max_entries(NEIGH_CAPACITY, 0);
 
-/// Bumped by the CLI after every change; read by userspace engines only.
+/// [0]: bumped by the CLI after every change; [1]: the change a userspace
+/// engine (AF_XDP) has applied, 0 when none runs. Not read by the programs.
 #[map]
-pub static GENERATION: Array<u64> = Array::with_max_entries(1, 0);
+pub static GENERATION: Array<u64> = Array::with_max_entries(2, 0);
 
 /// Per-CPU count of every reason a packet was not simply forwarded.
 #[map]

@@ -211,7 +211,13 @@ pub fn main(cli: Cli) -> Result<()> {
 /// so that a userspace engine reloads its copy at once.
 fn changed(pin: &std::path::Path, result: Result<()>) -> Result<()> {
     result?;
-    Gateway::open(pin)?.bump_generation()?;
+    let mut gw = Gateway::open(pin)?;
+    let g = gw.bump_generation()?;
+    // An AF_XDP engine has its change when the command returns, as the XDP
+    // engine (which reads the maps themselves) does.
+    if !gw.wait_applied(g, std::time::Duration::from_secs(1)) {
+        log::warn!("the AF_XDP engine has not taken the change within a second");
+    }
     Ok(())
 }
 

@@ -976,15 +976,44 @@ impl Gateway {
 
 /// The change counter of [`names::GENERATION`].
 impl Gateway {
-    /// Tells engines with a copy of the tables that they changed.
-    pub fn bump_generation(&mut self) -> Result<()> {
-        let g = self.generation();
+    /// Tells engines with a copy of the tables that they changed; returns
+    /// the new generation.
+    pub fn bump_generation(&mut self) -> Result<u64> {
+        let g = self.generation().wrapping_add(1).max(1);
         self.generation
-            .set(0, g.wrapping_add(1), 0)
-            .map_err(map_err(names::GENERATION))
+            .set(0, g, 0)
+            .map_err(map_err(names::GENERATION))?;
+        Ok(g)
     }
 
     pub fn generation(&self) -> u64 {
         self.generation.get(&0, 0).unwrap_or(0)
+    }
+
+    /// The generation a userspace engine has applied; 0 when none runs.
+    pub fn applied_generation(&self) -> u64 {
+        self.generation.get(&1, 0).unwrap_or(0)
+    }
+
+    /// Records (engine side) that generation `g` is applied; 0 when the
+    /// engine stops.
+    pub fn set_applied_generation(&mut self, g: u64) {
+        let _ = self.generation.set(1, g, 0);
+    }
+
+    /// Waits (CLI side) until a running userspace engine has applied
+    /// generation `g`; false if it has not within `timeout`.
+    pub fn wait_applied(&self, g: u64, timeout: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let applied = self.applied_generation();
+            if applied == 0 || applied >= g {
+                return true;
+            }
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }

@@ -144,7 +144,9 @@ impl View {
             .filter_map(|(a, n)| Some((a.as_v4()?, n)))
             .collect();
         t.learned = gw.learned_counts().into_iter().collect();
-        self.generation = gw.generation();
+        let generation = gw.generation();
+        self.generation = generation;
+        self.gw.set_applied_generation(generation.max(1));
         self.loaded = Instant::now();
         Ok(())
     }
@@ -163,6 +165,11 @@ impl View {
         if self.flushed.elapsed() >= FLUSH {
             self.flush();
         }
+    }
+
+    /// The engine stops: the CLI no longer waits for it.
+    pub fn release(&mut self) {
+        self.gw.set_applied_generation(0);
     }
 
     /// Adds the local counters to the maps.

@@ -183,6 +183,7 @@ impl Worker {
         }
         log::info!("AF_XDP engine: {received} frames in {rounds} rounds, {idles} idle waits");
         self.view.flush();
+        self.view.release();
         for s in &self.socks {
             if let Ok(st) = s.rx.fd().xdp_statistics() {
                 log::info!(
