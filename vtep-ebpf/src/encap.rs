@@ -238,6 +238,31 @@ pub fn next_hop(
     }
 }
 
+/// The outer header of a frame of `inner_len` bytes in `vni`, from this
+/// VTEP (`local`) to `remote` through `hop`.
+#[inline(always)]
+pub fn outer_header(
+    ul: &Underlay,
+    local: [u8; 4],
+    remote: [u8; 4],
+    hop: &NextHop,
+    src_port: u16,
+    vni: u32,
+    inner_len: u16,
+) -> [u8; ENCAP_V4_LEN] {
+    encap_v4_header(&EncapV4 {
+        dst_mac: hop.dmac,
+        src_mac: hop.smac,
+        src_ip: local,
+        dst_ip: remote,
+        ttl: ul.ttl,
+        src_port,
+        dst_port: ul.port,
+        vni,
+        inner_len,
+    })
+}
+
 /// Encapsulates the frame to `remote` and redirects it to the uplink.
 #[inline(always)]
 fn encap(
@@ -275,17 +300,7 @@ fn encap(
             META_NEIGH,
         ),
     };
-    let hdr = encap_v4_header(&EncapV4 {
-        dst_mac: hop.dmac,
-        src_mac: hop.smac,
-        src_ip: local,
-        dst_ip: remote,
-        ttl: ul.ttl,
-        src_port,
-        dst_port: ul.port,
-        vni,
-        inner_len,
-    });
+    let hdr = outer_header(ul, local, remote, &hop, src_port, vni, inner_len);
     // SAFETY: the helper checks the adjustment against the headroom.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(ENCAP_V4_LEN as i32)) } != 0 {
         return drop(Reason::RedirectFailed);

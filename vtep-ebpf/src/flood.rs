@@ -24,14 +24,11 @@ use aya_ebpf::{
 };
 use vtep_common::{
     MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, Reason,
-    header::{
-        ENCAP_V4_LEN, EncapV4, IPV4_LEN, UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash,
-        source_port,
-    },
+    header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, source_port},
 };
 
 use crate::{
-    encap::{Route, next_hop},
+    encap::{Route, next_hop, outer_header},
     maps::{Dir, FLOOD, VNI_PORTS, count, count_vni, underlay},
     parse::flow_keys,
 };
@@ -177,17 +174,7 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
                 continue;
             }
         };
-        let hdr = encap_v4_header(&EncapV4 {
-            dst_mac: hop.dmac,
-            src_mac: hop.smac,
-            src_ip: local,
-            dst_ip: remote,
-            ttl: ul.ttl,
-            src_port,
-            dst_port: ul.port,
-            vni,
-            inner_len,
-        });
+        let hdr = outer_header(ul, local, remote, &hop, src_port, vni, inner_len);
         if ctx.store(0, &hdr, 0).is_err() {
             count(Reason::FloodFailed);
             continue;
