@@ -49,6 +49,9 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     let loaded = loader::load(&pins)?;
     let adopted = loaded.adopted;
     let mut gw = Gateway::open(pin_path)?;
+    // No userspace engine runs yet (a previous one may have been killed
+    // without saying so): the CLI must not wait for one.
+    gw.set_applied_generation(0);
     control::apply(&mut gw, &cfg, &resolved)?;
     control::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
