@@ -50,9 +50,10 @@ pub struct Options {
     /// as every ratio is to it.
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     only: Vec<String>,
-    /// The kernel-FDB follower's scale instead (`[follow]`: mirroring
-    /// 100,000 kernel FDB entries, follow rate under traffic, memory per
-    /// entry): `target/bench/follow.json` (see bench_follow.rs).
+    /// Only the kernel-FDB follower's scale (`[follow]`: mirroring 100,000
+    /// kernel FDB entries, follow rate under traffic, memory per entry):
+    /// `target/bench/follow.json` (see bench_follow.rs). The full run
+    /// (without --quick or --only) measures it too, after the packet rates.
     #[arg(long)]
     follow: bool,
 }
@@ -278,6 +279,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         results.display(),
         chart.display()
     );
+    if !options.quick && options.only.is_empty() {
+        // The follower's scale, next to the packet rates.
+        crate::bench_follow::run(&crate::bench_follow::Options::default(), &dir)?;
+    }
     Ok(())
 }
 
