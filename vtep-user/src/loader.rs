@@ -110,12 +110,7 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
         programs::XSK_UPLINK,
         programs::XSK_ACCESS,
     ] {
-        let prog: &mut Xdp = ebpf
-            .program_mut(name)
-            .with_context(|| format!("program {name} missing from the object"))?
-            .try_into()?;
-        prog.load()
-            .with_context(|| format!("loading program {name} (verifier)"))?;
+        let prog = load_xdp(&mut ebpf, name)?;
         repin(pins, name, |p| prog.pin(p))?;
     }
     for name in [programs::UPLINK_TC, programs::ACCESS_TC] {
@@ -146,6 +141,17 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
         log,
         engine_maps,
     })
+}
+
+/// Loads (verifies) the XDP program `name` of `ebpf`.
+pub fn load_xdp<'a>(ebpf: &'a mut aya::Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()?;
+    prog.load()
+        .with_context(|| format!("loading program {name} (verifier)"))?;
+    Ok(prog)
 }
 
 fn repin(

@@ -377,12 +377,7 @@ fn load_lab() -> Result<Ebpf> {
 /// Loads the XDP program `name` of `ebpf`; its fd (a duplicate, which keeps
 /// the program loaded).
 fn load_xdp(ebpf: &mut Ebpf, name: &str) -> Result<ProgramFd> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(name)
-        .with_context(|| format!("program {name} missing from the object"))?
-        .try_into()?;
-    prog.load()
-        .with_context(|| format!("loading program {name} (verifier)"))?;
+    let prog = crate::loader::load_xdp(ebpf, name)?;
     Ok(prog.fd()?.try_clone()?)
 }
 

@@ -75,6 +75,31 @@ pub struct XdpMd {
     pub egress_ifindex: u32,
 }
 
+impl XdpMd {
+    /// The context of `frame` arriving on `ifindex`.
+    fn arriving(frame: &[u8], ifindex: u32) -> Self {
+        XdpMd {
+            data_end: frame.len() as u32,
+            ingress_ifindex: ifindex,
+            ..XdpMd::default()
+        }
+    }
+}
+
+/// The attributes of a run of `prog_fd` on `frame` in context `ctx`, `repeat`
+/// times (both must outlive the call that uses them).
+fn xdp_attr(prog_fd: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32) -> TestRunAttr {
+    TestRunAttr {
+        prog_fd: prog_fd as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: size_of::<XdpMd>() as u32,
+        ctx_in: ctx as *const XdpMd as u64,
+        ..TestRunAttr::default()
+    }
+}
+
 /// `bpf(BPF_PROG_TEST_RUN, attr)`; the kernel fills in `retval`,
 /// `duration` and the output sizes.
 ///
@@ -113,20 +138,8 @@ pub fn xdp_repeat(
     ifindex: u32,
     repeat: u32,
 ) -> io::Result<(u32, u32)> {
-    let ctx = XdpMd {
-        data_end: frame.len() as u32,
-        ingress_ifindex: ifindex,
-        ..XdpMd::default()
-    };
-    let mut attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat,
-        ctx_size_in: size_of::<XdpMd>() as u32,
-        ctx_in: &ctx as *const XdpMd as u64,
-        ..TestRunAttr::default()
-    };
+    let ctx = XdpMd::arriving(frame, ifindex);
+    let mut attr = xdp_attr(prog_fd, frame, &ctx, repeat);
     // SAFETY: frame and ctx outlive the call, with the sizes given.
     unsafe { test_run(&mut attr)? };
     Ok((attr.retval, attr.duration))
@@ -142,21 +155,11 @@ pub fn xdp_live(
     count: u32,
     batch: u32,
 ) -> io::Result<()> {
-    let ctx = XdpMd {
-        data_end: frame.len() as u32,
-        ingress_ifindex: ifindex,
-        ..XdpMd::default()
-    };
+    let ctx = XdpMd::arriving(frame, ifindex);
     let mut attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat: count,
-        ctx_size_in: size_of::<XdpMd>() as u32,
-        ctx_in: &ctx as *const XdpMd as u64,
         flags: BPF_F_TEST_XDP_LIVE_FRAMES,
         batch_size: batch,
-        ..TestRunAttr::default()
+        ..xdp_attr(prog_fd, frame, &ctx, count)
     };
     // SAFETY: frame and ctx outlive the call, with the sizes given.
     unsafe { test_run(&mut attr) }
