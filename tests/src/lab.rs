@@ -240,8 +240,14 @@ impl Host {
     /// underlay address, port 4789, no learning, MTU 1450) in bridge
     /// `br<vni>`, the device up, the bridge not yet.
     pub fn add_vxlan_bridge(&self, vni: u32) {
+        self.add_vxlan_bridge_with(vni, "");
+    }
+
+    /// Like [`Host::add_vxlan_bridge`], with more `ip link add … type vxlan`
+    /// options (`udpcsum`, say).
+    pub fn add_vxlan_bridge_with(&self, vni: u32, options: &str) {
         self.ip(&format!(
-            "link add vxlan{vni} type vxlan id {vni} local {} dstport {VXLAN_PORT} nolearning",
+            "link add vxlan{vni} type vxlan id {vni} local {} dstport {VXLAN_PORT} nolearning {options}",
             self.underlay_ip
         ));
         self.ip(&format!("link set vxlan{vni} mtu {OVERLAY_MTU}"));
@@ -490,9 +496,21 @@ impl Lab {
     /// `brV`, flooding head-end to each address of `peers`. Attach workloads
     /// with [`Lab::kernel_workload`].
     pub fn kernel_vxlan_host(&self, n: u8, vnis: &[u32], peers: &[&str]) -> Host {
+        self.kernel_vxlan_host_with(n, vnis, peers, "")
+    }
+
+    /// Like [`Lab::kernel_vxlan_host`], its vxlan devices created with
+    /// `options` as well.
+    pub fn kernel_vxlan_host_with(
+        &self,
+        n: u8,
+        vnis: &[u32],
+        peers: &[&str],
+        options: &str,
+    ) -> Host {
         let host = self.host(n);
         for &vni in vnis {
-            host.add_vxlan_bridge(vni);
+            host.add_vxlan_bridge_with(vni, options);
             host.ip(&format!("link set br{vni} up"));
             for peer in peers {
                 host.bridge(&format!("fdb append {FLOOD_MAC} dev vxlan{vni} dst {peer}"));

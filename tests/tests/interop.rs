@@ -1,7 +1,9 @@
 //! Interoperability with the Linux vxlan driver: a vtep host and a host
 //! switching with `vxlan` + `bridge` exchange traffic both ways.
 
-use vtep_tests::lab::{Interop, Lab};
+use std::time::Duration;
+
+use vtep_tests::lab::{Interop, Lab, UPLINK, VXLAN_PORT, wait_until};
 
 const VNI: u32 = 100;
 
@@ -38,4 +40,63 @@ fn kernel_vxlan_host_reaches_vtep_host() {
     let i = lab.interop(VNI);
     lab.assert_ping(&i.on_kernel, &i.on_vtep.ip);
     assert_learned_both_ways(&lab, &i);
+}
+
+/// With `udp_checksum = true`, vtep's VXLAN packets carry an outer UDP
+/// checksum, and it is right: the kernel verifies a non-zero checksum before
+/// its vxlan driver sees the packet (a wrong one is dropped and counted in
+/// `UdpInCsumErrors`), and tcpdump on the kernel host checks each one. The
+/// ARP request goes through TC flooding, the pings through XDP encap: both
+/// ways of building the outer header are covered. The kernel side sends
+/// checksums too (`udpcsum`), which vtep's decap takes.
+#[test]
+fn udp_checksums_are_sent_and_right() {
+    let lab = Lab::new("interop udp checksum");
+    let i = lab.interop_with(VNI, true);
+    // Packets from vtep, as the kernel host receives them.
+    let mut capture = i.kernel_host.spawn_as(
+        "tcpdump",
+        &format!(
+            "tcpdump -nn -vv -l -i {UPLINK} -c 4 udp dst port {VXLAN_PORT} and src host {}",
+            i.vtep_host.underlay_ip
+        ),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || capture
+            .output()
+            .contains("listening on")),
+        "tcpdump did not start: {}",
+        capture.output()
+    );
+    lab.assert_ping(&i.on_vtep, &i.on_kernel.ip);
+    let finished = wait_until(Duration::from_secs(5), || capture.exited().is_some());
+    let out = capture.output();
+    assert!(
+        finished,
+        "tcpdump saw fewer than 4 packets from vtep:\n{out}"
+    );
+    // Each packet's outer UDP line: `… [udp sum ok] …`, `[bad udp cksum …]`
+    // or `[no cksum]`.
+    let verdicts: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(&format!(".{VXLAN_PORT}: ")))
+        .collect();
+    assert_eq!(verdicts.len(), 4, "4 VXLAN packets in:\n{out}");
+    assert!(
+        verdicts.iter().all(|l| l.contains("[udp sum ok]")),
+        "vtep sent a VXLAN packet without a right UDP checksum:\n{out}"
+    );
+    assert!(
+        out.contains("ARP") && out.contains("ICMP echo request"),
+        "the capture lacks the flooded ARP request or the encapsulated ping:\n{out}"
+    );
+    let errors = i.kernel_host.exec_ok("nstat -az UdpInCsumErrors");
+    assert!(
+        errors
+            .lines()
+            .filter(|l| l.starts_with("UdpInCsumErrors"))
+            .all(|l| l.split_whitespace().nth(1) == Some("0")),
+        "the kernel host counted UDP checksum errors:\n{errors}"
+    );
+    lab.assert_ping(&i.on_kernel, &i.on_vtep.ip);
 }

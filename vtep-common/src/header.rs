@@ -64,6 +64,60 @@ pub const fn csum_fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// Adds two 32-bit partial one's-complement sums, carrying around.
+#[inline(always)]
+pub const fn csum_add(a: u32, b: u32) -> u32 {
+    let (s, carry) = a.overflowing_add(b);
+    s + carry as u32
+}
+
+/// The partial one's-complement sum of `data` added to `sum`, over
+/// native-endian 16-bit words (an odd last byte padded with zero): what the
+/// kernel's `csum_partial` and `bpf_csum_diff` compute. `data` must start at
+/// an even offset of what is summed.
+#[inline(always)]
+pub fn csum_partial(data: &[u8], mut sum: u32) -> u32 {
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum = csum_add(sum, u32::from(u16::from_ne_bytes([w[0], w[1]])));
+    }
+    if let [last] = words.remainder() {
+        sum = csum_add(sum, csum_tail_byte(*last));
+    }
+    sum
+}
+
+/// The partial sum of one last, odd byte of a summed range.
+#[inline(always)]
+pub const fn csum_tail_byte(b: u8) -> u32 {
+    u16::from_ne_bytes([b, 0]) as u32
+}
+
+/// Offset of the UDP checksum field in an [`encap_v4_header`].
+pub const ENCAP_V4_UDP_CSUM: usize = ETH_LEN + IPV4_LEN + 6;
+
+/// The outer UDP checksum of a VXLAN packet with header `hdr` (as
+/// [`encap_v4_header`] builds it, checksum field zero) around an inner frame
+/// whose partial sum ([`csum_partial`]) is `inner`: the bytes to store at
+/// [`ENCAP_V4_UDP_CSUM`]. Covers the IPv4 pseudo-header, the UDP and VXLAN
+/// headers and the inner frame; a result of zero is sent as `0xffff`
+/// (RFC 768), since zero means "no checksum".
+#[inline(always)]
+pub fn udp_checksum_v4(hdr: &[u8; ENCAP_V4_LEN], inner: u32) -> [u8; 2] {
+    let ip = ETH_LEN;
+    let udp = ETH_LEN + IPV4_LEN;
+    // Pseudo-header: addresses, protocol, UDP length (the UDP header's own
+    // length field carries the same value).
+    let mut sum = csum_partial(&hdr[ip + 12..ip + 20], inner);
+    sum = csum_partial(&[0, IPPROTO_UDP], sum);
+    sum = csum_partial(&hdr[udp + 4..udp + 6], sum);
+    sum = csum_partial(&hdr[udp..ENCAP_V4_LEN], sum);
+    match !csum_fold(sum) {
+        0 => [0xff, 0xff],
+        c => c.to_ne_bytes(),
+    }
+}
+
 /// The IPv4 header checksum of a 20-byte header, to be stored big-endian.
 /// The checksum field itself (bytes 10..12) is skipped.
 #[inline(always)]
@@ -440,6 +494,56 @@ mod tests {
         assert_eq!(&f[40..42], &[0, 0]);
         // VXLAN: I flag, VNI 100, reserved zero
         assert_eq!(&f[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0]);
+    }
+
+    /// RFC 1071 over a whole buffer, big-endian words: the reference the
+    /// native-endian partial sums must agree with.
+    fn textbook_checksum(bytes: &[u8]) -> u16 {
+        let mut sum = 0u32;
+        for w in bytes.chunks(2) {
+            let hi = u32::from(w[0]) << 8;
+            sum += hi | w.get(1).copied().map_or(0, u32::from);
+        }
+        !csum_fold(sum)
+    }
+
+    #[test]
+    fn udp_checksum_matches_the_textbook_sum() {
+        // Odd and even inner lengths, around the 512-byte chunks of eBPF.
+        for pad in [0usize, 1, 2, 3, 511, 1001] {
+            let mut inner = inner();
+            inner.extend((0..pad).map(|i| (i * 7 + 3) as u8));
+            let frame = encap(&inner);
+            let hdr: &[u8; ENCAP_V4_LEN] = frame[..ENCAP_V4_LEN].try_into().unwrap();
+            let got = udp_checksum_v4(hdr, csum_partial(&inner, 0));
+
+            let udp = &frame[ETH_LEN + IPV4_LEN..];
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&REMOTE);
+            pseudo.extend_from_slice(&LOCAL);
+            pseudo.extend_from_slice(&[0, IPPROTO_UDP]);
+            pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+            pseudo.extend_from_slice(udp);
+            let want = match textbook_checksum(&pseudo) {
+                0 => 0xffff,
+                c => c,
+            };
+            assert_eq!(u16::from_be_bytes(got), want, "pad {pad}");
+
+            // A receiver sums everything, checksum included, to 0xffff.
+            pseudo[12 + 6..12 + 8].copy_from_slice(&got);
+            assert_eq!(textbook_checksum(&pseudo), 0, "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn csum_partial_chains_at_even_offsets() {
+        let data: Vec<u8> = (0..1001u32).map(|i| (i * 13) as u8).collect();
+        let whole = csum_partial(&data, 0);
+        let split = csum_partial(&data[512..], csum_partial(&data[..512], 0));
+        assert_eq!(csum_fold(whole), csum_fold(split));
+        let tail = csum_add(csum_partial(&data[..1000], 0), csum_tail_byte(data[1000]));
+        assert_eq!(csum_fold(whole), csum_fold(tail));
     }
 
     #[test]

@@ -25,17 +25,18 @@ use aya_ebpf::{
 use network_types::eth::EthHdr;
 use vtep_common::{
     AF_INET, FDB_KIND_LOCAL, FdbEntry, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey,
-    Reason, UNDERLAY_F_FIB, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    Reason, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
     header::{
-        ENCAP_V4_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN, UDP_LEN,
-        VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
+        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
+        UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
+        udp_checksum_v4,
     },
 };
 
 use crate::{
     learn::{kernel_must_see, learn},
     maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
-    parse::{flow_keys, ptr_at_mut, read, set_meta},
+    parse::{Frame, flow_keys, packet_csum, ptr_at_mut, read, set_meta},
 };
 
 #[inline(always)]
@@ -238,8 +239,38 @@ pub fn next_hop(
     }
 }
 
+/// The partial sum of the inner frame (`len` bytes at `offset` of `frame`)
+/// when the underlay sends UDP checksums (`udp_checksum = true`):
+/// `Ok(None)` when it does not, an error when the frame is too long to sum.
+#[inline(always)]
+pub fn inner_sum(
+    ul: &Underlay,
+    frame: &impl Frame,
+    offset: u32,
+    len: u32,
+) -> Result<Option<u32>, Reason> {
+    if ul.flags & UNDERLAY_F_UDP_CSUM == 0 {
+        return Ok(None);
+    }
+    packet_csum(frame, offset, len)
+        .map(Some)
+        .ok_or(Reason::MtuExceeded)
+}
+
+/// Fills in the UDP checksum of outer header `h` (its field zero) when
+/// `inner_sum` (the inner frame's partial sum, [`inner_sum`]) is given.
+/// `h` may be the header in the packet itself: nothing is copied.
+#[inline(always)]
+pub fn set_udp_checksum(h: &mut [u8; ENCAP_V4_LEN], inner_sum: Option<u32>) {
+    if let Some(sum) = inner_sum {
+        let c = udp_checksum_v4(h, sum);
+        h[ENCAP_V4_UDP_CSUM] = c[0];
+        h[ENCAP_V4_UDP_CSUM + 1] = c[1];
+    }
+}
+
 /// The outer header of a frame of `inner_len` bytes in `vni`, from this
-/// VTEP (`local`) to `remote` through `hop`.
+/// VTEP (`local`) to `remote` through `hop`, with UDP checksum 0.
 #[inline(always)]
 pub fn outer_header(
     ul: &Underlay,
@@ -310,6 +341,20 @@ fn encap(
     };
     // SAFETY: bounds checked by ptr_at_mut, after the head moved.
     unsafe { out.write_unaligned(hdr) };
+    // The inner frame is summed where it now is, behind the header: nothing
+    // of the sum stays live across the lookups above (the stack is full).
+    let sum = match inner_sum(ul, ctx, ENCAP_V4_LEN as u32, len as u32) {
+        Ok(s) => s,
+        Err(r) => return drop(r),
+    };
+    if sum.is_some() {
+        let Some(out) = ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0) else {
+            return drop(Reason::Truncated);
+        };
+        // SAFETY: bounds checked by ptr_at_mut; a byte array has no
+        // alignment to respect.
+        set_udp_checksum(unsafe { &mut *out }, sum);
+    }
     let outer_len = len + ENCAP_V4_LEN as u64;
     if action == META_NEIGH {
         if set_meta(ctx, META_NEIGH, vni, 0).is_none() {

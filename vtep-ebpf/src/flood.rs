@@ -15,20 +15,21 @@
 //!
 //! Frames without metadata are not vtep's: TC_ACT_OK.
 
-use core::mem::size_of;
+use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT},
-    helpers::generated::{bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT},
+    helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
     programs::TcContext,
 };
 use vtep_common::{
-    MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, Reason,
+    FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta,
+    Reason, Underlay, VtepAddr,
     header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, source_port},
 };
 
 use crate::{
-    encap::{Route, next_hop, outer_header},
+    encap::{Route, inner_sum, next_hop, outer_header, set_udp_checksum},
     maps::{Dir, FLOOD, VNI_PORTS, count, count_vni, underlay},
     parse::flow_keys,
 };
@@ -133,6 +134,12 @@ fn clone_to(ctx: &TcContext, ifindex: u32, vni: u32, dir: Dir, len: u64) {
 /// Sends one encapsulated copy of the frame to every remote VTEP in the
 /// flood list of `vni`. The frame grows an outer header once; each copy
 /// rewrites it before it is cloned.
+///
+/// The copies are made by [`flood_copy`] under `bpf_loop`: the verifier
+/// checks that body once, not once per possible member of the list, which
+/// keeps this program far inside its budget however many paths one copy
+/// has (next hop from the FIB, the daemon's map, none; with or without a
+/// UDP checksum).
 #[inline(always)]
 fn flood_remote(ctx: &TcContext, vni: u32) {
     // SAFETY: a live map value, read only.
@@ -153,32 +160,89 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
     let keys = flow_keys(ctx, 0).unwrap_or_default();
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = ctx.len() as u16;
-    let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;
+    // One sum of the inner frame serves every copy.
+    let sum = match inner_sum(ul, ctx, 0, ctx.len()) {
+        Ok(s) => s,
+        Err(r) => {
+            count(r);
+            return;
+        }
+    };
     // SAFETY: the helper checks the new length; flags must be 0.
     if unsafe { bpf_skb_change_head(ctx.skb.skb, ENCAP_V4_LEN as u32, 0) } != 0 {
         count(Reason::FloodFailed);
         return;
     }
-    let outer_len = u64::from(inner_len) + ENCAP_V4_LEN as u64;
-    for i in 0..MAX_FLOOD {
-        if i as u32 >= list.len {
-            break;
-        }
-        let Some(remote) = list.vteps[i].as_v4() else {
-            continue;
-        };
-        let hop = match next_hop(ctx.skb.skb.cast(), ul, remote, ip_len, src_port) {
-            Ok(Route::Resolved(hop)) => hop,
-            Ok(Route::NoNeighbour) | Err(_) => {
-                count(Reason::FloodFailed);
-                continue;
-            }
-        };
-        let hdr = outer_header(ul, local, remote, &hop, src_port, vni, inner_len);
-        if ctx.store(0, &hdr, 0).is_err() {
-            count(Reason::FloodFailed);
-            continue;
-        }
-        clone_to(ctx, hop.ifindex, vni, Dir::Tx, outer_len);
+    let mut copies = Copies {
+        skb: ctx.skb.skb,
+        ul,
+        list,
+        sum,
+        local,
+        vni,
+        src_port,
+        inner_len,
+    };
+    let members = list.len.min(MAX_FLOOD as u32);
+    // SAFETY: `flood_copy` takes a `Copies`, and `copies` outlives the call.
+    unsafe {
+        bpf_loop(
+            members,
+            flood_copy as *mut c_void,
+            (&mut copies as *mut Copies).cast(),
+            0,
+        )
+    };
+}
+
+/// What every encapsulated flood copy shares, for [`flood_copy`].
+/// Pointers first: the verifier follows a pointer kept on the stack only in
+/// a whole, aligned 8-byte slot.
+#[repr(C)]
+struct Copies {
+    skb: *mut __sk_buff,
+    ul: *const Underlay,
+    list: *const FloodList,
+    /// The inner frame's partial sum, with `udp_checksum = true`.
+    sum: Option<u32>,
+    local: [u8; 4],
+    vni: u32,
+    src_port: u16,
+    inner_len: u16,
+}
+
+/// The `bpf_loop` body of [`flood_remote`]: rewrites the outer header for
+/// member `i` of the flood list and sends a copy to it. Returns 0 to go
+/// on, 1 to stop (past the end of the list).
+extern "C" fn flood_copy(i: u64, copies: *mut c_void) -> i64 {
+    // SAFETY: `flood_remote` passes a live `Copies` whose pointers are a
+    // context and map values that live through the program.
+    let (c, ul, list) = unsafe {
+        let c = &*(copies as *const Copies);
+        (c, &*c.ul, &*c.list)
+    };
+    let ctx = TcContext::new(c.skb);
+    if i >= u64::from(list.len) {
+        return 1;
     }
+    let Some(remote) = list.vteps.get(i as usize).and_then(VtepAddr::as_v4) else {
+        return 0;
+    };
+    let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + c.inner_len;
+    let hop = match next_hop(c.skb.cast(), ul, remote, ip_len, c.src_port) {
+        Ok(Route::Resolved(hop)) => hop,
+        Ok(Route::NoNeighbour) | Err(_) => {
+            count(Reason::FloodFailed);
+            return 0;
+        }
+    };
+    let mut hdr = outer_header(ul, c.local, remote, &hop, c.src_port, c.vni, c.inner_len);
+    set_udp_checksum(&mut hdr, c.sum);
+    if ctx.store(0, &hdr, 0).is_err() {
+        count(Reason::FloodFailed);
+        return 0;
+    }
+    let outer_len = u64::from(c.inner_len) + ENCAP_V4_LEN as u64;
+    clone_to(&ctx, hop.ifindex, c.vni, Dir::Tx, outer_len);
+    0
 }

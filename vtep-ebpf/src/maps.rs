@@ -13,6 +13,8 @@ use vtep_common::{
     reason::REASON_COUNT,
 };
 
+use crate::parse::CSUM_CHUNK;
+
 /// (VNI, MAC) → local port or remote VTEP; static and learned.
 #[map]
 pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::with_max_entries(FDB_CAPACITY, 0);
@@ -66,6 +68,11 @@ pub static GENERATION: Array<u64> = Array::with_max_entries(2, 0);
 /// Per-CPU count of every reason a packet was not simply forwarded.
 #[map]
 pub static REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUNT, 0);
+
+/// Scratch space for summing a frame (the outer UDP checksum): one chunk
+/// and the padding after it.
+#[map]
+pub static CSUM_SCRATCH: PerCpuArray<[u8; CSUM_CHUNK + 4]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one packet under `reason`.
 #[inline(always)]

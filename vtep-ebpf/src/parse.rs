@@ -6,8 +6,11 @@
 
 use core::mem::size_of;
 
+use crate::maps::CSUM_SCRATCH;
 use aya_ebpf::{
-    helpers::generated::bpf_xdp_adjust_meta,
+    helpers::generated::{
+        bpf_csum_diff, bpf_skb_load_bytes, bpf_xdp_adjust_meta, bpf_xdp_load_bytes,
+    },
     programs::{TcContext, XdpContext},
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
@@ -46,6 +49,10 @@ pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
 /// reaches a non-linear part).
 pub trait Frame {
     fn read_at<T: Copy>(&self, offset: usize) -> Option<T>;
+
+    /// Copies `len` (1..=[`CSUM_CHUNK`]) bytes at `offset` to `dst`, which
+    /// must hold them; `false` when they are not all in the frame.
+    fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool;
 }
 
 impl Frame for XdpContext {
@@ -53,12 +60,25 @@ impl Frame for XdpContext {
     fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
         read(self, offset)
     }
+
+    #[inline(always)]
+    fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: the helper checks the range against the frame, and `dst`
+        // holds `len` bytes (the caller's contract).
+        unsafe { bpf_xdp_load_bytes(self.ctx, offset, dst.cast(), len) == 0 }
+    }
 }
 
 impl Frame for TcContext {
     #[inline(always)]
     fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
         self.load(offset).ok()
+    }
+
+    #[inline(always)]
+    fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
+        // SAFETY: as for XDP; this one also reads a non-linear part.
+        unsafe { bpf_skb_load_bytes(self.skb.skb.cast(), offset, dst.cast(), len) == 0 }
     }
 }
 
@@ -115,4 +135,88 @@ pub fn flow_keys(frame: &impl Frame, offset: usize) -> Option<FlowKeys> {
         k.dst_port = u16::from_be_bytes([p[2], p[3]]);
     }
     Some(k)
+}
+
+/// Bytes `bpf_csum_diff` sums in one call (its limit), and so the bytes
+/// [`packet_csum`] copies out of the frame at a time.
+pub const CSUM_CHUNK: usize = 512;
+
+/// Chunks [`packet_csum`] sums at most: frames up to 9,728 bytes, above any
+/// jumbo MTU an underlay takes.
+const CSUM_MAX_CHUNKS: u32 = 19;
+
+/// The partial one's-complement sum of the `len` bytes of `frame` from
+/// `offset` on, as [`vtep_common::header::csum_partial`] computes it, or
+/// `None` when the range is longer than the bound above or cannot be read.
+/// `offset` must be at an even offset of what the checksum covers.
+///
+/// Each chunk of up to 512 bytes is copied into a per-CPU scratch buffer and
+/// summed there by `bpf_csum_diff`, the last one zero-padded to a multiple
+/// of 4 bytes. No packet pointer moves, so the verifier walks the loop once
+/// per chunk and nothing after it depends on the frame's length.
+///
+/// A function of its own (a BPF subprogram): its loop's registers then
+/// take no room in the stack frame of the access program, which is near
+/// the 512-byte limit.
+#[inline(never)]
+pub fn packet_csum(frame: &impl Frame, offset: u32, len: u32) -> Option<u32> {
+    // The loop below bounds `len` differently on each way out. Were it
+    // still the caller's register (the verifier links copies), the caller
+    // would go on in up to 19 different states, and the TC flood loop after
+    // it would be verified once for each.
+    let len = unlinked(len);
+    let buf = CSUM_SCRATCH.get_ptr_mut(0)?;
+    let mut sum = 0;
+    for i in 0..CSUM_MAX_CHUNKS {
+        let done = i * CSUM_CHUNK as u32;
+        if done >= len {
+            return Some(sum);
+        }
+        // LLVM knows n is 1..=512 and would drop these checks, but the
+        // verifier, which cannot follow it there, needs them.
+        let n = opaque(u64::from((len - done).min(CSUM_CHUNK as u32)));
+        if n == 0 || n > CSUM_CHUNK as u64 {
+            return None;
+        }
+        let n = n as u32;
+        let buf = buf.cast::<u8>();
+        if !frame.copy_out(offset + done, buf, n) {
+            return None;
+        }
+        // SAFETY: n <= CSUM_CHUNK, and the buffer has 4 bytes more.
+        unsafe {
+            buf.add(n as usize)
+                .cast::<[u8; 4]>()
+                .write_unaligned([0; 4])
+        };
+        let words = (n + 3) & !3;
+        // SAFETY: the helper reads `words` <= CSUM_CHUNK + 4 bytes of the
+        // buffer; it writes nothing.
+        let s = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, buf.cast(), words, sum) };
+        if s < 0 {
+            return None;
+        }
+        sum = s as u32;
+    }
+    (CSUM_MAX_CHUNKS * CSUM_CHUNK as u32 >= len).then_some(sum)
+}
+
+/// `x`, which LLVM can no longer relate to the expressions it came from.
+#[inline(always)]
+fn opaque(mut x: u64) -> u64 {
+    // SAFETY: a register move onto itself: `x` goes in and out unchanged.
+    // (An empty sequence would do for LLVM, but leaves BTF line info on an
+    // instruction that is not there, which the kernel refuses.)
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) x, options(pure, nomem, nostack)) };
+    x
+}
+
+/// `x`, as a value the verifier does not link to the register it came
+/// from (an AND with all ones: a new value, the same bits).
+#[inline(always)]
+fn unlinked(x: u32) -> u32 {
+    let mut x = u64::from(x);
+    // SAFETY: an AND with all ones; `x` goes in and out unchanged.
+    unsafe { core::arch::asm!("{0} &= -1", inout(reg) x, options(pure, nomem, nostack)) };
+    x as u32
 }

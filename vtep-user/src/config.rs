@@ -5,7 +5,13 @@
 //! error changes nothing. Interface names are checked against the system by
 //! the loader, which reports them with the same field names.
 
-use std::{collections::BTreeSet, fmt, net::IpAddr, path::Path, str::FromStr};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    net::IpAddr,
+    path::Path,
+    str::FromStr,
+};
 
 use serde::Deserialize;
 use vtep_common::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX, VXLAN_PORT};
@@ -204,15 +210,43 @@ impl FromStr for Config {
     type Err = ConfigError;
 
     fn from_str(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let field = e
-                .span()
-                .map(|s| format!("line {}", text[..s.start].lines().count().max(1)))
-                .unwrap_or_else(|| "config".into());
-            ConfigError::new(field, e.message())
+        let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
+            Some(span) => {
+                let line = text[..span.start].lines().count().max(1);
+                let field = field_at(text, span.start).unwrap_or_else(|| format!("line {line}"));
+                ConfigError::new(field, format!("line {line}: {}", e.message()))
+            }
+            None => ConfigError::new("config", e.message()),
         })?;
         validate(raw)
     }
+}
+
+/// The dotted name of the field whose value starts at byte `at` of a TOML
+/// text, as the validation errors name fields (`underlay.ttl`,
+/// `vni[1].learning`): the key on that line under the last table header
+/// above it. `None` when the line holds no `key = value`.
+fn field_at(text: &str, at: usize) -> Option<String> {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let mut table = String::new();
+    let mut counts = BTreeMap::<&str, usize>::new();
+    for l in text[..start].lines().map(str::trim) {
+        if let Some(name) = l.strip_prefix("[[").and_then(|l| l.split_once("]]")) {
+            let n = counts.entry(name.0.trim()).or_default();
+            table = format!("{}[{n}]", name.0.trim());
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|l| l.split_once(']')) {
+            table = name.0.trim().to_string();
+        }
+    }
+    Some(if table.is_empty() {
+        key.to_string()
+    } else {
+        format!("{table}.{key}")
+    })
 }
 
 fn int<T: TryFrom<i64>>(field: &str, v: i64, min: i64, max: i64) -> Result<T, ConfigError> {
@@ -305,12 +339,6 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         None => DEFAULT_TTL,
     };
     let udp_checksum = u.udp_checksum.unwrap_or(false);
-    if udp_checksum {
-        return Err(ConfigError::new(
-            "underlay.udp_checksum",
-            "computing the outer UDP checksum is not supported yet; use false (RFC 7348 allows 0 over IPv4)",
-        ));
-    }
 
     let mut vnis = Vec::new();
     let mut seen_vni = BTreeSet::new();
@@ -659,10 +687,12 @@ dst = "198.18.0.2"
             ),
             (
                 "udp_checksum = false",
-                "udp_checksum = true",
+                "udp_checksum = 1",
                 "underlay.udp_checksum",
             ),
             ("maxaddress = 0", "maxaddress = -1", "vni[0].maxaddress"),
+            ("learning = true", "learning = \"yes\"", "vni[0].learning"),
+            ("vni = 100", "vni = \"100\"", "fdb[0].vni"),
         ];
         for (from, to, field) in cases {
             assert!(GOOD.contains(from), "fixture lacks {from}");

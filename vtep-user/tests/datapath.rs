@@ -29,8 +29,9 @@ use vtep::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
     META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
-    UNDERLAY_F_KERNEL_VXLAN, Underlay, VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING,
-    VniCounters, VniInfo, VtepAddr, names, programs, reason::REASON_COUNT,
+    UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE,
+    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, programs,
+    reason::REASON_COUNT,
 };
 
 // ---- addresses ----------------------------------------------------------
@@ -111,6 +112,7 @@ mod at {
     pub const UDP: usize = IP + IPV4_LEN;
     pub const UDP_DPORT: usize = UDP + 2;
     pub const UDP_LENGTH: usize = UDP + 4;
+    pub const UDP_CSUM: usize = UDP + 6;
     pub const VXLAN: usize = UDP + UDP_LEN;
     pub const VXLAN_VNI: usize = VXLAN + 4;
     pub const INNER: usize = VXLAN + VXLAN_LEN;
@@ -143,7 +145,7 @@ const VXLAN_FIELDS: Fields = &[
     ("UDP source port", at::UDP..at::UDP_DPORT),
     ("UDP destination port", at::UDP_DPORT..at::UDP_LENGTH),
     ("UDP length", at::UDP_LENGTH..at::UDP_LENGTH + 2),
-    ("UDP checksum", at::UDP_LENGTH + 2..at::VXLAN),
+    ("UDP checksum", at::UDP_CSUM..at::VXLAN),
     ("VXLAN flags", at::VXLAN..at::VXLAN + 1),
     ("VXLAN reserved (flags)", at::VXLAN + 1..at::VXLAN_VNI),
     ("VNI", at::VXLAN_VNI..at::VXLAN_VNI + 3),
@@ -160,15 +162,46 @@ fn ether(dst: Mac, src: Mac, ether_type: u16, payload: &[u8]) -> Vec<u8> {
     [&dst[..], &src, &ether_type.to_be_bytes(), payload].concat()
 }
 
-/// The Internet checksum of an IPv4 header (its checksum field zero).
-fn ipv4_checksum(hdr: &[u8]) -> [u8; 2] {
-    let sum: u32 = hdr
+/// The Internet checksum (RFC 1071) of `bytes`, big-endian words, an odd
+/// last byte padded with zero.
+fn internet_checksum(bytes: &[u8]) -> u16 {
+    let sum: u32 = bytes
         .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
         .sum();
     let folded = (sum & 0xffff) + (sum >> 16);
     let folded = (folded & 0xffff) + (folded >> 16);
-    (!(folded as u16)).to_be_bytes()
+    !(folded as u16)
+}
+
+/// The checksum of an IPv4 header (its checksum field zero).
+fn ipv4_checksum(hdr: &[u8]) -> [u8; 2] {
+    internet_checksum(hdr).to_be_bytes()
+}
+
+/// The UDP checksum of an untagged IPv4 frame without options (its checksum
+/// field zero): over the pseudo-header and the datagram, before the rule
+/// that sends 0 as 0xffff.
+fn udp_checksum(frame: &[u8]) -> u16 {
+    let dgram = &frame[at::UDP..];
+    let pseudo = [
+        &frame[at::IP_SRC..at::UDP],
+        &[0, IPPROTO_UDP],
+        &be16(dgram.len()),
+        dgram,
+    ]
+    .concat();
+    internet_checksum(&pseudo)
+}
+
+/// `frame` with the UDP checksum filled in (0 sent as 0xffff, RFC 768).
+fn with_udp_checksum(mut frame: Vec<u8>) -> Vec<u8> {
+    let c = match udp_checksum(&frame) {
+        0 => 0xffff,
+        c => c,
+    };
+    set_be16(&mut frame, at::UDP_CSUM, c);
+    frame
 }
 
 /// An IPv4 packet with DF, TTL 64, id 0 and a correct header checksum.
@@ -696,12 +729,14 @@ enum Output {
     /// These exact bytes (the input, or an inner frame), field by field.
     Frame(Vec<u8>),
     /// `inner` behind an outer header to REMOTE_VTEP in VNI 100, from these
-    /// outer MACs, with an outer UDP source port in `ports`.
+    /// outer MACs, with an outer UDP source port in `ports`, and with a UDP
+    /// checksum when `udp_checksum` (else 0).
     Encap {
         dmac: Mac,
         smac: Mac,
         ports: RangeInclusive<u16>,
         inner: Vec<u8>,
+        udp_checksum: bool,
     },
 }
 
@@ -843,6 +878,7 @@ impl Case {
                 smac,
                 ports,
                 inner,
+                udp_checksum,
             } => {
                 let got = &run.frame;
                 assert!(got.len() >= at::INNER, "{name}: {} bytes out", got.len());
@@ -851,7 +887,10 @@ impl Case {
                     ports.contains(&src_port),
                     "{name}: outer UDP source port {src_port} outside {ports:?}"
                 );
-                let want = Outer::to_remote_vtep(*dmac, *smac, src_port).frame(inner);
+                let mut want = Outer::to_remote_vtep(*dmac, *smac, src_port).frame(inner);
+                if *udp_checksum {
+                    want = with_udp_checksum(want);
+                }
                 check_fields(name, got, &want, VXLAN_FIELDS);
             }
         }
@@ -1226,9 +1265,56 @@ fn encapsulated(name: &'static str, ports: RangeInclusive<u16>) -> Case {
             smac: UPLINK_MAC,
             ports,
             inner: inner.clone(),
+            udp_checksum: false,
         })
         .stats(tx(&inner))
         .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+/// `inner` from WORKLOAD_MAC, encapsulated with the outer UDP checksum
+/// (`udp_checksum = true`) from source port 50000.
+fn checksummed(name: &'static str, inner: Vec<u8>) -> Case {
+    Case::new(name, inner.clone(), XDP_REDIRECT)
+        .setup(|dp| {
+            dp.update_underlay(|ul| {
+                ul.flags |= UNDERLAY_F_UDP_CSUM;
+                (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
+                ul.mtu = 9000;
+            })
+        })
+        .output(Output::Encap {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ports: CSUM_SRC_PORT..=CSUM_SRC_PORT,
+            inner: inner.clone(),
+            udp_checksum: true,
+        })
+        .stats(tx(&inner))
+        .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+const CSUM_SRC_PORT: u16 = 50_000;
+
+/// `frame` with `n` bytes of Ethernet padding after it (not part of the IP
+/// packet; the checksum covers them all the same).
+fn padded(frame: Vec<u8>, n: usize) -> Vec<u8> {
+    let pad = (0..n).map(|i| (i * 31 + 7) as u8);
+    frame.into_iter().chain(pad).collect()
+}
+
+/// An inner frame whose encapsulation's UDP checksum comes to 0, which
+/// must go out as 0xffff: its last two bytes are chosen to make it so.
+fn checksum_zero_inner() -> Vec<u8> {
+    let mut inner = [workload_to_remote(), vec![0, 0]].concat();
+    let outer =
+        |inner: &[u8]| Outer::to_remote_vtep(ROUTER_MAC, UPLINK_MAC, CSUM_SRC_PORT).frame(inner);
+    // Adding the one's complement of the sum (in place of the two zero
+    // bytes) makes it all ones: checksum 0.
+    let c = udp_checksum(&outer(&inner));
+    let n = inner.len();
+    inner[n - 2..].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(udp_checksum(&outer(&inner)), 0, "zero-checksum fixture");
+    inner
 }
 
 /// A frame from WORKLOAD_MAC handed to TC for flooding; WORKLOAD_MAC learned.
@@ -1266,6 +1352,7 @@ fn access_cases() -> Vec<Case> {
             smac: ZERO_MAC,
             ports: SRC_PORTS,
             inner: workload_to_remote(),
+            udp_checksum: false,
         })
         .meta(META_NEIGH, 0)
         .reason(Reason::NoNeighbour)
@@ -1368,6 +1455,14 @@ fn access_cases() -> Vec<Case> {
         encapsulated("learned remote MAC moves to the access port", SRC_PORTS)
             .setup(|dp| dp.fdb_set(WORKLOAD_MAC, stale_remote(OTHER_VTEP)))
             .fdb(WORKLOAD_MAC, Some(stale_local(PORT1))),
+        checksummed("UDP checksum", workload_to_remote()),
+        checksummed("UDP checksum, odd length", padded(workload_to_remote(), 1)),
+        // 512-byte chunks, then every smaller step, then a last byte.
+        checksummed(
+            "UDP checksum, 1,535-byte frame",
+            padded(workload_to_remote(), 1535 - 60),
+        ),
+        checksummed("UDP checksum 0 sent as 0xffff", checksum_zero_inner()),
     ]
 }
 
@@ -1602,6 +1697,7 @@ fn access_followed_cases() -> Vec<Case> {
             smac: UPLINK_MAC,
             ports: SRC_PORTS,
             inner: inner.clone(),
+            udp_checksum: false,
         })
         .stats(tx(&inner)),
         Case::new(
@@ -1637,4 +1733,45 @@ fn access_followed_cases() -> Vec<Case> {
 fn access_encap_followed() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_XDP, &access_followed_cases());
+}
+
+// ---- verifier budget ------------------------------------------------------------
+
+/// Instructions the verifier may process for one program (the kernel's
+/// BPF_COMPLEXITY_LIMIT_INSNS).
+const VERIFIER_LIMIT: u32 = 1_000_000;
+
+/// Every program verifies within half the kernel's budget: a change that
+/// multiplies the paths the verifier walks (a loop whose exits leave
+/// different states behind, say) fails here, with the numbers, before it
+/// fails to load on a kernel whose verifier prunes less.
+#[test]
+fn programs_verify_within_half_the_budget() {
+    let _netns = Netns::enter();
+    let mut over = Vec::new();
+    for program in [
+        programs::UPLINK_XDP,
+        programs::ACCESS_XDP,
+        programs::UPLINK_TC,
+        programs::ACCESS_TC,
+    ] {
+        let dp = Datapath::load(program);
+        let info = dp
+            .ebpf
+            .program(program)
+            .expect("loaded program")
+            .info()
+            .unwrap_or_else(|e| panic!("info of {program}: {e}"));
+        let insns = info
+            .verified_instruction_count()
+            .unwrap_or_else(|| panic!("{program}: the kernel reports no verified instructions"));
+        println!("{program:16} {insns:>9} instructions verified");
+        if insns > VERIFIER_LIMIT / 2 {
+            over.push((program, insns));
+        }
+    }
+    assert!(
+        over.is_empty(),
+        "over half the verifier's budget of {VERIFIER_LIMIT}: {over:?}"
+    );
 }

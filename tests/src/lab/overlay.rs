@@ -87,8 +87,19 @@ pub struct Interop {
 impl Lab {
     /// Builds an [`Interop`] lab for `vni`, each side flooding to the other.
     pub fn interop(&self, vni: u32) -> Interop {
+        self.interop_with(vni, false)
+    }
+
+    /// Like [`Lab::interop`]; with `udp_checksum`, both sides send outer UDP
+    /// checksums (vtep's `udp_checksum = true`, the kernel's `udpcsum`).
+    pub fn interop_with(&self, vni: u32, udp_checksum: bool) -> Interop {
         let vtep_host = self.host(1);
-        let kernel_host = self.kernel_vxlan_host(2, &[vni], &[&vtep_host.underlay_ip]);
+        let kernel_host = self.kernel_vxlan_host_with(
+            2,
+            &[vni],
+            &[&vtep_host.underlay_ip],
+            if udp_checksum { "udpcsum" } else { "" },
+        );
         let net = tenant_net(1);
         let on_vtep = self.workload(&vtep_host, 1, 1, &mac(1, 1, 1), &format!("{net}.1/24"));
         let on_kernel = self.kernel_workload(
@@ -98,7 +109,9 @@ impl Lab {
             &mac(2, 1, 1),
             &format!("{net}.2/24"),
         );
-        let config = VtepConfig::new(&vtep_host.underlay_ip).vni(
+        let mut config = VtepConfig::new(&vtep_host.underlay_ip);
+        config.underlay.udp_checksum = udp_checksum.then_some(true);
+        let config = config.vni(
             VniConfig::new(vni)
                 .port(&on_vtep.port)
                 .flood([&kernel_host.underlay_ip]),

@@ -18,11 +18,11 @@ use std::{
 };
 
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbEntry, FdbKey, Reason, VNI_F_CHECK_SOURCE, VtepAddr,
+    FDB_KIND_LOCAL, FdbEntry, FdbKey, Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
     header::{
-        ENCAP_V4_LEN, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPV4_LEN, UDP_LEN, Uplink,
-        VXLAN_LEN, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
-        parse_vxlan_v4, source_port,
+        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPV4_LEN,
+        UDP_LEN, Uplink, VXLAN_LEN, csum_partial, encap_v4_header, flow_hash, flow_keys,
+        is_multicast, is_valid_source, parse_vxlan_v4, source_port, udp_checksum_v4,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
@@ -447,7 +447,7 @@ impl Worker {
         }
         let hop = self.view.t.neigh.get(&remote).copied();
         let (dmac, smac) = hop.map(|n| (n.dmac, n.smac)).unwrap_or_default();
-        let hdr = encap_v4_header(&EncapV4 {
+        let mut hdr = encap_v4_header(&EncapV4 {
             dst_mac: dmac,
             src_mac: smac,
             src_ip: local,
@@ -458,6 +458,10 @@ impl Worker {
             vni,
             inner_len: len as u16,
         });
+        if ul.flags & UNDERLAY_F_UDP_CSUM != 0 {
+            let c = udp_checksum_v4(&hdr, csum_partial(m.contents(), 0));
+            hdr[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
+        }
         let mut cur = m.cursor();
         cur.set_pos(len + ENCAP_V4_LEN);
         if cur.pos() != len + ENCAP_V4_LEN {
