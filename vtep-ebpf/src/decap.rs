@@ -20,7 +20,7 @@ use aya_ebpf::{
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbEntry, FdbKey, FloodList, MAX_FLOOD, META_DELIVER, META_FLOOD, Reason,
+    FDB_KIND_LOCAL, FdbKey, FloodList, MAX_FLOOD, META_DELIVER, META_FLOOD, Reason,
     UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniInfo,
     VtepAddr,
     header::{
@@ -31,7 +31,7 @@ use vtep_common::{
 };
 
 use crate::{
-    learn::{kernel_must_see, learn},
+    learn::{Place, kernel_must_see, learn},
     maps::{Dir, FDB, FLOOD, PORT_TX, VNIS, count, count_flood, count_vni, underlay},
     parse::{ptr_at, read, set_meta},
 };
@@ -151,13 +151,7 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, ()> {
     if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
         return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote);
     }
-    learn(
-        ctx,
-        vni,
-        info,
-        inner_eth.src_addr,
-        FdbEntry::remote(remote, 0, 0),
-    );
+    learn(ctx, vni, info, inner_eth.src_addr, Place::Vtep(remote));
 
     if is_multicast(&inner_eth.dst_addr) {
         return flood(ctx, inner, inner_len, vni);
@@ -192,7 +186,7 @@ fn followed(
     remote: VtepAddr,
 ) -> Result<u32, ()> {
     let must_see = info.flags & VNI_F_LEARNING != 0
-        && kernel_must_see(vni, inner_eth.src_addr, &FdbEntry::remote(remote, 0, 0));
+        && kernel_must_see(vni, inner_eth.src_addr, &Place::Vtep(remote));
     if is_multicast(&inner_eth.dst_addr) {
         return kernel(Reason::KernelFallback);
     }

@@ -24,8 +24,8 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 use vtep_common::{
-    AF_INET, FDB_KIND_LOCAL, FdbEntry, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey,
-    Reason, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    AF_INET, FDB_KIND_LOCAL, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey, Reason,
+    UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
         UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
@@ -34,7 +34,7 @@ use vtep_common::{
 };
 
 use crate::{
-    learn::{kernel_must_see, learn},
+    learn::{Place, kernel_must_see, learn},
     maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
     parse::{Frame, flow_keys, packet_csum, ptr_at_mut, read, set_meta},
 };
@@ -71,7 +71,7 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
     if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
         return followed(ctx, vni, ifindex, &eth, len);
     }
-    learn(ctx, vni, info, eth.src_addr, FdbEntry::local(ifindex, 0, 0));
+    learn(ctx, vni, info, eth.src_addr, Place::Port(ifindex));
 
     if is_multicast(&eth.dst_addr) {
         return flood(ctx, vni, ifindex);
@@ -100,7 +100,7 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
 /// which learns and floods. vtep does not learn here: the bridge does.
 #[inline(always)]
 fn followed(ctx: &XdpContext, vni: u32, ifindex: u32, eth: &EthHdr, len: u64) -> Result<u32, ()> {
-    let must_see = kernel_must_see(vni, eth.src_addr, &FdbEntry::local(ifindex, 0, 0));
+    let must_see = kernel_must_see(vni, eth.src_addr, &Place::Port(ifindex));
     if is_multicast(&eth.dst_addr) {
         return kernel(Reason::KernelFallback);
     }

@@ -11,7 +11,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::{debug, info};
 use vtep_common::{
-    FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, Reason, VNI_F_LEARNING, VniInfo,
+    FDB_F_LEARNED, FDB_KIND_LOCAL, FDB_KIND_REMOTE, FdbEntry, FdbKey, Reason, VNI_F_LEARNING,
+    VniInfo, VtepAddr,
 };
 
 use crate::maps::{FDB, VNI_LEARNED, count};
@@ -20,11 +21,41 @@ use crate::maps::{FDB, VNI_LEARNED, count};
 /// it. Ageing is counted in seconds, so a second of slack costs nothing.
 const REFRESH_NS: u64 = 1_000_000_000;
 
-/// Learns that `mac` in `vni` is at `place` (a local port or a remote VTEP,
-/// given as an entry with `last_seen_ns` 0). Logs (aya-log) a new MAC at
+/// Where a frame's source MAC was seen.
+#[derive(Clone, Copy)]
+pub enum Place {
+    /// An access port (ifindex).
+    Port(u32),
+    /// A remote VTEP.
+    Vtep(VtepAddr),
+}
+
+impl Place {
+    /// Whether `e` puts the MAC here (flags and age aside).
+    #[inline(always)]
+    fn holds(&self, e: &FdbEntry) -> bool {
+        match self {
+            Place::Port(ifindex) => e.kind == FDB_KIND_LOCAL && e.ifindex == *ifindex,
+            Place::Vtep(vtep) => e.kind == FDB_KIND_REMOTE && e.remote == *vtep,
+        }
+    }
+
+    /// The learned entry for a MAC here, last seen at `now_ns`. Built only
+    /// when an entry is written: a zero-filled FdbEntry costs a call to the
+    /// BPF target's byte-by-byte memset, too much for every packet.
+    #[inline(always)]
+    fn learned(&self, now_ns: u64) -> FdbEntry {
+        match self {
+            Place::Port(ifindex) => FdbEntry::local(*ifindex, FDB_F_LEARNED, now_ns),
+            Place::Vtep(vtep) => FdbEntry::remote(*vtep, FDB_F_LEARNED, now_ns),
+        }
+    }
+}
+
+/// Learns that `mac` in `vni` is at `place`. Logs (aya-log) a new MAC at
 /// debug level and a move at info level; the daemon sets the level.
 #[inline(always)]
-pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: FdbEntry) {
+pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Place) {
     if info.flags & VNI_F_LEARNING == 0 {
         return;
     }
@@ -38,11 +69,8 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Fd
         }
         // SAFETY: helper without arguments.
         let now = unsafe { bpf_ktime_get_coarse_ns() };
-        if !e.same_place(&place) {
-            let mut moved = place;
-            moved.flags = FDB_F_LEARNED;
-            moved.last_seen_ns = now;
-            *e = moved;
+        if !place.holds(e) {
+            *e = place.learned(now);
             log_place(ctx, vni, &mac, &place, true);
         } else if now.wrapping_sub(e.last_seen_ns) > REFRESH_NS {
             e.last_seen_ns = now;
@@ -61,10 +89,8 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Fd
             return;
         }
     }
-    let mut entry = place;
-    entry.flags = FDB_F_LEARNED;
     // SAFETY: helper without arguments.
-    entry.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
+    let entry = place.learned(unsafe { bpf_ktime_get_coarse_ns() });
     match FDB.insert(key, entry, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
             log_place(ctx, vni, &mac, &place, false);
@@ -91,14 +117,14 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Fd
 /// followed entries) records when; like learning's refresh, it is written
 /// at most once a second per MAC.
 #[inline(always)]
-pub fn kernel_must_see(vni: u32, mac: [u8; 6], place: &FdbEntry) -> bool {
+pub fn kernel_must_see(vni: u32, mac: [u8; 6], place: &Place) -> bool {
     let Some(e) = FDB.get_ptr_mut(FdbKey::new(vni, mac)) else {
         return true;
     };
     // SAFETY: a live map value; a racing writer can at worst tear the
     // timestamp, which costs one more frame through the kernel.
     let e = unsafe { &mut *e };
-    if !e.same_place(place) {
+    if !place.holds(e) {
         return true;
     }
     // SAFETY: helper without arguments.
@@ -130,19 +156,20 @@ unsafe fn atomic_inc(counter: *mut u64) {
 }
 
 #[inline(always)]
-fn log_place(ctx: &XdpContext, vni: u32, mac: &[u8; 6], place: &FdbEntry, moved: bool) {
-    let r = place.remote.addr;
-    let vtep = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
-    match (place.kind == FDB_KIND_LOCAL, moved) {
-        (true, true) => info!(
-            ctx,
-            "vni {}: {:mac} moved to port {}", vni, *mac, place.ifindex
-        ),
-        (false, true) => info!(ctx, "vni {}: {:mac} moved to vtep {:i}", vni, *mac, vtep),
-        (true, false) => debug!(
-            ctx,
-            "vni {}: learned {:mac} on port {}", vni, *mac, place.ifindex
-        ),
-        (false, false) => debug!(ctx, "vni {}: learned {:mac} at vtep {:i}", vni, *mac, vtep),
+fn log_place(ctx: &XdpContext, vni: u32, mac: &[u8; 6], place: &Place, moved: bool) {
+    match (*place, moved) {
+        (Place::Port(port), true) => info!(ctx, "vni {}: {:mac} moved to port {}", vni, *mac, port),
+        (Place::Port(port), false) => {
+            debug!(ctx, "vni {}: learned {:mac} on port {}", vni, *mac, port)
+        }
+        (Place::Vtep(vtep), moved) => {
+            let r = vtep.addr;
+            let vtep = u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+            if moved {
+                info!(ctx, "vni {}: {:mac} moved to vtep {:i}", vni, *mac, vtep)
+            } else {
+                debug!(ctx, "vni {}: learned {:mac} at vtep {:i}", vni, *mac, vtep)
+            }
+        }
     }
 }
