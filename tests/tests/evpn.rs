@@ -50,23 +50,8 @@ fn vtep_config(host: &Host) -> VtepConfig {
 
 fn fabric(lab: &Lab, n: u8, peering: Peering) -> Fabric {
     let hosts: Vec<Host> = (1..=n).map(|i| lab.evpn_host(i, &[VNI])).collect();
-    let workloads: Vec<Workload> = hosts
-        .iter()
-        .map(|h| {
-            let cidr = format!("{}.{}/24", tenant_net(1), h.n);
-            lab.kernel_workload(h, VNI, (1, 1), &mac(h.n, 1, 1), &cidr)
-        })
-        .collect();
-    let frr: Vec<Frr> = hosts
-        .iter()
-        .map(|h| {
-            let peers: Vec<&Host> = hosts
-                .iter()
-                .filter(|p| p.n != h.n && (peering == Peering::FullMesh || h.n == 1 || p.n == 1))
-                .collect();
-            lab.start_frr(h, &peers, peering)
-        })
-        .collect();
+    let workloads = lab.evpn_workloads(&hosts, VNI);
+    let frr = lab.start_evpn_peering(&hosts, peering);
     for f in &frr {
         f.wait_established(BGP_UP);
     }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use vtep_tests::lab::{self, Frr, Host, Lab, Peering, Run, VtepConfig, Workload, mac, tenant_net};
+use vtep_tests::lab::{self, Frr, Host, Lab, Peering, Run, VtepConfig};
 
 const VNI: u32 = 100;
 const VXLAN: &str = "vxlan100";
@@ -55,25 +55,10 @@ pub fn walk_through() -> Vec<String> {
     section("1. Three hosts: vxlan100 in br100 as FRR's EVPN documentation says, a workload each");
     let lab = Lab::new("demo evpn");
     let hosts: Vec<Host> = (1..=3).map(|n| lab.evpn_host(n, &[VNI])).collect();
-    let workloads: Vec<Workload> = hosts
-        .iter()
-        .map(|h| {
-            let cidr = format!("{}.{}/24", tenant_net(1), h.n);
-            lab.kernel_workload(h, VNI, (1, 1), &mac(h.n, 1, 1), &cidr)
-        })
-        .collect();
+    let workloads = lab.evpn_workloads(&hosts, VNI);
 
     section("2. FRR on each host: zebra and bgpd, iBGP with h1 as route reflector");
-    let mut frr: Vec<Frr> = hosts
-        .iter()
-        .map(|h| {
-            let peers: Vec<&Host> = hosts
-                .iter()
-                .filter(|p| p.n != h.n && (h.n == 1 || p.n == 1))
-                .collect();
-            lab.start_frr(h, &peers, Peering::RouteReflector)
-        })
-        .collect();
+    let mut frr = lab.start_evpn_peering(&hosts, Peering::RouteReflector);
     for f in &frr {
         f.wait_established(Duration::from_secs(30));
     }

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cmd::{self, Proc, Run, try_run_argv, wait_until};
-use super::{Host, Lab, Netns};
+use super::{Host, Lab, Netns, Workload, mac, tenant_net};
 
 /// Where the distribution's package installs the daemons.
 pub const FRR_BIN: &str = "/usr/lib/frr";
@@ -92,6 +92,36 @@ impl Lab {
             host.ip(&format!("link set br{vni} up"));
         }
         host
+    }
+
+    /// One workload per EVPN host (see [`Lab::evpn_host`]) in `vni`:
+    /// tenant 1's `<net>.<n>/24` with MAC `mac(n, 1, 1)` on host `n`, its
+    /// access port in `br<vni>`.
+    pub fn evpn_workloads(&self, hosts: &[Host], vni: u32) -> Vec<Workload> {
+        hosts
+            .iter()
+            .map(|h| {
+                let cidr = format!("{}.{}/24", tenant_net(1), h.n);
+                self.kernel_workload(h, vni, (1, 1), &mac(h.n, 1, 1), &cidr)
+            })
+            .collect()
+    }
+
+    /// FRR on every host of `hosts`, peered as `peering` says (with
+    /// [`Peering::RouteReflector`], host 1 reflects for the others).
+    pub fn start_evpn_peering(&self, hosts: &[Host], peering: Peering) -> Vec<Frr> {
+        hosts
+            .iter()
+            .map(|h| {
+                let peers: Vec<&Host> = hosts
+                    .iter()
+                    .filter(|p| {
+                        p.n != h.n && (peering == Peering::FullMesh || h.n == 1 || p.n == 1)
+                    })
+                    .collect();
+                self.start_frr(h, &peers, peering)
+            })
+            .collect()
     }
 
     /// Starts FRR on `host`, peering with `peers` (iBGP, `l2vpn evpn`,
