@@ -340,6 +340,15 @@ fn devices_that_appear_and_go_are_followed() {
         "no word on vxlan300 in the log:\n{}",
         daemon.log()
     );
+    // Outer UDP checksums (the kernel's default), which this underlay does
+    // not send: followed, and said in the log.
+    assert!(
+        wait_until(FOLLOW_TIME, || daemon
+            .log()
+            .contains("vxlan200 sends outer UDP checksums")),
+        "no word on vxlan200's checksums in the log:\n{}",
+        daemon.log()
+    );
     h1.bridge(&format!(
         "fdb append {FLOOD_MAC} dev vxlan200 dst 198.18.0.2"
     ));

@@ -92,6 +92,8 @@ pub struct Vxlan {
     /// The device learns remote MACs from what it receives (`learning`,
     /// the default; EVPN and flannel set `nolearning`).
     pub learning: bool,
+    /// It sends outer UDP checksums (`udpcsum`; off by default over IPv4).
+    pub udp_csum: bool,
 }
 
 /// Reads a link message (`RTM_NEWLINK` of family `AF_UNSPEC`).
@@ -105,6 +107,7 @@ pub fn parse_link(msg: &LinkMessage) -> Link {
         local: None,
         external: false,
         learning: true,
+        udp_csum: false,
     };
     for a in &msg.attributes {
         match a {
@@ -128,6 +131,7 @@ pub fn parse_link(msg: &LinkMessage) -> Link {
                                     InfoVxlan::CollectMetadata(true)
                                     | InfoVxlan::Vnifilter(true) => vx.external = true,
                                     InfoVxlan::Learning(l) => vx.learning = *l,
+                                    InfoVxlan::UDPCsum(c) => vx.udp_csum = *c,
                                     _ => {}
                                 }
                             }
@@ -335,9 +339,12 @@ pub struct FollowStats {
 /// The follower: its event socket and its view of the kernel.
 pub struct Follower {
     cfg: FollowConfig,
-    /// The underlay's address and port: a device must agree with them.
+    /// The underlay's address and port, which a device must agree with,
+    /// and whether vtep sends UDP checksums (said in the log when a device
+    /// does and vtep does not).
     local: IpAddr,
     port: u16,
+    udp_checksum: bool,
     uplink: u32,
     /// VNIs and access ports the config claims: never followed.
     config_vnis: BTreeSet<u32>,
@@ -377,6 +384,7 @@ impl Follower {
         Ok(Follower {
             local: cfg.underlay.local,
             port: cfg.underlay.port,
+            udp_checksum: cfg.underlay.udp_checksum,
             uplink,
             config_vnis: cfg.vnis.iter().map(|v| v.id).collect(),
             config_ports: cfg.vnis.iter().flat_map(|v| v.ports.clone()).collect(),
@@ -410,6 +418,13 @@ impl Follower {
     fn warn_once(&mut self, msg: String) {
         if self.warned.insert(msg.clone()) {
             log::warn!("follow: {msg}");
+        }
+    }
+
+    /// Logs `msg` at info level, the first time only.
+    fn note_once(&mut self, msg: String) {
+        if self.warned.insert(msg.clone()) {
+            log::info!("follow: {msg}");
         }
     }
 
@@ -593,6 +608,7 @@ impl Follower {
         let mut want: BTreeMap<u32, Followed> = BTreeMap::new();
         let mut by_vni: BTreeMap<u32, String> = BTreeMap::new();
         let mut warnings = Vec::new();
+        let mut notes = Vec::new();
         for (&ifindex, link) in &self.links {
             let Some(vx) = link.vxlan else { continue };
             if !self.cfg.wants(&link.name) {
@@ -610,6 +626,14 @@ impl Follower {
                 continue;
             }
             by_vni.insert(vx.vni, link.name.clone());
+            if vx.udp_csum && !self.udp_checksum {
+                notes.push(format!(
+                    "{} sends outer UDP checksums (udpcsum, the kernel's default); vtep sends \
+                     VNI {} with checksum 0 (underlay.udp_checksum = false), which receivers \
+                     accept: set underlay.udp_checksum = true to match",
+                    link.name, vx.vni
+                ));
+            }
             want.insert(
                 ifindex,
                 Followed {
@@ -623,6 +647,9 @@ impl Follower {
         }
         for w in warnings {
             self.warn_once(w);
+        }
+        for n in notes {
+            self.note_once(n);
         }
         let missing: Vec<String> = self
             .cfg
@@ -1348,6 +1375,7 @@ mod tests {
                     InfoVxlan::Port(4789),
                     InfoVxlan::Local(Ipv4Addr::new(198, 18, 0, 1)),
                     InfoVxlan::Learning(false),
+                    InfoVxlan::UDPCsum(true),
                 ])),
             ]),
         ];
@@ -1362,6 +1390,7 @@ mod tests {
                 local: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
                 external: false,
                 learning: false,
+                udp_csum: true,
             })
         );
         let mut veth = LinkMessage::default();
