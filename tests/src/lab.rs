@@ -36,7 +36,7 @@ pub use cmd::{Proc, Run, pid_alive, quietly, run, run_ok, set_trace, try_run, wa
 pub use config::{FdbConfig, FollowConfig, Underlay, VniConfig, VtepConfig};
 pub use frr::{Frr, Peering, frr_installed};
 pub use iperf::Iperf;
-pub use overlay::{Flood, Interop, Overlay};
+pub use overlay::{Flood, Interop, InteropOptions, Overlay};
 pub use vtep::{Daemon, FdbEntry, ReasonCount, Stats, VniStats, vtep_bin};
 
 /// The uplink's name in every host namespace.
@@ -440,11 +440,19 @@ impl Lab {
 
     /// Host `n` (1..=254): namespace `<p>-hN`, `uplink` 198.18.0.N/24 on the underlay switch.
     pub fn host(&self, n: u8) -> Host {
+        self.host_with_queues(n, 1)
+    }
+
+    /// Like [`Lab::host`], with `queues` receive and transmit queues on the
+    /// uplink and on its switch port (a multi-queue NIC, as far as a veth
+    /// goes: the switch spreads flows over the queues by their hash).
+    pub fn host_with_queues(&self, n: u8, queues: u32) -> Host {
         let ul = self.underlay();
         let netns = self.netns(&format!("h{n}"));
         let switch_port = format!("h{n}");
+        let q = format!("numtxqueues {queues} numrxqueues {queues}");
         run_ok(&format!(
-            "ip link add {UPLINK} netns {} type veth peer name {switch_port} netns {}",
+            "ip link add {UPLINK} netns {} {q} type veth peer name {switch_port} netns {} {q}",
             netns.name, ul.name
         ));
         ul.ip(&format!(

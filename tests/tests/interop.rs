@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vtep_tests::lab::{Interop, Lab, UPLINK, VXLAN_PORT, wait_until};
+use vtep_tests::lab::{Interop, InteropOptions, Lab, UPLINK, VXLAN_PORT, wait_until};
 
 const VNI: u32 = 100;
 
@@ -52,7 +52,13 @@ fn kernel_vxlan_host_reaches_vtep_host() {
 #[test]
 fn udp_checksums_are_sent_and_right() {
     let lab = Lab::new("interop udp checksum");
-    let i = lab.interop_with(VNI, true);
+    let i = lab.interop_with(
+        VNI,
+        InteropOptions {
+            udp_checksum: true,
+            ..InteropOptions::default()
+        },
+    );
     // Packets from vtep, as the kernel host receives them.
     let mut capture = i.kernel_host.spawn_as(
         "tcpdump",

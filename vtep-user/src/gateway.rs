@@ -920,9 +920,9 @@ impl Gateway {
         self.neigh.iter().filter_map(|r| r.ok()).collect()
     }
 
-    /// Learned MACs per VNI, as the datapath counts them.
-    pub fn learned_counts(&self) -> Vec<(u32, u64)> {
-        self.learned.iter().filter_map(|r| r.ok()).collect()
+    /// Learned MACs of `vni`, as the datapath counts them.
+    pub fn learned(&self, vni: u32) -> Option<u64> {
+        self.learned.get(&vni, 0).ok()
     }
 
     pub fn set_learned(&mut self, vni: u32, n: u64) {

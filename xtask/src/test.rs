@@ -87,7 +87,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 /// whole lab; in parallel they would mostly compete for the 2 cores).
 fn integration_tests(options: &Options, engine: &str) -> anyhow::Result<()> {
     let mut files = options.tests.clone();
-    if engine != "xdp" {
+    if engine == "xdp" {
+        // Tests of the AF_XDP engine start it themselves: once is enough.
+        if files.is_empty() {
+            files = test_files()?;
+        }
+        files.retain(|f| !AFXDP_ONLY.contains(&f.as_str()));
+    } else {
         // `[follow]` (and so the EVPN lab) runs with the XDP engine only.
         if files.is_empty() {
             files = test_files()?;
@@ -112,6 +118,9 @@ fn integration_tests(options: &Options, engine: &str) -> anyhow::Result<()> {
 
 /// Integration test files that need the XDP engine.
 const XDP_ONLY: [&str; 2] = ["evpn", "follow"];
+
+/// Integration test files of the AF_XDP engine alone (run in its pass).
+const AFXDP_ONLY: [&str; 1] = ["afxdp"];
 
 /// The integration test files (`tests/tests/*.rs`), by name.
 fn test_files() -> anyhow::Result<Vec<String>> {

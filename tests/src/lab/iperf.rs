@@ -20,6 +20,18 @@ impl Lab {
     /// Runs an iperf3 TCP test of `seconds` from `client` to `server`.
     /// Panics, with both sides' output and the lab's state, if iperf3 reports an error.
     pub fn iperf(&self, client: &Workload, server: &Workload, seconds: u32) -> Iperf {
+        self.iperf_streams(client, server, seconds, 1)
+    }
+
+    /// Like [`Lab::iperf`], with `streams` parallel TCP connections
+    /// (`iperf3 -P`): as many flows, and so as many outer source ports.
+    pub fn iperf_streams(
+        &self,
+        client: &Workload,
+        server: &Workload,
+        seconds: u32,
+        streams: u32,
+    ) -> Iperf {
         let mut listener = server.spawn(&format!("iperf3 -s -1 -B {}", server.ip));
         let listening = wait_until(Duration::from_secs(5), || {
             let sockets = quietly(|| server.exec_ok(&format!("ss -Hltn sport = :{IPERF_PORT}")));
@@ -31,7 +43,10 @@ impl Lab {
             server.name,
             listener.output()
         );
-        let run = client.exec(&format!("iperf3 -c {} -t {seconds} -J", server.ip));
+        let run = client.exec(&format!(
+            "iperf3 -c {} -t {seconds} -P {streams} -J",
+            server.ip
+        ));
         let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
         let end = &report["end"];
         let error = report["error"].as_str();

@@ -84,21 +84,42 @@ pub struct Interop {
     pub on_kernel: Workload,
 }
 
+/// How [`Lab::interop_with`] builds its lab.
+#[derive(Clone, Copy, Debug)]
+pub struct InteropOptions {
+    /// Both sides send outer UDP checksums (vtep's `udp_checksum = true`,
+    /// the kernel's `udpcsum`).
+    pub udp_checksum: bool,
+    /// Queues of the vtep host's uplink (and of its switch port).
+    pub uplink_queues: u32,
+    /// The vtep engine, whatever `VTEP_ENGINE` says (`None`: as it says).
+    pub engine: Option<&'static str>,
+}
+
+impl Default for InteropOptions {
+    fn default() -> Self {
+        InteropOptions {
+            udp_checksum: false,
+            uplink_queues: 1,
+            engine: None,
+        }
+    }
+}
+
 impl Lab {
     /// Builds an [`Interop`] lab for `vni`, each side flooding to the other.
     pub fn interop(&self, vni: u32) -> Interop {
-        self.interop_with(vni, false)
+        self.interop_with(vni, InteropOptions::default())
     }
 
-    /// Like [`Lab::interop`]; with `udp_checksum`, both sides send outer UDP
-    /// checksums (vtep's `udp_checksum = true`, the kernel's `udpcsum`).
-    pub fn interop_with(&self, vni: u32, udp_checksum: bool) -> Interop {
-        let vtep_host = self.host(1);
+    /// Like [`Lab::interop`], built as `options` say.
+    pub fn interop_with(&self, vni: u32, options: InteropOptions) -> Interop {
+        let vtep_host = self.host_with_queues(1, options.uplink_queues);
         let kernel_host = self.kernel_vxlan_host_with(
             2,
             &[vni],
             &[&vtep_host.underlay_ip],
-            if udp_checksum { "udpcsum" } else { "" },
+            if options.udp_checksum { "udpcsum" } else { "" },
         );
         let net = tenant_net(1);
         let on_vtep = self.workload(&vtep_host, 1, 1, &mac(1, 1, 1), &format!("{net}.1/24"));
@@ -110,14 +131,18 @@ impl Lab {
             &format!("{net}.2/24"),
         );
         let mut config = VtepConfig::new(&vtep_host.underlay_ip);
-        config.underlay.udp_checksum = udp_checksum.then_some(true);
+        config.underlay.udp_checksum = options.udp_checksum.then_some(true);
         let config = config.vni(
             VniConfig::new(vni)
                 .port(&on_vtep.port)
                 .flood([&kernel_host.underlay_ip]),
         );
+        let engine = options
+            .engine
+            .map(str::to_owned)
+            .or_else(|| std::env::var("VTEP_ENGINE").ok());
         Interop {
-            daemon: self.start_vtep(&vtep_host, config),
+            daemon: self.start_vtep_on(&vtep_host, config, engine.as_deref()),
             vtep_host,
             kernel_host,
             on_vtep,

@@ -253,6 +253,14 @@ impl Lab {
     /// Starts `vtep run` in `host` with `config` (TOML; a [`super::VtepConfig`]
     /// or a string), pins in a bpffs of its own, and waits until it is up.
     pub fn start_vtep(&self, host: &Host, config: impl Display) -> Daemon {
+        // The suite runs against either engine: VTEP_ENGINE=xdp|afxdp.
+        let engine = std::env::var("VTEP_ENGINE").ok();
+        self.start_vtep_on(host, config, engine.as_deref())
+    }
+
+    /// Like [`Lab::start_vtep`], on `engine` (`vtep run --engine`; `None`:
+    /// the config's) whatever `VTEP_ENGINE` says: for tests of one engine.
+    pub fn start_vtep_on(&self, host: &Host, config: impl Display, engine: Option<&str>) -> Daemon {
         let bin = vtep_bin();
         self.mount_bpffs(host);
         let starts = self.register_vtep_host(host);
@@ -261,10 +269,7 @@ impl Lab {
         std::fs::write(&config_path, &config_text)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
         let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
-        // The suite runs against either engine: VTEP_ENGINE=xdp|afxdp.
-        let engine = std::env::var("VTEP_ENGINE")
-            .map(|e| format!(" --engine {e}"))
-            .unwrap_or_default();
+        let engine = engine.map(|e| format!(" --engine {e}")).unwrap_or_default();
         let mut daemon = Daemon {
             proc: host.spawn_as(
                 "vtep",

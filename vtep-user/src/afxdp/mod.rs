@@ -17,7 +17,7 @@ use std::{
     num::NonZeroU32,
     path::Path,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -35,7 +35,7 @@ use xsk_rs::{
 };
 
 use self::{
-    view::View,
+    view::{Shared, View},
     worker::{Role, Sock, Worker},
 };
 use crate::gateway::Gateway;
@@ -59,10 +59,12 @@ pub struct EngineMaps {
     pub slots: BpfHashMap<MapData, u32, u32>,
 }
 
-/// A running engine.
+/// A running engine: one worker thread per receive queue.
 pub struct Engine {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<EngineMaps>>,
+    threads: Vec<JoinHandle<()>>,
+    /// Shared by the workers while they register their sockets.
+    maps: Option<Arc<Mutex<EngineMaps>>>,
     pub ifaces: Vec<Iface>,
 }
 
@@ -79,78 +81,115 @@ fn rx_queues(name: &str) -> u32 {
 }
 
 impl Engine {
-    /// Starts the engine on `ifaces` (the uplink first): sockets bound and
-    /// registered in `XSKS`, the packet loop running in a thread of its own.
+    /// Starts the engine on `ifaces` (the uplink first): per receive queue
+    /// `q` of the interface with the most, a worker thread with the sockets
+    /// of queue `q` of every interface, registered in `XSKS`.
     pub fn start(
         pin_path: &Path,
-        mut maps: EngineMaps,
+        maps: EngineMaps,
         ifaces: Vec<Iface>,
         tuning: Tuning,
     ) -> Result<Self> {
+        let queues: Vec<u32> = ifaces.iter().map(|i| rx_queues(&i.name)).collect();
+        let workers = queues.iter().copied().max().unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let pin_path = pin_path.to_owned();
-        let thread_ifaces = ifaces.clone();
-        let thread_stop = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("vtep-afxdp".into())
-            .spawn(move || {
-                if let Some(cpu) = tuning.cpu {
-                    pin_to_cpu(cpu);
-                }
-                match setup(&pin_path, &mut maps, &thread_ifaces, tuning.busy_poll) {
-                    Ok(mut worker) => {
-                        let _ = ready_tx.send(Ok(()));
-                        worker.run(&thread_stop);
+        let maps = Arc::new(Mutex::new(maps));
+        let shared = Shared::new(workers as usize);
+        let cpus = crate::sys::nr_cpus().unwrap_or(1).max(1);
+        let mut engine = Engine {
+            stop: stop.clone(),
+            threads: Vec::new(),
+            maps: Some(maps.clone()),
+            ifaces: ifaces.clone(),
+        };
+        log::info!(
+            "AF_XDP engine: {workers} worker thread(s), one per receive queue ({})",
+            ifaces
+                .iter()
+                .zip(&queues)
+                .map(|(i, q)| format!("{} {q}", i.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for q in 0..workers {
+            let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+            let pin_path = pin_path.to_owned();
+            let ifaces = ifaces.clone();
+            let queues = queues.clone();
+            let (stop, maps, shared) = (stop.clone(), maps.clone(), shared.clone());
+            let cpu = tuning.cpu.map(|c| (c + q as usize) % cpus);
+            let thread = std::thread::Builder::new()
+                .name(format!("vtep-afxdp-{q}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to_cpu(cpu);
                     }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("{e:#}")));
+                    let set_up = setup(&pin_path, &maps, &ifaces, &queues, q, shared, tuning);
+                    match set_up {
+                        Ok(mut worker) => {
+                            let _ = ready_tx.send(Ok(()));
+                            worker.run(&stop);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(format!("{e:#}")));
+                        }
                     }
-                }
-                for (slot, _) in thread_ifaces.iter().enumerate() {
-                    for q in 0..XSK_MAX_QUEUES {
+                    let mut maps = maps.lock().unwrap_or_else(|e| e.into_inner());
+                    for (slot, _) in ifaces.iter().enumerate() {
                         let _ = maps.xsks.unset(slot as u32 * XSK_MAX_QUEUES + q);
                     }
-                }
-                maps
-            })
-            .context("starting the AF_XDP thread")?;
-        ready_rx
-            .recv()
-            .map_err(|_| anyhow!("the AF_XDP thread ended during set-up"))?
-            .map_err(|e| anyhow!("AF_XDP engine: {e}"))?;
-        Ok(Engine {
-            stop,
-            thread: Some(thread),
-            ifaces,
-        })
+                })
+                .context("starting an AF_XDP worker thread")?;
+            engine.threads.push(thread);
+            // Dropping `engine` on an error stops and joins the workers
+            // started so far.
+            ready_rx
+                .recv()
+                .map_err(|_| anyhow!("AF_XDP worker {q} ended during set-up"))?
+                .map_err(|e| anyhow!("AF_XDP engine, queue {q}: {e}"))?;
+        }
+        Ok(engine)
     }
 
-    /// Stops the packet loop; returns the maps for a restart.
+    /// Stops the packet loops; returns the maps for a restart.
     pub fn stop(mut self) -> Option<EngineMaps> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().and_then(|t| t.join().ok())
+        self.join();
+        let maps = Arc::into_inner(self.maps.take()?)?;
+        Some(maps.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
-}
 
-impl Drop for Engine {
-    fn drop(&mut self) {
+    fn join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-/// Creates the UMEM and the sockets, registers them, and builds the worker.
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+/// Creates worker `queue`'s UMEM and sockets (queue `queue` of each
+/// interface that has it, `queues[i]` being interface `i`'s count),
+/// registers them, and builds the worker.
 fn setup(
     pin_path: &Path,
-    maps: &mut EngineMaps,
+    maps: &Mutex<EngineMaps>,
     ifaces: &[Iface],
-    busy_poll: bool,
+    queues: &[u32],
+    queue: u32,
+    shared: Arc<Shared>,
+    tuning: Tuning,
 ) -> Result<Worker> {
-    let queues: Vec<u32> = ifaces.iter().map(|i| rx_queues(&i.name)).collect();
-    let sockets: u32 = queues.iter().sum();
+    let mine: Vec<(usize, &Iface)> = ifaces
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| queue < queues[*i])
+        .collect();
+    let sockets = mine.len() as u32;
     let frames = NonZeroU32::new((sockets * 2 * RING).clamp(4 * RING, 64 * 1024))
         .ok_or_else(|| anyhow!("no frames"))?;
     let umem_config = UmemConfig::builder()
@@ -168,37 +207,43 @@ fn setup(
         .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
         .build();
     let mut socks = Vec::new();
-    for (slot, (iface, &nq)) in ifaces.iter().zip(&queues).enumerate() {
-        maps.slots
-            .insert(iface.ifindex, slot as u32, 0)
-            .with_context(|| format!("{}: XSK_SLOTS", iface.name))?;
+    for (slot, iface) in mine {
         let name = iface
             .name
             .parse()
             .map_err(|e| anyhow!("{}: interface name: {e}", iface.name))?;
-        for q in 0..nq {
-            // SAFETY: every (interface, queue) pair gets one socket; the
-            // program is ours (INHIBIT_PROG_LOAD), so dropping sockets
-            // never detaches anything.
-            let (tx, rx, rings) = unsafe { Socket::new(socket_config, &umem, &name, q) }
-                .map_err(|e| anyhow!("{} queue {q}: AF_XDP socket: {e}", iface.name))?;
-            let (fq, cq) = rings
-                .ok_or_else(|| anyhow!("{} queue {q}: no fill/completion rings", iface.name))?;
+        // SAFETY: every (interface, queue) pair gets one socket; the
+        // program is ours (INHIBIT_PROG_LOAD), so dropping sockets never
+        // detaches anything.
+        let (tx, rx, rings) = unsafe { Socket::new(socket_config, &umem, &name, queue) }
+            .map_err(|e| anyhow!("{} queue {queue}: AF_XDP socket: {e}", iface.name))?;
+        let (fq, cq) = rings
+            .ok_or_else(|| anyhow!("{} queue {queue}: no fill/completion rings", iface.name))?;
+        {
+            let mut maps = maps.lock().unwrap_or_else(|e| e.into_inner());
+            maps.slots
+                .insert(iface.ifindex, slot as u32, 0)
+                .with_context(|| format!("{}: XSK_SLOTS", iface.name))?;
             maps.xsks
-                .set(slot as u32 * XSK_MAX_QUEUES + q, rx.fd().as_raw_fd(), 0)
-                .with_context(|| format!("{} queue {q}: XSKS", iface.name))?;
-            socks.push(Sock::new(iface.ifindex, iface.role, rx, tx, fq, cq));
+                .set(slot as u32 * XSK_MAX_QUEUES + queue, rx.fd().as_raw_fd(), 0)
+                .with_context(|| format!("{} queue {queue}: XSKS", iface.name))?;
         }
+        socks.push(Sock::new(iface.ifindex, iface.role, rx, tx, fq, cq));
     }
-    let view = View::new(Gateway::open(pin_path)?)?;
+    let view = View::new(Gateway::open(pin_path)?, shared, queue as usize)?;
     log::info!(
-        "AF_XDP engine: {} socket(s) on {} interface(s), {} frames of {FRAME} bytes{}",
+        "AF_XDP engine, queue {queue}: {} socket(s), {} frames of {FRAME} bytes{}",
         socks.len(),
-        ifaces.len(),
         frames,
-        if busy_poll { ", busy polling" } else { "" }
+        if tuning.busy_poll {
+            ", busy polling"
+        } else {
+            ""
+        }
     );
-    Ok(Worker::new(umem, socks, descs, view, busy_poll))
+    let all: Vec<u32> = ifaces.iter().map(|i| i.ifindex).collect();
+    Worker::new(queue, umem, socks, descs, view, tuning.busy_poll, &all)
+        .context("opening a packet socket")
 }
 
 /// How the engine's worker runs (`[afxdp]` in the config).
@@ -206,7 +251,8 @@ fn setup(
 pub struct Tuning {
     /// Spin on the rings instead of sleeping in poll(2) when idle.
     pub busy_poll: bool,
-    /// Pin the worker thread to this CPU.
+    /// Pin the worker of queue 0 to this CPU, that of queue `q` to the
+    /// `q`-th CPU after it (wrapping around).
     pub cpu: Option<usize>,
 }
 

@@ -7,10 +7,14 @@
 //! the XDP engine's `learn.rs` (static entries stay, moves replace, a
 //! refresh at most once a second, `maxaddress`). Counters are kept locally
 //! and added to the per-CPU maps every [`FLUSH`].
+//!
+//! Each worker thread (one per queue) has a view of its own; what they
+//! share is in [`Shared`].
 
 use std::{
     collections::BTreeMap,
     hash::{BuildHasherDefault, Hasher},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -83,7 +87,34 @@ pub struct Tables {
     pub flood: HashMap<u32, Vec<[u8; 4]>>,
     /// Remote VTEP → next hop.
     pub neigh: HashMap<[u8; 4], NeighEntry>,
-    learned: HashMap<u32, u64>,
+}
+
+/// What the workers of one engine share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// The CLI change (`GENERATION`) each worker has applied: the engine
+    /// has applied the oldest of them, and the CLI waits for that.
+    applied: Mutex<Vec<u64>>,
+    /// Workers add their counters to the same per-CPU slot: one at a time.
+    flush: Mutex<()>,
+    /// Learning re-reads an entry and a VNI's learned count before writing
+    /// them: one worker at a time, so `maxaddress` holds.
+    learn: Mutex<()>,
+}
+
+impl Shared {
+    pub fn new(workers: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            applied: Mutex::new(vec![0; workers]),
+            ..Shared::default()
+        })
+    }
+}
+
+/// A lock whose holder may have panicked: what it guards is a unit or a
+/// list of numbers, whole either way.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The view: tables, the gateway they come from, and local counters.
@@ -97,10 +128,14 @@ pub struct View {
     reasons: [u64; REASON_COUNT as usize],
     vni_counters: BTreeMap<u32, VniCounters>,
     cpu: usize,
+    shared: Arc<Shared>,
+    /// This worker's place in `shared.applied`.
+    worker: usize,
 }
 
 impl View {
-    pub fn new(gw: Gateway) -> Result<Self, GatewayError> {
+    /// The view of worker `worker` of an engine whose workers share `shared`.
+    pub fn new(gw: Gateway, shared: Arc<Shared>, worker: usize) -> Result<Self, GatewayError> {
         let cpu = sys::nr_cpus()?.saturating_sub(1);
         let mut v = View {
             t: Tables::default(),
@@ -112,6 +147,8 @@ impl View {
             reasons: [0; REASON_COUNT as usize],
             vni_counters: BTreeMap::new(),
             cpu,
+            shared,
+            worker,
         };
         v.reload()?;
         Ok(v)
@@ -143,12 +180,23 @@ impl View {
             .into_iter()
             .filter_map(|(a, n)| Some((a.as_v4()?, n)))
             .collect();
-        t.learned = gw.learned_counts().into_iter().collect();
         let generation = gw.generation();
         self.generation = generation;
-        self.gw.set_applied_generation(generation.max(1));
+        self.publish_applied(generation.max(1));
         self.loaded = Instant::now();
         Ok(())
+    }
+
+    /// Records that this worker has applied CLI change `g`, and tells the
+    /// CLI the oldest change any worker has applied (0, "do not wait",
+    /// until every worker has loaded its tables once).
+    fn publish_applied(&mut self, g: u64) {
+        let mut applied = lock(&self.shared.applied);
+        if let Some(mine) = applied.get_mut(self.worker) {
+            *mine = g;
+        }
+        let oldest = applied.iter().copied().min().unwrap_or(0);
+        self.gw.set_applied_generation(oldest);
     }
 
     /// Housekeeping between batches: reload and flush when due.
@@ -169,11 +217,13 @@ impl View {
 
     /// The engine stops: the CLI no longer waits for it.
     pub fn release(&mut self) {
+        let _applied = lock(&self.shared.applied);
         self.gw.set_applied_generation(0);
     }
 
     /// Adds the local counters to the maps.
     pub fn flush(&mut self) {
+        let _one_at_a_time = lock(&self.shared.flush);
         match self
             .gw
             .add_counters(self.cpu, &self.reasons, &self.vni_counters)
@@ -225,6 +275,8 @@ impl View {
         if self.t.fdb.get(&key).is_some_and(fresh) {
             return;
         }
+        let shared = self.shared.clone();
+        let _one_at_a_time = lock(&shared.learn);
         let current = self.gw.fdb_get(vni, crate::addr::Mac(mac));
         match current {
             Some(e) if fresh(&e) => {
@@ -241,12 +293,13 @@ impl View {
             }
             Some(_) => {}
             None => {
-                let n = self.t.learned.get(&vni).copied().unwrap_or(0);
+                // Another worker may have learned MACs of this VNI since
+                // the reload: the map's count, not the copy's.
+                let n = self.gw.learned(vni).unwrap_or(0);
                 if info.max_addresses != 0 && n >= u64::from(info.max_addresses) {
                     self.count(Reason::LearningLimit);
                     return;
                 }
-                self.t.learned.insert(vni, n + 1);
                 self.gw.set_learned(vni, n + 1);
             }
         }

@@ -1,12 +1,16 @@
-//! The AF_XDP engine's packet loop.
+//! The AF_XDP engine's packet loop: one [`Worker`] per receive queue.
 //!
-//! One UMEM is shared by the sockets of every interface and queue, so a
-//! frame received on one socket is sent from another by moving its
-//! descriptor: decap strips the outer headers in place, encap writes them in
-//! front in place, and only flooding copies (into free frames of the same
-//! UMEM). Rings are worked in batches; the free-frame pool and every scratch
-//! buffer are allocated once. The decisions are the XDP engine's, made with
-//! the same pure functions of `vtep_common::header`.
+//! Worker `q` has a UMEM of its own, shared by its sockets — queue `q` of
+//! every interface that has one — so a frame received on one socket is
+//! sent from another by moving its descriptor: decap strips the outer
+//! headers in place, encap writes them in front in place, and only flooding
+//! copies (into free frames of the same UMEM). An interface with fewer
+//! queues (a veth access port has one, a NIC uplink many) has no socket in
+//! the workers of the queues it lacks; they send to it through a packet
+//! socket (`AF_PACKET`), a copy per frame. Rings are worked in batches; the
+//! free-frame pool and every scratch buffer are allocated once. The
+//! decisions are the XDP engine's, made with the same pure functions of
+//! `vtep_common::header`.
 
 use std::{
     io::Write as _,
@@ -79,12 +83,26 @@ impl Sock {
     }
 }
 
-/// The engine's packet loop and everything it owns.
+/// Where a frame leaves for an interface.
+#[derive(Clone, Copy, Debug)]
+enum Out {
+    /// From the AF_XDP socket `socks[usize]` (a descriptor move).
+    Xsk(usize),
+    /// Through the packet socket `packet[usize]` (a copy).
+    Packet(usize),
+}
+
+/// One queue's packet loop and everything it owns.
 pub struct Worker {
+    /// The receive queue this worker serves.
+    pub queue: u32,
     pub umem: Umem,
     pub socks: Vec<Sock>,
-    /// ifindex → index in `socks` of the socket that sends out of it.
-    tx_sock: HashMap<u32, usize>,
+    /// ifindex → how frames leave for it.
+    tx_sock: HashMap<u32, Out>,
+    /// Packet sockets, each bound to an interface this worker has no
+    /// queue of.
+    packet: Vec<OwnedFd>,
     free: Vec<FrameDesc>,
     pub view: View,
     /// Raw IPv4 socket: hands encapsulated packets with no resolved next
@@ -100,23 +118,38 @@ pub struct Worker {
 
 /// How a processed frame leaves.
 enum Fate {
-    /// Sent from socket `usize`.
-    Send(usize),
+    /// Sent out (see [`Out`]).
+    Send(Out),
     /// Back to the free pool.
     Free,
 }
 
 impl Worker {
+    /// The worker of `queue`, with its sockets; `ifaces` are all the
+    /// engine's interfaces, those without a socket here get a packet socket.
     pub fn new(
+        queue: u32,
         umem: Umem,
         socks: Vec<Sock>,
         free: Vec<FrameDesc>,
         view: View,
         busy_poll: bool,
-    ) -> Self {
+        ifaces: &[u32],
+    ) -> std::io::Result<Self> {
         let mut tx_sock = HashMap::default();
         for (i, s) in socks.iter().enumerate() {
-            tx_sock.entry(s.ifindex).or_insert(i);
+            tx_sock.entry(s.ifindex).or_insert(Out::Xsk(i));
+        }
+        let mut packet = Vec::new();
+        for &ifindex in ifaces {
+            if let std::collections::hash_map::Entry::Vacant(e) = tx_sock.entry(ifindex) {
+                e.insert(Out::Packet(packet.len()));
+                packet.push(packet_socket(ifindex)?);
+                log::info!(
+                    "AF_XDP engine, queue {queue}: if{ifindex} has no queue {queue}; \
+                     frames for it go through a packet socket"
+                );
+            }
         }
         // SAFETY: plain socket call; IPPROTO_RAW implies IP_HDRINCL.
         let fd = unsafe {
@@ -128,10 +161,12 @@ impl Worker {
         };
         // SAFETY: a fresh fd we own.
         let raw = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
-        Worker {
+        Ok(Worker {
+            queue,
             umem,
             socks,
             tx_sock,
+            packet,
             free,
             view,
             raw,
@@ -139,6 +174,32 @@ impl Worker {
             now_ns: 0,
             flood_ports: Vec::with_capacity(vtep_common::MAX_VNI_PORTS),
             flood_vteps: Vec::with_capacity(vtep_common::MAX_FLOOD),
+        })
+    }
+
+    /// Sends `desc` out as `out` says; a frame sent through a packet socket
+    /// goes back to the pool at once.
+    fn emit(&mut self, out: Out, desc: FrameDesc) {
+        match out {
+            Out::Xsk(s) => self.socks[s].pending.push(desc),
+            Out::Packet(p) => {
+                // SAFETY: a frame we own.
+                let data = unsafe { self.umem.data(&desc) };
+                let bytes = data.contents();
+                // SAFETY: a bound packet socket and a valid buffer.
+                let rc = unsafe {
+                    libc::send(
+                        self.packet[p].as_raw_fd(),
+                        bytes.as_ptr().cast(),
+                        bytes.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if rc < 0 {
+                    self.view.count(Reason::RedirectFailed);
+                }
+                self.free.push(desc);
+            }
         }
     }
 
@@ -163,7 +224,7 @@ impl Worker {
                 for desc in &batch[..n] {
                     let mut desc = *desc;
                     match self.process(i, &mut desc) {
-                        Fate::Send(s) => self.socks[s].pending.push(desc),
+                        Fate::Send(out) => self.emit(out, desc),
                         Fate::Free => self.free.push(desc),
                     }
                 }
@@ -181,14 +242,18 @@ impl Worker {
                 self.idle();
             }
         }
-        log::info!("AF_XDP engine: {received} frames in {rounds} rounds, {idles} idle waits");
+        log::info!(
+            "AF_XDP engine, queue {}: {received} frames in {rounds} rounds, {idles} idle waits",
+            self.queue
+        );
         self.view.flush();
         self.view.release();
         for s in &self.socks {
             if let Ok(st) = s.rx.fd().xdp_statistics() {
                 log::info!(
-                    "AF_XDP socket on if{}: rx dropped {}, rx ring full {}, fill ring empty {}, tx ring empty {}",
+                    "AF_XDP socket on if{} queue {}: rx dropped {}, rx ring full {}, fill ring empty {}, tx ring empty {}",
                     s.ifindex,
+                    self.queue,
                     st.rx_dropped(),
                     st.rx_ring_full(),
                     st.rx_fill_ring_empty_descs(),
@@ -434,7 +499,7 @@ impl Worker {
     /// Encapsulates the frame in `desc` to `remote` in place. Returns the
     /// socket to send it from; a frame handed to the kernel (no next hop
     /// yet) or refused comes back as an error reason.
-    fn encap(&mut self, desc: &mut FrameDesc, vni: u32, remote: [u8; 4]) -> Result<usize, Reason> {
+    fn encap(&mut self, desc: &mut FrameDesc, vni: u32, remote: [u8; 4]) -> Result<Out, Reason> {
         let ul = self.view.t.underlay;
         let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
         // SAFETY: a frame we own.
@@ -540,9 +605,9 @@ impl Worker {
             return;
         }
         match encap {
-            None => self.socks[s].pending.push(copy),
+            None => self.emit(s, copy),
             Some((vni, vtep)) => match self.encap(&mut copy, vni, vtep) {
-                Ok(s) => self.socks[s].pending.push(copy),
+                Ok(out) => self.emit(out, copy),
                 Err(r) => {
                     self.free.push(copy);
                     self.view.count(if r == Reason::NoNeighbour {
@@ -563,4 +628,32 @@ impl Drop for StopFlag {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// A packet socket that sends (and, protocol 0, receives nothing) out of
+/// `ifindex`.
+fn packet_socket(ifindex: u32) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sa.sll_family = libc::AF_PACKET as u16;
+    sa.sll_ifindex = ifindex as i32;
+    // SAFETY: a valid address of the right length.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
 }
