@@ -160,11 +160,6 @@ const CSUM_MAX_CHUNKS: u32 = 19;
 /// the 512-byte limit.
 #[inline(never)]
 pub fn packet_csum(frame: &impl Frame, offset: u32, len: u32) -> Option<u32> {
-    // The loop below bounds `len` differently on each way out. Were it
-    // still the caller's register (the verifier links copies), the caller
-    // would go on in up to 19 different states, and the TC flood loop after
-    // it would be verified once for each.
-    let len = unlinked(len);
     let buf = CSUM_SCRATCH.get_ptr_mut(0)?;
     let mut sum = 0;
     for i in 0..CSUM_MAX_CHUNKS {
@@ -209,14 +204,4 @@ fn opaque(mut x: u64) -> u64 {
     // instruction that is not there, which the kernel refuses.)
     unsafe { core::arch::asm!("{0} = {0}", inout(reg) x, options(pure, nomem, nostack)) };
     x
-}
-
-/// `x`, as a value the verifier does not link to the register it came
-/// from (an AND with all ones: a new value, the same bits).
-#[inline(always)]
-fn unlinked(x: u32) -> u32 {
-    let mut x = u64::from(x);
-    // SAFETY: an AND with all ones; `x` goes in and out unchanged.
-    unsafe { core::arch::asm!("{0} &= -1", inout(reg) x, options(pure, nomem, nostack)) };
-    x as u32
 }
