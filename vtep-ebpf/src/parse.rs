@@ -1,4 +1,5 @@
-//! Bounds-checked access to packet memory, and the XDP → TC metadata.
+//! Bounds-checked access to packet memory, the XDP → TC metadata, and the
+//! sum of a frame's bytes (the outer UDP checksum).
 //!
 //! Every read and write of a packet goes through [`ptr_at`] or
 //! [`ptr_at_mut`]: the verifier sees one comparison against `data_end` per
@@ -6,7 +7,6 @@
 
 use core::mem::size_of;
 
-use crate::maps::CSUM_SCRATCH;
 use aya_ebpf::{
     helpers::generated::{
         bpf_csum_diff, bpf_skb_load_bytes, bpf_xdp_adjust_meta, bpf_xdp_load_bytes,
@@ -20,6 +20,8 @@ use vtep_common::{
         ETH_LEN, ETH_P_IP, FlowKeys, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN, IPV4_MF, IPV4_OFFSET_MASK,
     },
 };
+
+use crate::maps::CSUM_SCRATCH;
 
 /// A `T` at `offset` bytes into the packet `[start, end)`, if it fits.
 #[inline(always)]
