@@ -104,7 +104,8 @@ pub struct Config {
     pub engine: EngineKind,
     /// AF_XDP engine: spin on the rings instead of sleeping in poll(2).
     pub busy_poll: bool,
-    /// AF_XDP engine: the CPU its worker thread is pinned to.
+    /// AF_XDP engine: the CPU its queue-0 worker is pinned to (queue q's: the
+    /// q-th after it, wrapping around).
     pub afxdp_cpu: Option<usize>,
     pub underlay: UnderlayConfig,
     pub vnis: Vec<VniConfig>,
