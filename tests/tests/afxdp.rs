@@ -13,10 +13,13 @@ use vtep_tests::lab::{Interop, InteropOptions, Lab, wait_until};
 const VNI: u32 = 100;
 const QUEUES: u32 = 2;
 
-/// Frames worker `queue` processed, from its last words in the log.
+/// Frames worker `queue` processed, from its last words in the log
+/// (`AF_XDP engine, queue Q: N frames in R rounds, …`).
 fn frames_of(log: &str, queue: u32) -> Option<u64> {
     let prefix = format!("AF_XDP engine, queue {queue}: ");
-    let line = log.lines().rev().find(|l| l.contains(&prefix))?;
+    let line = log
+        .lines()
+        .find(|l| l.contains(&prefix) && l.contains(" frames in "))?;
     let rest = &line[line.find(&prefix)? + prefix.len()..];
     rest.split_whitespace().next()?.parse().ok()
 }
