@@ -140,6 +140,19 @@ impl Daemon {
         self.proc.output()
     }
 
+    /// Runs `f` with the daemon stopped (SIGSTOP, then SIGCONT): whatever
+    /// happens meanwhile waits for it, in its sockets' buffers or beyond.
+    pub fn paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        assert!(
+            cmd::signal(self.pid(), libc::SIGSTOP),
+            "cannot stop vtep run ({})",
+            self.pid()
+        );
+        let out = f();
+        cmd::signal(self.pid(), libc::SIGCONT);
+        out
+    }
+
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         self.proc.exited().is_none()
