@@ -20,9 +20,8 @@ use aya_ebpf::{
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbKey, FloodList, MAX_FLOOD, META_DELIVER, META_FLOOD, Reason,
-    UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniInfo,
-    VtepAddr,
+    FDB_KIND_LOCAL, FdbKey, FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN,
+    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniInfo, VtepAddr,
     header::{
         ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_LEN, IPV4_OFFSET_MASK,
         UDP_LEN, VLAN_LEN, VXLAN_LEN, check_ipv4, check_udp_len, is_multicast, is_valid_source,
@@ -31,8 +30,9 @@ use vtep_common::{
 };
 
 use crate::{
+    flood::to_port,
     learn::{Place, kernel_must_see, learn},
-    maps::{Dir, FDB, FLOOD, PORT_TX, VNIS, count, count_flood, count_vni, underlay},
+    maps::{Dir, FDB, FLOOD, VNIS, count, count_flood, count_vni, underlay},
     parse::{ptr_at, read, set_meta},
 };
 
@@ -213,21 +213,7 @@ fn deliver(
     ifindex: u32,
 ) -> Result<u32, ()> {
     strip(ctx, inner, inner_len)?;
-    match PORT_TX.redirect(ifindex, u64::from(XDP_PASS)) {
-        Ok(action) => {
-            count_vni(vni, Dir::Rx, inner_len);
-            Ok(action)
-        }
-        // Not in the devmap: the port takes its frames through TC.
-        Err(_) => {
-            if set_meta(ctx, META_DELIVER, vni, ifindex).is_none() {
-                return drop(Reason::RedirectFailed);
-            }
-            count(Reason::SkbDelivery);
-            count_vni(vni, Dir::Rx, inner_len);
-            Ok(XDP_PASS)
-        }
-    }
+    to_port(ctx, vni, ifindex, Dir::Rx, inner_len)
 }
 
 /// Removes the outer headers (the first `inner` bytes) and any Ethernet

@@ -24,8 +24,8 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 use vtep_common::{
-    AF_INET, FDB_KIND_LOCAL, FdbKey, META_DELIVER, META_FLOOD, META_NEIGH, PortKey, Reason,
-    UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    AF_INET, FDB_KIND_LOCAL, FdbKey, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB,
+    UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
         UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
@@ -34,6 +34,7 @@ use vtep_common::{
 };
 
 use crate::{
+    flood::to_port,
     learn::{Place, kernel_must_see, learn},
     maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
     parse::{Frame, flow_keys, packet_csum, ptr_at_mut, read, set_meta},
@@ -85,7 +86,7 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
         if dst.ifindex == ifindex {
             return drop(Reason::Hairpin);
         }
-        return switch(ctx, vni, dst.ifindex, len);
+        return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
     }
     let Some(ul) = underlay() else {
         return drop(Reason::NoUnderlay);
@@ -116,7 +117,7 @@ fn followed(ctx: &XdpContext, vni: u32, ifindex: u32, eth: &EthHdr, len: u64) ->
         if dst.ifindex == ifindex {
             return kernel(Reason::KernelFallback);
         }
-        return switch(ctx, vni, dst.ifindex, len);
+        return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
     }
     let Some(ul) = underlay() else {
         return kernel(Reason::KernelFallback);
@@ -129,25 +130,6 @@ fn followed(ctx: &XdpContext, vni: u32, ifindex: u32, eth: &EthHdr, len: u64) ->
 fn kernel(reason: Reason) -> Result<u32, ()> {
     count(reason);
     Ok(XDP_PASS)
-}
-
-/// Sends the frame to local access port `to`.
-#[inline(always)]
-fn switch(ctx: &XdpContext, vni: u32, to: u32, len: u64) -> Result<u32, ()> {
-    match PORT_TX.redirect(to, u64::from(XDP_PASS)) {
-        Ok(action) => {
-            count_vni(vni, Dir::Local, len);
-            Ok(action)
-        }
-        Err(_) => {
-            if set_meta(ctx, META_DELIVER, vni, to).is_none() {
-                return drop(Reason::RedirectFailed);
-            }
-            count(Reason::SkbDelivery);
-            count_vni(vni, Dir::Local, len);
-            Ok(XDP_PASS)
-        }
-    }
 }
 
 /// Hands a BUM or unknown-unicast frame to the access port's TC program.

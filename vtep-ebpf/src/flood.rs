@@ -18,9 +18,12 @@
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT},
+    bindings::{
+        __sk_buff, TC_ACT_OK, TC_ACT_SHOT,
+        xdp_action::{XDP_DROP, XDP_PASS},
+    },
     helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
-    programs::TcContext,
+    programs::{TcContext, XdpContext},
 };
 use vtep_common::{
     FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta,
@@ -30,8 +33,8 @@ use vtep_common::{
 
 use crate::{
     encap::{Route, inner_sum, next_hop, outer_header, set_udp_checksum},
-    maps::{Dir, FLOOD, VNI_PORTS, count, count_vni, underlay},
-    parse::flow_keys,
+    maps::{Dir, FLOOD, PORT_TX, VNI_PORTS, count, count_vni, underlay},
+    parse::{flow_keys, set_meta},
 };
 
 /// The metadata `vtep_uplink` or `vtep_access` left in front of the frame.
@@ -96,6 +99,27 @@ pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
     }
 }
 
+/// The XDP side of local delivery: redirects the frame (already what the
+/// port must get) to access port `port` through the `PORT_TX` devmap, or,
+/// for a port not in it (no XDP at its far end), hands it to the TC
+/// program with `META_DELIVER`, which [`deliver`]s it on the skb path.
+/// Counts `len` bytes for `vni` in direction `dir` either way.
+#[inline(always)]
+pub fn to_port(ctx: &XdpContext, vni: u32, port: u32, dir: Dir, len: u64) -> Result<u32, ()> {
+    if let Ok(action) = PORT_TX.redirect(port, u64::from(XDP_PASS)) {
+        count_vni(vni, dir, len);
+        return Ok(action);
+    }
+    if set_meta(ctx, META_DELIVER, vni, port).is_none() {
+        count(Reason::RedirectFailed);
+        return Ok(XDP_DROP);
+    }
+    count(Reason::SkbDelivery);
+    count_vni(vni, dir, len);
+    Ok(XDP_PASS)
+}
+
+/// The TC side of local delivery (see [`to_port`]).
 #[inline(always)]
 fn deliver(ifindex: u32) -> i32 {
     // SAFETY: plain helper call; the kernel checks the ifindex.
