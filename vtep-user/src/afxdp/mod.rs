@@ -17,7 +17,7 @@ use std::{
     num::NonZeroU32,
     path::Path,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
         mpsc,
     },
@@ -35,7 +35,7 @@ use xsk_rs::{
 };
 
 use self::{
-    view::{Shared, View},
+    view::{Shared, View, lock},
     worker::{Role, Sock, Worker},
 };
 use crate::gateway::Gateway;
@@ -86,10 +86,15 @@ impl Engine {
     /// of queue `q` of every interface, registered in `XSKS`.
     pub fn start(
         pin_path: &Path,
-        maps: EngineMaps,
+        mut maps: EngineMaps,
         ifaces: Vec<Iface>,
         tuning: Tuning,
     ) -> Result<Self> {
+        for (slot, iface) in ifaces.iter().enumerate() {
+            maps.slots
+                .insert(iface.ifindex, slot as u32, 0)
+                .with_context(|| format!("{}: XSK_SLOTS", iface.name))?;
+        }
         let queues: Vec<u32> = ifaces.iter().map(|i| rx_queues(&i.name)).collect();
         let workers = queues.iter().copied().max().unwrap_or(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -134,7 +139,7 @@ impl Engine {
                             let _ = ready_tx.send(Err(format!("{e:#}")));
                         }
                     }
-                    let mut maps = maps.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut maps = lock(&maps);
                     for (slot, _) in ifaces.iter().enumerate() {
                         let _ = maps.xsks.unset(slot as u32 * XSK_MAX_QUEUES + q);
                     }
@@ -155,7 +160,7 @@ impl Engine {
     pub fn stop(mut self) -> Option<EngineMaps> {
         self.join();
         let maps = Arc::into_inner(self.maps.take()?)?;
-        Some(maps.into_inner().unwrap_or_else(|e| e.into_inner()))
+        Some(maps.into_inner().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn join(&mut self) {
@@ -219,15 +224,10 @@ fn setup(
             .map_err(|e| anyhow!("{} queue {queue}: AF_XDP socket: {e}", iface.name))?;
         let (fq, cq) = rings
             .ok_or_else(|| anyhow!("{} queue {queue}: no fill/completion rings", iface.name))?;
-        {
-            let mut maps = maps.lock().unwrap_or_else(|e| e.into_inner());
-            maps.slots
-                .insert(iface.ifindex, slot as u32, 0)
-                .with_context(|| format!("{}: XSK_SLOTS", iface.name))?;
-            maps.xsks
-                .set(slot as u32 * XSK_MAX_QUEUES + queue, rx.fd().as_raw_fd(), 0)
-                .with_context(|| format!("{} queue {queue}: XSKS", iface.name))?;
-        }
+        lock(maps)
+            .xsks
+            .set(slot as u32 * XSK_MAX_QUEUES + queue, rx.fd().as_raw_fd(), 0)
+            .with_context(|| format!("{} queue {queue}: XSKS", iface.name))?;
         socks.push(Sock::new(iface.ifindex, iface.role, rx, tx, fq, cq));
     }
     let view = View::new(Gateway::open(pin_path)?, shared, queue as usize)?;

@@ -14,7 +14,7 @@
 use std::{
     collections::BTreeMap,
     hash::{BuildHasherDefault, Hasher},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -111,10 +111,10 @@ impl Shared {
     }
 }
 
-/// A lock whose holder may have panicked: what it guards is a unit or a
-/// list of numbers, whole either way.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Locks `m` even if a holder panicked: what the engine's locks guard (a
+/// unit, numbers, map handles) is whole either way.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The view: tables, the gateway they come from, and local counters.
