@@ -810,18 +810,9 @@ impl Follower {
         let mut links_changed = false;
         let mut more = true;
         for _ in 0..DRAIN_BATCH {
-            // SAFETY: buf is a valid, writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.events.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
+            let n = match self.recv_event() {
+                Ok(n) => n,
+                Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => {
                         more = false;
                         break;
@@ -838,10 +829,9 @@ impl Follower {
                         continue;
                     }
                     _ => return Err(e).context("reading rtnetlink events"),
-                }
-            }
-            let data = self.buf[..n as usize].to_vec();
-            for msg in messages(&data) {
+                },
+            };
+            for msg in messages(&self.buf[..n]) {
                 self.stats.events += 1;
                 match msg {
                     RouteNetlinkMessage::NewNeighbour(m) => self.apply_fdb(gw, &m, false),
@@ -874,26 +864,29 @@ impl Follower {
     fn discard_queued(&mut self) {
         let mut dropped = 0u64;
         loop {
-            // SAFETY: buf is a valid, writable buffer of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.events.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                dropped += 1;
-                continue;
-            }
-            match io::Error::last_os_error().raw_os_error() {
+            match self.recv_event() {
+                Ok(_) => dropped += 1,
                 // Another overrun while reading: keep reading.
-                Some(libc::ENOBUFS | libc::EINTR) => continue,
-                _ => break,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::EINTR)) => {}
+                Err(_) => break,
             }
         }
         log::debug!("follow: dropped {dropped} queued event datagram(s) before the resync");
+    }
+
+    /// Reads one queued event datagram into `self.buf`, without waiting;
+    /// its length.
+    fn recv_event(&mut self) -> io::Result<usize> {
+        // SAFETY: buf is a valid, writable buffer of its length.
+        let n = unsafe {
+            libc::recv(
+                self.events.as_raw_fd(),
+                self.buf.as_mut_ptr().cast(),
+                self.buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
     }
 
     /// Updates the link table; true when something that matters changed.
