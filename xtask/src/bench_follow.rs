@@ -227,6 +227,20 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// The row of a batch of `n` entries that the kernel applied in `kernel`
+/// and vtep had mirrored after `vtep`, with `overruns` resyncs meanwhile.
+fn batch_row(what: &str, n: usize, (kernel, vtep): (Duration, Duration), overruns: usize) -> Value {
+    json!({
+        "measure": what,
+        "entries": n,
+        "kernel_batch_s": secs(kernel),
+        "mirrored_s": secs(vtep),
+        "lag_s": secs(vtep.saturating_sub(kernel)),
+        "rate_per_s": n as f64 / secs(vtep),
+        "overrun_resyncs": overruns,
+    })
+}
+
 /// Runs the benchmark; prints the table, writes `target/bench/follow.json`,
 /// returns the rows.
 pub fn run(options: &Options, out_dir: &Path) -> anyhow::Result<Vec<Value>> {
@@ -270,15 +284,12 @@ pub fn run(options: &Options, out_dir: &Path) -> anyhow::Result<Vec<Value>> {
         );
     }
     let overruns_idle = overruns(&daemon);
-    rows.push(json!({
-        "measure": "live add (vtep running, no traffic)",
-        "entries": n,
-        "kernel_batch_s": secs(kernel),
-        "mirrored_s": secs(vtep),
-        "lag_s": secs(vtep.saturating_sub(kernel)),
-        "rate_per_s": n as f64 / secs(vtep),
-        "overrun_resyncs": overruns_idle,
-    }));
+    rows.push(batch_row(
+        "live add (vtep running, no traffic)",
+        n,
+        (kernel, vtep),
+        overruns_idle,
+    ));
 
     // The daemon's own upkeep (ageing, next hops: each walks the FDB once a
     // second) with the entries in its maps, idle.
@@ -326,16 +337,9 @@ pub fn run(options: &Options, out_dir: &Path) -> anyhow::Result<Vec<Value>> {
         ),
         ("live add under traffic", kernel_add, vtep_add, overruns_add),
     ] {
-        rows.push(json!({
-            "measure": what,
-            "entries": n,
-            "kernel_batch_s": secs(kernel),
-            "mirrored_s": secs(vtep),
-            "lag_s": secs(vtep.saturating_sub(kernel)),
-            "rate_per_s": n as f64 / secs(vtep),
-            "overrun_resyncs": overruns,
-            "traffic": traffic,
-        }));
+        let mut row = batch_row(what, n, (kernel, vtep), overruns);
+        row["traffic"] = traffic.clone();
+        rows.push(row);
     }
 
     // 3. Initial sync: a fresh vtep (empty maps) with the entries in the kernel.
