@@ -53,42 +53,52 @@ pub const fn refresh_due(last_seen_ns: u64, now_ns: u64) -> bool {
     now_ns.saturating_sub(last_seen_ns) > REFRESH_NS
 }
 
-/// What learning does with one frame's source MAC.
+/// What learning does with one frame's source MAC; `now_ns` is the time
+/// to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Learn {
     /// Nothing to write: a static entry, or one here and seen lately.
     Keep,
     /// The entry is here but stale: write `now_ns` as its last-seen time.
-    Refresh,
+    Refresh { now_ns: u64 },
     /// A learned entry elsewhere: replace it with `place.learned(now_ns)`.
-    Move,
+    Move { now_ns: u64 },
     /// A new MAC under the VNI's limit: insert `place.learned(now_ns)` and
     /// count it.
-    Insert,
+    Insert { now_ns: u64 },
     /// A new MAC, but the VNI has `maxaddress` learned MACs: count
     /// `learning-limit`, write nothing.
     Limit,
 }
 
-/// The learning rule for a MAC seen at `place` at `now_ns`, in a VNI that
-/// learns, `existing` being its entry. `learned` gives the VNI's count of
-/// learned MACs, called only for a new MAC in a VNI with a limit (`max`,
-/// `maxaddress`, 0 = none): the XDP engine reads it from a map.
+/// The learning rule for a MAC seen at `place`, in a VNI that learns,
+/// `existing` being its entry. Reads cost the XDP engine a helper call or a
+/// map lookup each, so they are asked for only when the rule needs them:
+/// `now` (the clock) not for a static entry nor a MAC over the limit,
+/// `learned` (the VNI's count of learned MACs) only for a new MAC in a VNI
+/// with a limit (`max`, `maxaddress`, 0 = none).
 #[inline(always)]
 pub fn learn_step(
     existing: Option<&FdbEntry>,
     place: &Place,
-    now_ns: u64,
+    now: impl FnOnce() -> u64,
     learned: impl FnOnce() -> u64,
     max: u32,
 ) -> Learn {
     match existing {
         Some(e) if e.is_static() => Learn::Keep,
-        Some(e) if !place.holds(e) => Learn::Move,
-        Some(e) if refresh_due(e.last_seen_ns, now_ns) => Learn::Refresh,
-        Some(_) => Learn::Keep,
+        Some(e) => {
+            let now_ns = now();
+            if !place.holds(e) {
+                Learn::Move { now_ns }
+            } else if refresh_due(e.last_seen_ns, now_ns) {
+                Learn::Refresh { now_ns }
+            } else {
+                Learn::Keep
+            }
+        }
         None if max != 0 && learned() >= u64::from(max) => Learn::Limit,
-        None => Learn::Insert,
+        None => Learn::Insert { now_ns: now() },
     }
 }
 
@@ -107,9 +117,16 @@ mod tests {
 
     const VTEP: VtepAddr = VtepAddr::v4([198, 18, 0, 2]);
     const NOW: u64 = 10 * REFRESH_NS;
+    const MOVE: Learn = Learn::Move { now_ns: NOW };
+    const REFRESH: Learn = Learn::Refresh { now_ns: NOW };
+    const INSERT: Learn = Learn::Insert { now_ns: NOW };
 
     fn never() -> u64 {
-        panic!("the learned count is read only for a new MAC under a limit")
+        panic!("read when the rule does not need it")
+    }
+
+    fn now() -> u64 {
+        NOW
     }
 
     #[test]
@@ -117,11 +134,11 @@ mod tests {
         for flags in [FDB_F_STATIC, FDB_F_FOLLOWED] {
             let e = FdbEntry::local(3, flags, 0);
             assert_eq!(
-                learn_step(Some(&e), &Place::Port(4), NOW, never, 1),
+                learn_step(Some(&e), &Place::Port(4), never, never, 1),
                 Learn::Keep
             );
             assert_eq!(
-                learn_step(Some(&e), &Place::Port(3), NOW, never, 1),
+                learn_step(Some(&e), &Place::Port(3), never, never, 1),
                 Learn::Keep
             );
         }
@@ -130,38 +147,35 @@ mod tests {
     #[test]
     fn a_learned_entry_that_moves_is_replaced() {
         let e = Place::Port(3).learned(NOW);
+        assert_eq!(learn_step(Some(&e), &Place::Port(4), now, never, 1), MOVE);
         assert_eq!(
-            learn_step(Some(&e), &Place::Port(4), NOW, never, 1),
-            Learn::Move
-        );
-        assert_eq!(
-            learn_step(Some(&e), &Place::Vtep(VTEP), NOW, never, 1),
-            Learn::Move
+            learn_step(Some(&e), &Place::Vtep(VTEP), now, never, 1),
+            MOVE
         );
         let r = Place::Vtep(VTEP).learned(NOW);
         let other = Place::Vtep(VtepAddr::v4([198, 18, 0, 3]));
-        assert_eq!(learn_step(Some(&r), &other, NOW, never, 0), Learn::Move);
+        assert_eq!(learn_step(Some(&r), &other, now, never, 0), MOVE);
     }
 
     #[test]
     fn an_entry_that_stays_is_refreshed_once_a_second() {
         let p = Place::Vtep(VTEP);
         let lately = p.learned(NOW - REFRESH_NS);
-        assert_eq!(learn_step(Some(&lately), &p, NOW, never, 0), Learn::Keep);
+        assert_eq!(learn_step(Some(&lately), &p, now, never, 0), Learn::Keep);
         let stale = p.learned(NOW - REFRESH_NS - 1);
-        assert_eq!(learn_step(Some(&stale), &p, NOW, never, 0), Learn::Refresh);
+        assert_eq!(learn_step(Some(&stale), &p, now, never, 0), REFRESH);
         // A timestamp ahead of this CPU's clock is not due.
         let ahead = p.learned(NOW + 5);
-        assert_eq!(learn_step(Some(&ahead), &p, NOW, never, 0), Learn::Keep);
+        assert_eq!(learn_step(Some(&ahead), &p, now, never, 0), Learn::Keep);
     }
 
     #[test]
     fn a_new_mac_is_learned_under_the_limit() {
         let p = Place::Port(3);
-        assert_eq!(learn_step(None, &p, NOW, never, 0), Learn::Insert);
-        assert_eq!(learn_step(None, &p, NOW, || 1, 2), Learn::Insert);
-        assert_eq!(learn_step(None, &p, NOW, || 2, 2), Learn::Limit);
-        assert_eq!(learn_step(None, &p, NOW, || 7, 2), Learn::Limit);
+        assert_eq!(learn_step(None, &p, now, never, 0), INSERT);
+        assert_eq!(learn_step(None, &p, now, || 1, 2), INSERT);
+        assert_eq!(learn_step(None, &p, never, || 2, 2), Learn::Limit);
+        assert_eq!(learn_step(None, &p, never, || 7, 2), Learn::Limit);
     }
 
     #[test]

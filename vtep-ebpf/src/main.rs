@@ -24,7 +24,7 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vtep_common::{Reason, reason::Outcome};
+use vtep_common::Reason;
 use vtep_ebpf::{afxdp, decap, encap, flood, maps::count};
 
 /// Uplink XDP: VXLAN for this VTEP is decapsulated here.
@@ -80,10 +80,7 @@ fn xdp_verdict(r: Result<u32, Reason>) -> u32 {
         Ok(action) => action,
         Err(reason) => {
             count(reason);
-            match reason.outcome() {
-                Outcome::Dropped => XDP_DROP,
-                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => XDP_PASS,
-            }
+            if reason.is_drop() { XDP_DROP } else { XDP_PASS }
         }
     }
 }
@@ -97,9 +94,10 @@ fn tc_verdict(r: Result<i32, Reason>) -> i32 {
         Ok(action) => action,
         Err(reason) => {
             count(reason);
-            match reason.outcome() {
-                Outcome::Dropped => TC_ACT_SHOT,
-                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => TC_ACT_OK,
+            if reason.is_drop() {
+                TC_ACT_SHOT
+            } else {
+                TC_ACT_OK
             }
         }
     }
