@@ -146,7 +146,7 @@ pub enum Route {
 /// next hop in `NEIGH` does. `ctx` is the program's context (XDP or TC), as
 /// `bpf_fib_lookup` takes it.
 #[inline(always)]
-pub fn next_hop(
+pub(crate) fn next_hop(
     ctx: *mut c_void,
     ul: &Underlay,
     remote: [u8; 4],
