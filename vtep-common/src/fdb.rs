@@ -6,8 +6,10 @@
 //! write per second per MAC, not per packet); a new MAC is learned only
 //! while the VNI is under its `maxaddress`. Whether a VNI learns at all is
 //! [`VniInfo::learns`]: the callers ask first, before they look the MAC up.
+//!
+//! Beside it, the switching rule both engines share: [`forward`].
 
-use crate::{FDB_F_LEARNED, FDB_KIND_LOCAL, FDB_KIND_REMOTE, FdbEntry, VniInfo, VtepAddr};
+use crate::{FDB_F_LEARNED, FDB_KIND_LOCAL, FDB_KIND_REMOTE, FdbEntry, Reason, VniInfo, VtepAddr};
 
 /// How stale a learned entry's timestamp may get before a packet refreshes
 /// it. Ageing is counted in seconds, so a second of slack costs nothing.
@@ -102,6 +104,37 @@ pub fn learn_step(
     }
 }
 
+/// Where a frame goes, by the FDB entry of its destination MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Unknown or BUM destination: flood.
+    Flood,
+    /// Behind this access port.
+    Port(u32),
+    /// Behind this remote VTEP: encapsulate.
+    Vtep(VtepAddr),
+}
+
+/// The switching rule of both engines, for a frame that came in at `from`
+/// and whose destination has the entry `dst` (`None`: unknown, or BUM,
+/// which the callers do not look up). A frame never goes back where it came
+/// from: to its own port it is a `hairpin`, from the underlay to a remote
+/// VTEP a `split-horizon` drop. In a followed VNI the kernel takes what
+/// this does not forward (`kernel-fallback`).
+#[inline(always)]
+pub fn forward(from: &Place, dst: Option<&FdbEntry>) -> Result<Forward, Reason> {
+    let Some(e) = dst else {
+        return Ok(Forward::Flood);
+    };
+    match from {
+        Place::Port(port) if e.kind == FDB_KIND_LOCAL && e.ifindex == *port => Err(Reason::Hairpin),
+        _ if e.kind == FDB_KIND_LOCAL => Ok(Forward::Port(e.ifindex)),
+        Place::Port(_) => Ok(Forward::Vtep(e.remote)),
+        // What came from the underlay never goes back to it.
+        Place::Vtep(_) => Err(Reason::SplitHorizon),
+    }
+}
+
 impl VniInfo {
     /// Whether vtep learns source MACs in this VNI (`learning`).
     #[inline(always)]
@@ -186,6 +219,26 @@ mod tests {
         assert!(!Place::Port(4).holds(&e));
         assert!(!Place::Vtep(VTEP).holds(&e));
         assert!(Place::Vtep(VTEP).holds(&FdbEntry::remote(VTEP, FDB_F_STATIC, 0)));
+    }
+
+    #[test]
+    fn frames_are_forwarded_but_never_back() {
+        let port = Place::Port(3);
+        let vtep = Place::Vtep(VTEP);
+        let local = FdbEntry::local(4, FDB_F_STATIC, 0);
+        let own = FdbEntry::local(3, FDB_F_LEARNED, 0);
+        let remote = FdbEntry::remote(VtepAddr::v4([198, 18, 0, 3]), FDB_F_LEARNED, 0);
+        assert_eq!(forward(&port, None), Ok(Forward::Flood));
+        assert_eq!(forward(&vtep, None), Ok(Forward::Flood));
+        assert_eq!(forward(&port, Some(&local)), Ok(Forward::Port(4)));
+        assert_eq!(forward(&vtep, Some(&local)), Ok(Forward::Port(4)));
+        assert_eq!(forward(&vtep, Some(&own)), Ok(Forward::Port(3)));
+        assert_eq!(forward(&port, Some(&own)), Err(Reason::Hairpin));
+        assert_eq!(
+            forward(&port, Some(&remote)),
+            Ok(Forward::Vtep(remote.remote))
+        );
+        assert_eq!(forward(&vtep, Some(&remote)), Err(Reason::SplitHorizon));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::{
 use vtep_common::{
     FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
     fdb::{Learn, Place, learn_step},
+    header::is_multicast,
     reason::REASON_COUNT,
 };
 
@@ -245,6 +246,15 @@ impl View {
     pub fn flood_list_of(&self, vni: u32, out: &mut Vec<[u8; 4]>) {
         out.clear();
         out.extend(self.t.flood.get(&vni).into_iter().flatten());
+    }
+
+    /// The entry of destination `mac` in `vni`; none for a BUM frame,
+    /// which is flooded without a lookup.
+    pub fn dst_entry(&self, vni: u32, mac: &[u8; 6]) -> Option<&FdbEntry> {
+        if is_multicast(mac) {
+            return None;
+        }
+        self.t.fdb.get(&FdbKey::new(vni, *mac))
     }
 
     pub fn count(&mut self, reason: Reason) {
