@@ -16,7 +16,17 @@ use std::{
 use serde::Deserialize;
 use vtep_common::{MAX_FLOOD, MAX_VNI_PORTS, VNI_MAX, VXLAN_PORT};
 
-use crate::{addr::Mac, loader::EngineKind};
+use crate::model::addr::Mac;
+
+/// Which engine forwards: the XDP programs, or the AF_XDP engine in
+/// userspace behind small steering programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Xdp,
+    Afxdp,
+}
 
 /// A config error: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,6 +142,13 @@ pub struct FollowConfig {
     /// Receive buffer of the rtnetlink event socket, bytes (`rcvbuf`): an
     /// overrun costs a full resync.
     pub rcvbuf: usize,
+}
+
+impl FollowConfig {
+    /// Default receive buffer of the event socket: room for tens of
+    /// thousands of FDB events while the daemon is busy (an overrun costs a
+    /// resync).
+    pub const DEFAULT_RCVBUF: usize = 32 << 20;
 }
 
 impl FollowConfig {
@@ -543,7 +560,7 @@ fn validate_follow(
     }
     let rcvbuf = match f.rcvbuf {
         Some(b) => int("follow.rcvbuf", b, 4096, 1 << 30)?,
-        None => crate::follow::DEFAULT_RCVBUF,
+        None => FollowConfig::DEFAULT_RCVBUF,
     };
     Ok(FollowConfig {
         devices,

@@ -6,6 +6,8 @@
 //! `--pin-path`, directly on its maps: a change is live when the command
 //! returns.
 
+pub mod output;
+
 use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -13,12 +15,17 @@ use clap::{Args, Parser, Subcommand};
 use vtep_common::{FDB_F_STATIC, FdbEntry, VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
 
 use crate::{
-    addr::{Mac, to_vtep},
-    config::{VniConfig, check_vni, parse_vtep},
-    control,
-    gateway::Pins,
-    gateway::{DEFAULT_PIN_PATH, Gateway, SetMode},
-    loader, output, sys,
+    control::apply,
+    datapath::{
+        gateway::{Gateway, SetMode},
+        loader,
+        pins::{DEFAULT_PIN_PATH, Pins},
+    },
+    model::{
+        addr::{Mac, to_vtep},
+        config::{EngineKind, VniConfig, check_vni, parse_vtep},
+    },
+    system::{clock, iface},
 };
 
 #[derive(Debug, Parser)]
@@ -52,7 +59,7 @@ pub enum Command {
         config: PathBuf,
         /// Which engine forwards (overrides the config's `engine`).
         #[arg(long, value_enum)]
-        engine: Option<crate::loader::EngineKind>,
+        engine: Option<EngineKind>,
     },
     /// Detach the datapath from every interface and remove all its pins.
     Down,
@@ -80,7 +87,7 @@ pub enum Command {
     /// Send frames at a high rate out of an interface (BPF_PROG_TEST_RUN live
     /// frames), count them at the far end (`sink`), or time vtep's XDP
     /// programs (`cost`): the benchmark lab's tools.
-    Pktgen(Box<crate::pktgen::PktgenArgs>),
+    Pktgen(Box<crate::lab::pktgen::PktgenArgs>),
 }
 
 /// `MAC vni VNI [dst IP | port IFNAME]`.
@@ -198,7 +205,7 @@ pub fn main(cli: Cli) -> Result<()> {
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),
-        Command::Pktgen(args) => crate::pktgen::main(*args, cli.json),
+        Command::Pktgen(args) => crate::lab::pktgen::main(*args, cli.json),
         Command::Stats { all } => {
             let gw = Gateway::open(pin)?;
             output::stats(&gw.stats()?, cli.json, all);
@@ -233,7 +240,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             if let Some(v) = vni {
                 gw.vni_info(v)?;
             }
-            output::fdb(&gw.fdb_rows(vni, sys::monotonic_ns()), json);
+            output::fdb(&gw.fdb_rows(vni, clock::monotonic_ns()), json);
             return Ok(());
         }
         FdbCommand::Add(a) => ("add", a),
@@ -260,7 +267,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
         bail!("{what}: give dst or port, not both");
     }
     if let Some(d) = dst {
-        let local = crate::addr::from_vtep(&gw.underlay()?.local);
+        let local = crate::model::addr::from_vtep(&gw.underlay()?.local);
         if local == Some(d) {
             bail!("{what}: {d} is this VTEP's own address");
         }
@@ -291,7 +298,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             let entry = match (dst, port) {
                 (Some(d), None) => FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0),
                 (None, Some(p)) => {
-                    let ifindex = sys::ifindex(p)
+                    let ifindex = iface::ifindex(p)
                         .with_context(|| format!("{what}: no interface named {p:?}"))?;
                     FdbEntry::local(ifindex, FDB_F_STATIC, 0)
                 }
@@ -377,7 +384,7 @@ fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
                 bail!("port add: missing `vni VNI`");
             };
             let vni = parse_vni("port add", vni)?;
-            control::add_port(&mut gw, &ifname, vni)
+            apply::add_port(&mut gw, &ifname, vni)
         }
         PortCommand::Del { ifname } => Ok(gw.port_del(&ifname)?),
         PortCommand::Show => {
@@ -385,7 +392,7 @@ fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
                 .port_list()
                 .into_iter()
                 .map(|(ifindex, vni)| output::PortRow {
-                    ifname: sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}")),
+                    ifname: iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}")),
                     ifindex,
                     vni,
                     xdp_redirect: gw.xdp_tx(ifindex),

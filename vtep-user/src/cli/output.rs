@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING};
 
-use crate::gateway::{FdbRow, Place, Stats, VniRow};
+use crate::datapath::gateway::{FdbRow, Place, Stats, VniRow};
 
 fn print_json(v: &Value) {
     println!("{v}");
