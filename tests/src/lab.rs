@@ -2,7 +2,7 @@
 //! namespaces and veth pairs with `ip`, `bridge` and `ethtool`, and vtep daemons
 //! (or the kernel's vxlan driver) running in the hosts.
 //!
-//! Shape (see `/work/shared/notes/lab.md`):
+//! Shape (see `docs/lab.md`):
 //!
 //! ```text
 //!  <p>-h1-t1-w1 [eth0]──[t1w1] <p>-h1 [uplink]──[h1]┐
