@@ -7,7 +7,6 @@
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 
 mod bench;
-mod bench_follow;
 mod cmd;
 mod demo;
 mod demo_evpn;
