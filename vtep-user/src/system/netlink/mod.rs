@@ -1,28 +1,168 @@
-//! The few rtnetlink requests vtep makes, on netlink-packet-route:
+//! vtep's rtnetlink layer, on netlink-packet-route: the sockets, the one
+//! walker over a received datagram, requests and dumps ([`Rtnl`], [`dump`]),
+//! the event socket ([`Events`]), and the decoding of what the kernel sends
+//! (`link`, `fdb`, `neigh`, `route`). What the messages mean to vtep is
+//! decided by the callers (the follower, the control layer), as FRR's zebra
+//! keeps its socket loop (`kernel_netlink.c`) and decoding (`rt_netlink.c`)
+//! apart from its decisions (`zebra_vxlan.c`).
+//!
+//! The requests vtep makes:
 //! - a link's veth peer (`IFLA_LINK` and `IFLA_LINK_NETNSID`), to make sure
 //!   the far end of a veth can take XDP frames;
 //! - the netns id of a namespace file (`RTM_GETNSID` with `NETNSA_FD`), to
 //!   find the namespace that peer lives in;
 //! - a managed neighbour (`NTF_EXT_MANAGED`) for each remote VTEP's next hop,
-//!   so the kernel keeps it resolved and `bpf_fib_lookup` finds it.
+//!   so the kernel keeps it resolved and `bpf_fib_lookup` finds it;
+//! - the route and the neighbour towards a remote VTEP;
+//! - dumps of the links and of the bridge FDB, for the follower.
 
-use std::{io, net::IpAddr, os::fd::AsRawFd};
+mod fdb;
+mod link;
+mod neigh;
+mod route;
 
+use std::{
+    io,
+    os::fd::{AsRawFd as _, RawFd},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    DecodeError, ErrorBuffer, ErrorMessage, NLM_F_DUMP, NLM_F_MULTIPART, NLM_F_REQUEST,
+    NLMSG_ALIGNTO, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NetlinkBuffer,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, Parseable as _,
 };
-use netlink_packet_route::{
-    AddressFamily, RouteNetlinkMessage,
-    link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage},
-    neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage},
-    nsid::{NsidAttribute, NsidMessage},
-};
+use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
-/// A synchronous rtnetlink socket in the calling thread's namespace.
+pub use fdb::{FdbRecord, parse_fdb};
+pub use link::{Link, VethPeer, Vxlan, parse_link, veth_peer};
+pub use route::RouteTo;
+
+/// `NLMSG_HDRLEN`: the `struct nlmsghdr` in front of every message.
+pub const NLMSG_HDRLEN: usize = nlmsg_align(size_of::<libc::nlmsghdr>());
+
+/// `NLMSG_ALIGN`: where the message after one of `len` bytes starts (each
+/// message of a datagram starts on a multiple of `NLMSG_ALIGNTO`).
+pub const fn nlmsg_align(len: usize) -> usize {
+    let to = NLMSG_ALIGNTO as usize;
+    (len + to - 1) & !(to - 1)
+}
+
+/// Receive buffer asked for a dump's socket (best effort).
+const DUMP_RCVBUF: usize = 4 << 20;
+/// What one `recv` of a request's or dump's reply can take (the kernel's
+/// datagrams are far smaller).
+const REPLY_BUF: usize = 1 << 20;
+/// What one `recv` of the event socket can take.
+const EVENT_BUF: usize = 1 << 18;
+/// A reply (a dump, mostly) still coming after this is given up.
+const REPLY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where a reply stands after one of its datagrams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// More datagrams follow (a dump in progress; events).
+    Continues,
+    /// The kernel is done: `NLMSG_DONE`, an ACK, or a message that is not
+    /// part of a multipart reply.
+    Done,
+}
+
+/// Walks the messages of one datagram in order (`NLMSG_OK`/`NLMSG_NEXT`),
+/// handing each route message, or why it does not decode, to `each`.
+/// `NLMSG_DONE` and an ACK end the walk; an `NLMSG_ERROR` with an errno is
+/// that error. A datagram that ends inside a message, or a message whose
+/// length is shorter than its header, is `InvalidData`, once the messages
+/// before it have been handed on.
+pub fn walk(
+    data: &[u8],
+    mut each: impl FnMut(Result<RouteNetlinkMessage, DecodeError>),
+) -> io::Result<Reply> {
+    let mut reply = Reply::Continues;
+    let mut off = 0;
+    while off < data.len() {
+        let rest = &data[off..];
+        let buf = NetlinkBuffer::new_checked(rest).map_err(|e| {
+            invalid(format!(
+                "netlink message at byte {off} of a {}-byte datagram: {e}",
+                data.len()
+            ))
+        })?;
+        let len = buf.length() as usize;
+        match buf.message_type() {
+            // What a done message carries (a dump's errno) is not read.
+            NLMSG_DONE => return Ok(Reply::Done),
+            NLMSG_ERROR => {
+                let payload = buf.payload();
+                let err = ErrorBuffer::new_checked(&payload)
+                    .and_then(|b| ErrorMessage::parse(&b))
+                    .map_err(|e| invalid(format!("netlink error message: {e}")))?;
+                return match err.code {
+                    None => Ok(Reply::Done),
+                    Some(_) => Err(err.to_io()),
+                };
+            }
+            NLMSG_NOOP | NLMSG_OVERRUN => {}
+            _ => {
+                if buf.flags() & NLM_F_MULTIPART == 0 {
+                    reply = Reply::Done;
+                }
+                each(
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]).and_then(
+                        |m| match m.payload {
+                            NetlinkPayload::InnerMessage(m) => Ok(m),
+                            other => Err(format!(
+                                "message type {} is not a route message",
+                                other.message_type()
+                            )
+                            .into()),
+                        },
+                    ),
+                );
+            }
+        }
+        off += nlmsg_align(len);
+    }
+    Ok(reply)
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn skip_undecodable(e: &DecodeError) {
+    log::debug!("netlink: skipping a message that does not parse: {e}");
+}
+
+/// `SO_RCVBUFFORCE` (root may exceed `net.core.rmem_max`), else `SO_RCVBUF`.
+fn set_rcvbuf(sock: &Socket, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: a valid socket and a c_int option value.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+    }
+    Err(io::Error::last_os_error())
+}
+
+/// A synchronous rtnetlink socket in the calling thread's namespace, for
+/// requests and dumps.
 pub struct Rtnl {
     sock: Socket,
     seq: u32,
+    buf: Vec<u8>,
 }
 
 impl Rtnl {
@@ -30,267 +170,151 @@ impl Rtnl {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Rtnl { sock, seq: 0 })
+        Ok(Rtnl {
+            sock,
+            seq: 0,
+            buf: vec![0; REPLY_BUF],
+        })
     }
 
-    /// Sends one request and collects the replies until the kernel is done.
-    fn request(
+    /// Sends `msg` and hands each message of the reply to `each` until the
+    /// kernel is done.
+    fn exchange(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        mut each: impl FnMut(Result<RouteNetlinkMessage, DecodeError>),
+    ) -> io::Result<()> {
         self.seq += 1;
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = self.seq;
         let mut req = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         req.finalize();
-        let mut buf = vec![0u8; req.buffer_len()];
-        req.serialize(&mut buf);
-        self.sock.send(&buf, 0)?;
+        let mut out = vec![0u8; req.buffer_len()];
+        req.serialize(&mut out);
+        self.sock.send(&out, 0)?;
 
-        let mut out = Vec::new();
+        let deadline = Instant::now() + REPLY_DEADLINE;
         loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut off = 0;
-            while off < data.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = msg.header.length as usize;
-                let multi = msg.header.flags & netlink_packet_core::NLM_F_MULTIPART != 0;
-                match msg.payload {
-                    NetlinkPayload::InnerMessage(m) => {
-                        out.push(m);
-                        if !multi {
-                            return Ok(out);
-                        }
-                    }
-                    NetlinkPayload::Error(e) => {
-                        return match e.code {
-                            None => Ok(out),
-                            Some(_) => Err(e.to_io()),
-                        };
-                    }
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    _ => {}
-                }
-                if len == 0 {
-                    break;
-                }
-                off += len;
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the kernel's reply did not end within a minute",
+                ));
+            }
+            let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(e),
+            };
+            if walk(&self.buf[..n], &mut each)? == Reply::Done {
+                return Ok(());
             }
         }
     }
 
-    /// The link with `ifindex`.
-    pub fn link(&mut self, ifindex: u32) -> io::Result<LinkMessage> {
-        let mut msg = LinkMessage::default();
-        msg.header.index = ifindex;
-        let reply = self.request(RouteNetlinkMessage::GetLink(msg), 0)?;
-        reply
-            .into_iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l),
-                _ => None,
-            })
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no link {ifindex}")))
-    }
-
-    /// The MAC address and MTU of link `ifindex`.
-    pub fn link_mac_mtu(&mut self, ifindex: u32) -> io::Result<([u8; 6], u32)> {
-        let link = self.link(ifindex)?;
-        let mut mac = [0u8; 6];
-        let mut mtu = 1500;
-        for a in link.attributes {
-            match a {
-                LinkAttribute::Address(a) if a.len() == 6 => mac.copy_from_slice(&a),
-                LinkAttribute::Mtu(m) => mtu = m,
-                _ => {}
+    /// Sends one request and collects the replies until the kernel is done;
+    /// a reply that does not decode fails the request.
+    fn request(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let mut out = Vec::new();
+        let mut undecodable = None;
+        self.exchange(msg, flags, |m| match m {
+            Ok(m) => out.push(m),
+            Err(e) => {
+                undecodable.get_or_insert(e);
             }
-        }
-        Ok((mac, mtu))
-    }
-
-    /// Whether link `ifindex` has carrier (for a veth: its peer is up).
-    pub fn link_carrier(&mut self, ifindex: u32) -> io::Result<bool> {
-        let link = self.link(ifindex)?;
-        Ok(link
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::Carrier(c) if *c != 0)))
-    }
-
-    /// The netns id (in this namespace) of the namespace open at `fd`, or
-    /// `None` when that namespace has none (it is not linked to this one).
-    pub fn nsid_of(&mut self, fd: &impl AsRawFd) -> io::Result<Option<i32>> {
-        let mut msg = NsidMessage::default();
-        msg.header.family = AddressFamily::Unspec;
-        msg.attributes
-            .push(NsidAttribute::Fd(fd.as_raw_fd() as u32));
-        let reply = self.request(RouteNetlinkMessage::GetNsId(msg), 0)?;
-        Ok(reply.into_iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewNsId(n) => n.attributes.into_iter().find_map(|a| match a {
-                NsidAttribute::Id(id) if id >= 0 => Some(id),
-                _ => None,
-            }),
-            _ => None,
-        }))
-    }
-
-    /// Adds a managed neighbour entry for `ip` on `ifindex`: the kernel
-    /// resolves it now and keeps it resolved. An existing entry is left as
-    /// it is.
-    pub fn neigh_managed(&mut self, ip: IpAddr, ifindex: u32) -> io::Result<()> {
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = match ip {
-            IpAddr::V4(_) => AddressFamily::Inet,
-            IpAddr::V6(_) => AddressFamily::Inet6,
-        };
-        msg.header.ifindex = ifindex;
-        msg.attributes
-            .push(NeighbourAttribute::Destination(match ip {
-                IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
-                IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
-            }));
-        msg.attributes
-            .push(NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed));
-        match self.request(
-            RouteNetlinkMessage::NewNeighbour(msg),
-            NLM_F_CREATE | NLM_F_ACK,
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-            r => r.map(|_| ()),
+        })?;
+        match undecodable {
+            Some(e) => Err(invalid(e.to_string())),
+            None => Ok(out),
         }
     }
 }
 
-/// What `IFLA_LINK*` says about a veth's peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VethPeer {
-    pub ifindex: u32,
-    /// The peer's namespace as a netns id of ours; `None`: our namespace.
-    pub netnsid: Option<i32>,
-}
-
-/// The peer of `ifindex` if it is a veth, else `None`.
-pub fn veth_peer(rtnl: &mut Rtnl, ifindex: u32) -> io::Result<Option<VethPeer>> {
-    let link = rtnl.link(ifindex)?;
-    let mut is_veth = false;
-    let mut peer = None;
-    let mut netnsid = None;
-    for a in &link.attributes {
-        match a {
-            LinkAttribute::LinkInfo(infos) => {
-                is_veth = infos
-                    .iter()
-                    .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)));
-            }
-            LinkAttribute::Link(p) => peer = Some(*p),
-            LinkAttribute::LinkNetNsId(id) => netnsid = Some(*id),
-            _ => {}
-        }
-    }
-    Ok(match (is_veth, peer) {
-        (true, Some(ifindex)) => Some(VethPeer { ifindex, netnsid }),
-        _ => None,
+/// Runs one rtnetlink dump on a socket of its own (events queued on another
+/// socket wait meanwhile), handing each message to `each` as it arrives;
+/// messages that do not decode are skipped.
+pub fn dump(
+    request: RouteNetlinkMessage,
+    mut each: impl FnMut(RouteNetlinkMessage),
+) -> io::Result<()> {
+    let mut rtnl = Rtnl::new()?;
+    // Best effort: the dump is correct with any buffer.
+    let _ = set_rcvbuf(&rtnl.sock, DUMP_RCVBUF);
+    rtnl.exchange(request, NLM_F_DUMP, |m| match m {
+        Ok(m) => each(m),
+        Err(e) => skip_undecodable(&e),
     })
 }
 
-/// How the kernel routes to a remote VTEP: out of `oif`, to `next_hop` (the
-/// gateway, or the VTEP itself when it is on-link).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteTo {
-    pub oif: u32,
-    pub next_hop: IpAddr,
+/// A non-blocking rtnetlink socket subscribed to multicast groups: the
+/// kernel's events.
+pub struct Events {
+    sock: Socket,
+    buf: Vec<u8>,
 }
 
-impl Rtnl {
-    /// `ip route get DST`.
-    pub fn route_get(&mut self, dst: IpAddr) -> io::Result<RouteTo> {
-        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-        let mut msg = RouteMessage::default();
-        let (family, addr, len) = match dst {
-            IpAddr::V4(v4) => (AddressFamily::Inet, RouteAddress::Inet(v4), 32),
-            IpAddr::V6(v6) => (AddressFamily::Inet6, RouteAddress::Inet6(v6), 128),
-        };
-        msg.header.address_family = family;
-        msg.header.destination_prefix_length = len;
-        msg.attributes.push(RouteAttribute::Destination(addr));
-        let reply = self.request(RouteNetlinkMessage::GetRoute(msg), 0)?;
-        for m in reply {
-            let RouteNetlinkMessage::NewRoute(r) = m else {
-                continue;
-            };
-            let mut oif = None;
-            let mut gw = None;
-            for a in r.attributes {
-                match a {
-                    RouteAttribute::Oif(i) => oif = Some(i),
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(IpAddr::V4(g)),
-                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(g)),
-                    _ => {}
-                }
-            }
-            if let Some(oif) = oif {
-                return Ok(RouteTo {
-                    oif,
-                    next_hop: gw.unwrap_or(dst),
-                });
-            }
+impl Events {
+    /// Joins `groups` (`RTNLGRP_*`) with a receive buffer of `rcvbuf` bytes.
+    pub fn subscribe(groups: &[u32], rcvbuf: usize) -> anyhow::Result<Events> {
+        let mut sock = Socket::new(NETLINK_ROUTE).context("opening an rtnetlink socket")?;
+        sock.bind_auto().context("binding the rtnetlink socket")?;
+        set_rcvbuf(&sock, rcvbuf).context("sizing the rtnetlink event socket")?;
+        for &group in groups {
+            sock.add_membership(group)
+                .with_context(|| format!("joining rtnetlink group {group}"))?;
         }
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no route to {dst}"),
-        ))
+        sock.set_non_blocking(true)?;
+        Ok(Events {
+            sock,
+            buf: vec![0; EVENT_BUF],
+        })
     }
 
-    /// The link-layer address of neighbour `ip` on `ifindex`, when the
-    /// kernel holds a usable one (reachable, stale, delay, probe, permanent).
-    pub fn neighbour(&mut self, ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
-        use netlink_packet_core::NLM_F_DUMP;
-        use netlink_packet_route::neighbour::NeighbourState;
-        let mut msg = NeighbourMessage::default();
-        msg.header.family = match ip {
-            IpAddr::V4(_) => AddressFamily::Inet,
-            IpAddr::V6(_) => AddressFamily::Inet6,
-        };
-        msg.header.ifindex = ifindex;
-        let reply = self.request(RouteNetlinkMessage::GetNeighbour(msg), NLM_F_DUMP)?;
-        for m in reply {
-            let RouteNetlinkMessage::NewNeighbour(n) = m else {
-                continue;
-            };
-            if n.header.ifindex != ifindex {
-                continue;
-            }
-            let usable = matches!(
-                n.header.state,
-                NeighbourState::Reachable
-                    | NeighbourState::Stale
-                    | NeighbourState::Delay
-                    | NeighbourState::Probe
-                    | NeighbourState::Permanent
-            );
-            let mut dst = None;
-            let mut lladdr = None;
-            for a in n.attributes {
-                match a {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
-                        dst = Some(IpAddr::V4(v4))
-                    }
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
-                        dst = Some(IpAddr::V6(v6))
-                    }
-                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                        lladdr = Some([l[0], l[1], l[2], l[3], l[4], l[5]])
-                    }
-                    _ => {}
-                }
-            }
-            if dst == Some(ip) {
-                return Ok(if usable { lladdr } else { None });
-            }
-        }
-        Ok(None)
+    /// The socket, for an event loop to wait on.
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// Reads one queued datagram, without waiting, and returns its route
+    /// messages. `EAGAIN`: none is queued; `ENOBUFS`: the socket overran
+    /// and the kernel dropped events.
+    pub fn recv(&mut self) -> io::Result<Vec<RouteNetlinkMessage>> {
+        let n = self.recv_datagram()?;
+        Ok(messages(&self.buf[..n]))
+    }
+
+    /// Reads one queued datagram, without waiting, and drops it unread.
+    pub fn discard(&mut self) -> io::Result<()> {
+        self.recv_datagram().map(drop)
+    }
+
+    fn recv_datagram(&mut self) -> io::Result<usize> {
+        self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT)
     }
 }
+
+/// The route messages of one event datagram; those that do not decode are
+/// skipped, and a datagram cut short loses what follows the cut (said in
+/// the log).
+fn messages(data: &[u8]) -> Vec<RouteNetlinkMessage> {
+    let mut out = Vec::new();
+    let walked = walk(data, |m| match m {
+        Ok(m) => out.push(m),
+        Err(e) => skip_undecodable(&e),
+    });
+    if let Err(e) = walked {
+        log::warn!("netlink: the rest of an event datagram is lost: {e}");
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;
