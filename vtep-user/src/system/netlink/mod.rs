@@ -109,23 +109,24 @@ pub fn walk(
                 if buf.flags() & NLM_F_MULTIPART == 0 {
                     reply = Reply::Done;
                 }
-                each(
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..len]).and_then(
-                        |m| match m.payload {
-                            NetlinkPayload::InnerMessage(m) => Ok(m),
-                            other => Err(format!(
-                                "message type {} is not a route message",
-                                other.message_type()
-                            )
-                            .into()),
-                        },
-                    ),
-                );
+                each(decode(&rest[..len]));
             }
         }
         off += nlmsg_align(len);
     }
     Ok(reply)
+}
+
+/// The route message of one whole netlink message.
+fn decode(msg: &[u8]) -> Result<RouteNetlinkMessage, DecodeError> {
+    match NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)?.payload {
+        NetlinkPayload::InnerMessage(m) => Ok(m),
+        other => Err(format!(
+            "message type {} is not a route message",
+            other.message_type()
+        )
+        .into()),
+    }
 }
 
 fn invalid(msg: String) -> io::Error {
