@@ -1,6 +1,10 @@
 //! What the CLI prints: text in the manner of `bridge fdb show` and
 //! `bridge -s`, or JSON with iproute2's key names (`-j`).
 
+mod printer;
+
+pub use printer::Printer;
+
 use serde_json::{Value, json};
 use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING};
 
