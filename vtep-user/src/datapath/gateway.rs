@@ -23,44 +23,15 @@ use vtep_common::{
 };
 
 use crate::{
-    addr::{Mac, from_vtep, to_vtep},
-    config::VniConfig,
-    sys,
+    datapath::{batch::lookup_batch, loader},
+    model::{
+        addr::{Mac, from_vtep, to_vtep},
+        config::VniConfig,
+    },
+    system::{clock, iface},
 };
 
-/// Where vtep pins its maps, programs and links unless told otherwise.
-pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/vtep";
-
-/// The layout of a pin path.
-#[derive(Clone, Debug)]
-pub struct Pins {
-    pub root: PathBuf,
-}
-
-impl Pins {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Pins { root: root.into() }
-    }
-    pub fn maps(&self) -> PathBuf {
-        self.root.join("maps")
-    }
-    pub fn map(&self, name: &str) -> PathBuf {
-        self.maps().join(name)
-    }
-    pub fn progs(&self) -> PathBuf {
-        self.root.join("progs")
-    }
-    pub fn prog(&self, name: &str) -> PathBuf {
-        self.progs().join(name)
-    }
-    pub fn links(&self) -> PathBuf {
-        self.root.join("links")
-    }
-    /// The pinned link of `hook` (`xdp` or `tc`) on interface `ifindex`.
-    pub fn link(&self, hook: &str, ifindex: u32) -> PathBuf {
-        self.links().join(format!("{hook}-{ifindex}"))
-    }
-}
+use crate::datapath::pins::Pins;
 
 /// What can go wrong acting on a gateway, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +81,8 @@ pub enum GatewayError {
     },
     #[error("{0}")]
     Attach(String),
+    #[error("{0}")]
+    System(#[from] std::io::Error),
 }
 
 type Result<T, E = GatewayError> = std::result::Result<T, E>;
@@ -302,7 +275,7 @@ impl Gateway {
     /// Writes a VNI's settings, with zeroed counters for a new one.
     fn vni_put(&mut self, vni: u32, info: VniInfo) -> Result<()> {
         if self.vni_stats.get(&vni, 0).is_err() {
-            let zero = PerCpuValues::try_from(vec![VniCounters::default(); sys::nr_cpus()?])
+            let zero = PerCpuValues::try_from(vec![VniCounters::default(); clock::nr_cpus()?])
                 .map_err(|e| GatewayError::Invalid(format!("per-CPU values: {e}")))?;
             self.vni_stats
                 .insert(vni, zero, 0)
@@ -329,7 +302,7 @@ impl Gateway {
     fn vni_remove(&mut self, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
         for ifindex in self.vni_ports(vni) {
-            let ifname = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+            let ifname = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
             self.port_del_index(ifindex, &ifname)?;
         }
         self.vnis.remove(&vni).map_err(map_err(names::VNIS))?;
@@ -386,7 +359,7 @@ impl Gateway {
     }
 
     /// Makes `ifindex` an access port of `vni` in the maps (attaching the
-    /// programs is the loader's job: see [`crate::loader::attach_port`]).
+    /// programs is the loader's job: see [`crate::datapath::loader::attach`]).
     pub fn port_set(&mut self, ifindex: u32, ifname: &str, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
         let uplink = self.underlay()?.uplink_ifindex;
@@ -422,7 +395,7 @@ impl Gateway {
     /// flushes the FDB entries that point to it.
     pub fn port_del(&mut self, ifname: &str) -> Result<()> {
         let ifindex =
-            sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
+            iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
         match self.port_vni(ifindex) {
             None => return Err(GatewayError::NotAPort(ifname.into())),
             Some(vni) if self.vni_followed(vni) => return Err(GatewayError::FollowedVni(vni)),
@@ -433,7 +406,7 @@ impl Gateway {
 
     /// Removes access port `ifindex` (named `ifname` in messages).
     pub fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
-        crate::loader::detach(&self.pins, ifindex)
+        loader::detach(&self.pins, ifindex)
             .map_err(|e| GatewayError::Attach(format!("{ifname}: {e:#}")))?;
         if let Some(vni) = self.port_vni(ifindex)
             && let Ok(mut list) = self.vni_ports.get(&vni, 0)
@@ -559,7 +532,7 @@ impl Gateway {
         } = entry
             && self.port_vni(ifindex) != Some(vni)
         {
-            let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+            let name = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
             return Err(GatewayError::Invalid(format!(
                 "{name} is not an access port of VNI {vni}"
             )));
@@ -750,7 +723,7 @@ impl Gateway {
 }
 
 /// Whole-table reads and single-entry writes for the AF_XDP engine, which
-/// keeps a view of the tables in userspace (see `crate::afxdp::view`).
+/// keeps a view of the tables in userspace (see `crate::control::apply::afxdp::view`).
 impl Gateway {
     /// Every FDB entry: read in batches (`BPF_MAP_LOOKUP_BATCH`, a syscall
     /// per thousands of entries, where iterating takes two per entry: with
@@ -760,7 +733,7 @@ impl Gateway {
         use aya::maps::IterableMap as _;
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let fd = self.fdb.map().fd().as_fd().as_raw_fd();
-        match sys::lookup_batch::<FdbKey, FdbEntry>(fd) {
+        match lookup_batch::<FdbKey, FdbEntry>(fd) {
             Ok(all) => all,
             Err(e) => {
                 log::debug!("FDB: batch lookup unavailable ({e}); iterating");

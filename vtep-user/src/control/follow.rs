@@ -55,15 +55,14 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use vtep_common::{FDB_F_FOLLOWED, FdbEntry, FdbKey, MAX_FLOOD, VtepAddr};
 
 use crate::{
-    addr::{Mac, to_vtep},
-    config::{Config, FollowConfig},
-    control,
-    gateway::Gateway,
+    control::apply,
+    datapath::gateway::Gateway,
+    model::{
+        addr::{Mac, to_vtep},
+        config::{Config, FollowConfig},
+    },
 };
 
-/// Default receive buffer of the event socket: room for tens of thousands
-/// of FDB events while the daemon is busy (an overrun costs a resync).
-pub const DEFAULT_RCVBUF: usize = 32 << 20;
 /// Most netlink datagrams read per wake-up, so that a storm of events does
 /// not hold up the daemon's other work for long.
 const DRAIN_BATCH: usize = 4096;
@@ -788,7 +787,7 @@ impl Follower {
                 continue;
             }
             let name = self.link_name(ifindex);
-            match control::attach_port(gw, &name, vni) {
+            match apply::attach_port(gw, &name, vni) {
                 Ok(()) => log::info!("follow: {name} joined the bridge of VNI {vni}: access port"),
                 Err(e) => self.warn_once(format!(
                     "{name}: cannot make it an access port of VNI {vni} ({e:#}); its frames \

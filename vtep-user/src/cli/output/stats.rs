@@ -16,7 +16,7 @@
 use std::io::{self, Write};
 
 use super::Printer;
-use crate::gateway::Stats;
+use crate::datapath::gateway::Stats;
 
 /// `vtep stats`; reasons counted zero times only with `all`.
 pub fn show<W: Write>(p: &mut Printer<W>, s: &Stats, all: bool) -> io::Result<()> {
@@ -79,7 +79,7 @@ mod tests {
     use vtep_common::{Reason, VniCounters};
 
     use super::*;
-    use crate::output::printer::tests::printed;
+    use crate::cli::output::printer::tests::printed;
 
     /// VNI 100 with traffic, VNI 200 without; two reasons counted, one not.
     fn stats() -> Stats {

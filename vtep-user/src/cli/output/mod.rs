@@ -2,7 +2,7 @@
 //! `ip -s link`, or with `-j` JSON with iproute2's key names, both from one
 //! list of fields per command ([`Printer`]).
 //!
-//! This is the presentation side: the maps layer (`crate::gateway`) hands
+//! This is the presentation side: the maps layer (`crate::datapath::gateway`) hands
 //! over what the maps hold (keys, entries, flags, ifindexes); here they
 //! become rows, with interface names and the words of `bridge fdb`.
 
@@ -29,7 +29,7 @@ impl IfNames {
         self.0
             .entry(ifindex)
             .or_insert_with(|| {
-                crate::sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
+                crate::system::iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
             })
             .clone()
     }

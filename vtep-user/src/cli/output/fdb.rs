@@ -24,7 +24,7 @@ use vtep_common::{
 };
 
 use super::Printer;
-use crate::addr::{Mac, from_vtep};
+use crate::model::addr::{Mac, from_vtep};
 
 /// Where an FDB row's MAC is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +191,7 @@ mod tests {
     use vtep_common::VtepAddr;
 
     use super::*;
-    use crate::output::printer::tests::printed;
+    use crate::cli::output::printer::tests::printed;
 
     const NOW: u64 = 1_000 * 1_000_000_000;
 

@@ -90,7 +90,7 @@ pub fn ports<W: Write>(p: &mut Printer<W>, rows: &[PortRow]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::printer::tests::printed;
+    use crate::cli::output::printer::tests::printed;
 
     fn vnis() -> Vec<VniRow> {
         let info = |flags, ageing_secs, max_addresses| VniInfo {

@@ -5,8 +5,10 @@
 //! 198.18.0.2`, `... dev t1w1` for an access port), `-j` for JSON. Every
 //! command acts on the gateway pinned at `--pin-path`, directly on its maps:
 //! a change is live when the command returns. What the commands print is
-//! [`crate::output`]'s, written to stdout a row at a time; a reader that
+//! [`output`]'s, written to stdout a row at a time; a reader that
 //! goes away (`vtep fdb show | head -1`) ends the command quietly.
+
+pub mod output;
 
 use std::{
     collections::BTreeMap,
@@ -20,15 +22,20 @@ use clap::{Args, Parser, Subcommand};
 use vtep_common::{FDB_F_STATIC, FdbEntry, VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
 
 use crate::{
-    addr::{Mac, to_vtep},
-    config::{VniConfig, check_vni, parse_vtep},
-    control,
-    gateway::Pins,
-    gateway::{DEFAULT_PIN_PATH, Gateway, GatewayError, SetMode},
-    loader,
-    output::{self, IfNames, Printer},
-    sys,
+    control::apply,
+    datapath::{
+        gateway::{Gateway, GatewayError, SetMode},
+        loader,
+        pins::{DEFAULT_PIN_PATH, Pins},
+    },
+    model::{
+        addr::{Mac, to_vtep},
+        config::{EngineKind, VniConfig, check_vni, parse_vtep},
+    },
+    system::{clock, iface},
 };
+
+use output::{IfNames, Printer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -61,7 +68,7 @@ pub enum Command {
         config: PathBuf,
         /// Which engine forwards (overrides the config's `engine`).
         #[arg(long, value_enum)]
-        engine: Option<crate::loader::EngineKind>,
+        engine: Option<EngineKind>,
     },
     /// Detach the datapath from every interface and remove all its pins.
     Down,
@@ -89,7 +96,7 @@ pub enum Command {
     /// Send frames at a high rate out of an interface (BPF_PROG_TEST_RUN live
     /// frames), count them at the far end (`sink`), or time vtep's XDP
     /// programs (`cost`): the benchmark lab's tools.
-    Pktgen(Box<crate::pktgen::PktgenArgs>),
+    Pktgen(Box<crate::lab::pktgen::PktgenArgs>),
 }
 
 /// `MAC vni VNI [dst IP | dev IFNAME]`.
@@ -236,7 +243,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),
-        Command::Pktgen(args) => crate::pktgen::main(*args, cli.json),
+        Command::Pktgen(args) => crate::lab::pktgen::main(*args, cli.json),
         Command::Stats { all } => {
             let stats = Gateway::open(pin)?.stats()?;
             print(cli.json, |p| output::stats(p, &stats, all))
@@ -289,7 +296,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
     let vni = parse_vni(&what, vni)?;
     let (dst, dev) = fdb_place(&what, &kw)?;
     if let Some(d) = dst {
-        let local = crate::addr::from_vtep(&gw.underlay()?.local);
+        let local = crate::model::addr::from_vtep(&gw.underlay()?.local);
         if local == Some(d) {
             bail!("{what}: {d} is this VTEP's own address");
         }
@@ -320,7 +327,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             let entry = match (dst, dev) {
                 (Some(d), None) => FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0),
                 (None, Some(p)) => {
-                    let ifindex = sys::ifindex(p)
+                    let ifindex = iface::ifindex(p)
                         .with_context(|| format!("{what}: no interface named {p:?}"))?;
                     FdbEntry::local(ifindex, FDB_F_STATIC, 0)
                 }
@@ -359,7 +366,7 @@ fn fdb_place<'a>(
 
 /// `vtep fdb show [vni VNI]`: each VNI's entries by MAC, then its flood list.
 fn fdb_show(gw: &Gateway, vni: Option<u32>, json: bool) -> Result<()> {
-    let now_ns = sys::monotonic_ns();
+    let now_ns = clock::monotonic_ns();
     let mut entries = gw.fdb_entries();
     entries.retain(|(k, _)| vni.is_none_or(|v| v == k.vni));
     entries.sort_unstable_by_key(|(k, _)| (k.vni, k.mac));
@@ -463,7 +470,7 @@ fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
                 bail!("port add: missing `vni VNI`");
             };
             let vni = parse_vni("port add", vni)?;
-            control::add_port(&mut gw, &ifname, vni)
+            apply::add_port(&mut gw, &ifname, vni)
         }
         PortCommand::Del { ifname } => Ok(gw.port_del(&ifname)?),
         PortCommand::Show => {
