@@ -63,34 +63,21 @@ impl<W: Write> Printer<W> {
 
     /// A string field: `"key":"value"`, or `template` with the value in it.
     pub fn str(&mut self, key: &str, template: &str, value: impl Display) -> io::Result<()> {
-        if self.json {
-            self.key(key)?;
-            let s = value.to_string();
-            serde_json::to_writer(&mut self.out, &s).map_err(io::Error::from)
-        } else {
-            self.field(template, value)
-        }
+        self.any(key, template, &value, |out| {
+            serde_json::to_writer(out, &value.to_string()).map_err(io::Error::from)
+        })
     }
 
     /// A number field: `"key":N`, or `template` with the number in it.
     pub fn uint(&mut self, key: &str, template: &str, value: u64) -> io::Result<()> {
-        if self.json {
-            self.key(key)?;
-            write!(self.out, "{value}")
-        } else {
-            self.field(template, value)
-        }
+        self.any(key, template, value, |out| write!(out, "{value}"))
     }
 
     /// A setting: `"key":true|false`, or `template` with `on`/`off` in it
     /// (iproute2's `print_on_off`).
     pub fn on_off(&mut self, key: &str, template: &str, on: bool) -> io::Result<()> {
-        if self.json {
-            self.key(key)?;
-            write!(self.out, "{on}")
-        } else {
-            self.field(template, if on { "on" } else { "off" })
-        }
+        let word = if on { "on" } else { "off" };
+        self.any(key, template, word, |out| write!(out, "{on}"))
     }
 
     /// A list of words: `"key":["a","b"]`, or `template` with the words
@@ -102,14 +89,14 @@ impl<W: Write> Printer<W> {
         items: impl IntoIterator<Item = T>,
     ) -> io::Result<()> {
         let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-        if self.json {
-            self.key(key)?;
-            serde_json::to_writer(&mut self.out, &items).map_err(io::Error::from)
-        } else if items.is_empty() {
-            self.field(template, "-")
+        let words = if items.is_empty() {
+            "-".to_owned()
         } else {
-            self.field(template, items.join(" "))
-        }
+            items.join(" ")
+        };
+        self.any(key, template, words, |out| {
+            serde_json::to_writer(out, &items).map_err(io::Error::from)
+        })
     }
 
     /// A flag of the current object: an entry of its `"flags"` array, or the
@@ -178,6 +165,23 @@ impl<W: Write> Printer<W> {
     }
 
     // ---- the machinery -----------------------------------------------------
+
+    /// One field for both views (iproute2's `PRINT_ANY`): `"key":` and what
+    /// `json` writes, or `template` with `text` in it.
+    fn any(
+        &mut self,
+        key: &str,
+        template: &str,
+        text: impl Display,
+        json: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.json {
+            self.key(key)?;
+            json(&mut self.out)
+        } else {
+            self.field(template, text)
+        }
+    }
 
     /// Writes `template` with `value` in place of its `{}` (or `{:<N}`,
     /// `{:>N}`), after a space unless the line starts here.

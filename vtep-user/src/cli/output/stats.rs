@@ -26,28 +26,31 @@ pub fn show<W: Write>(p: &mut Printer<W>, s: &Stats, all: bool) -> io::Result<()
         p.open_object(None)?;
         p.uint("vni", "vni {}", (*vni).into())?;
         p.nl()?;
-        p.indent()?;
-        p.text("RX: bytes packets   (decap, from the underlay)")?;
-        p.nl()?;
-        p.indent()?;
-        p.uint("rx_bytes", "{:<10}", c.rx_bytes)?;
-        p.uint("rx_packets", "{}", c.rx_packets)?;
-        p.nl()?;
-        p.indent()?;
-        p.text("TX: bytes packets   (encap, to the underlay)")?;
-        p.nl()?;
-        p.indent()?;
-        p.uint("tx_bytes", "{:<10}", c.tx_bytes)?;
-        p.uint("tx_packets", "{}", c.tx_packets)?;
-        p.nl()?;
-        p.indent()?;
-        p.text("local: bytes packets flooded")?;
-        p.nl()?;
-        p.indent()?;
-        p.uint("local_bytes", "{:<10}", c.local_bytes)?;
-        p.uint("local_packets", "{:<7}", c.local_packets)?;
-        p.uint("flood_packets", "{}", c.flood_packets)?;
-        p.nl()?;
+        counters(
+            p,
+            "RX: bytes packets   (decap, from the underlay)",
+            &[
+                ("rx_bytes", "{:<10}", c.rx_bytes),
+                ("rx_packets", "{}", c.rx_packets),
+            ],
+        )?;
+        counters(
+            p,
+            "TX: bytes packets   (encap, to the underlay)",
+            &[
+                ("tx_bytes", "{:<10}", c.tx_bytes),
+                ("tx_packets", "{}", c.tx_packets),
+            ],
+        )?;
+        counters(
+            p,
+            "local: bytes packets flooded",
+            &[
+                ("local_bytes", "{:<10}", c.local_bytes),
+                ("local_packets", "{:<7}", c.local_packets),
+                ("flood_packets", "{}", c.flood_packets),
+            ],
+        )?;
         p.close_object()?;
     }
     p.close_array()?;
@@ -72,6 +75,23 @@ pub fn show<W: Write>(p: &mut Printer<W>, s: &Stats, all: bool) -> io::Result<()
     }
     p.close_array()?;
     p.close_object()
+}
+
+/// A heading line (text only) and a line of counters under it, as
+/// `ip -s link` prints them: `(key, template, value)` each.
+fn counters<W: Write>(
+    p: &mut Printer<W>,
+    heading: &str,
+    fields: &[(&str, &str, u64)],
+) -> io::Result<()> {
+    p.indent()?;
+    p.text(heading)?;
+    p.nl()?;
+    p.indent()?;
+    for &(key, template, value) in fields {
+        p.uint(key, template, value)?;
+    }
+    p.nl()
 }
 
 #[cfg(test)]
