@@ -16,10 +16,10 @@ use aya::maps::{
     Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, PerCpuValues,
 };
 use vtep_common::{
-    FDB_F_CONFIG, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FDB_KIND_LOCAL, FdbEntry, FdbKey,
-    FloodList, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay,
-    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
-    names, reason::REASON_COUNT,
+    FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, FloodList, MAX_FLOOD,
+    MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay, VNI_F_CHECK_SOURCE,
+    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names,
+    reason::REASON_COUNT,
 };
 
 use crate::{
@@ -100,60 +100,6 @@ fn is_not_found(e: &MapError) -> bool {
     }
 }
 
-/// Where an FDB entry points, as the CLI shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Place {
-    Remote(IpAddr),
-    Port { ifindex: u32, ifname: String },
-}
-
-/// One row of `vtep fdb show`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FdbRow {
-    pub mac: Mac,
-    pub vni: u32,
-    pub place: Place,
-    /// Raw `FDB_F_*` flags (0 for flood-list rows).
-    pub flags: u8,
-    /// Seconds since last seen, for learned entries.
-    pub age: Option<u64>,
-    /// A flood-list member (`00:00:00:00:00:00 dst ...`).
-    pub flood: bool,
-}
-
-impl FdbRow {
-    /// The state word of `bridge fdb show`: `permanent` for flood-list and
-    /// config entries, `static` for CLI ones, `learned` for learned ones.
-    pub fn state(&self) -> &'static str {
-        if self.flood {
-            "permanent"
-        } else if self.flags & FDB_F_LEARNED != 0 {
-            "learned"
-        } else if self.flags & FDB_F_FOLLOWED != 0 {
-            "extern_learn"
-        } else if self.flags & FDB_F_CONFIG != 0 {
-            "permanent"
-        } else {
-            "static"
-        }
-    }
-
-    /// Where the entry came from.
-    pub fn origin(&self) -> &'static str {
-        if self.flags & FDB_F_FOLLOWED != 0 && self.flags & FDB_F_LEARNED == 0 {
-            "kernel"
-        } else if self.flood || self.flags & FDB_F_CONFIG != 0 {
-            "config"
-        } else if self.flags & FDB_F_LEARNED != 0 {
-            "datapath"
-        } else if self.flags & FDB_F_FOLLOWED != 0 {
-            "kernel"
-        } else {
-            "cli"
-        }
-    }
-}
-
 /// How `fdb_set` treats an existing entry (the verbs of `bridge fdb`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetMode {
@@ -161,16 +107,6 @@ pub enum SetMode {
     Add,
     /// Create or overwrite.
     Replace,
-}
-
-/// A VNI as `vtep vni show` lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VniRow {
-    pub vni: u32,
-    pub info: VniInfo,
-    pub ports: Vec<(u32, String)>,
-    pub flood: Vec<IpAddr>,
-    pub learned: u64,
 }
 
 /// Traffic and reason counters, summed over CPUs.
@@ -364,7 +300,9 @@ impl Gateway {
     }
 
     fn vni_remove(&mut self, vni: u32) -> Result<()> {
-        for (ifindex, ifname) in self.vni_row(vni)?.ports {
+        self.vni_info(vni)?;
+        for ifindex in self.vni_ports(vni) {
+            let ifname = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
             self.port_del_index(ifindex, &ifname)?;
         }
         self.vnis.remove(&vni).map_err(map_err(names::VNIS))?;
@@ -390,25 +328,12 @@ impl Gateway {
         ids
     }
 
-    pub fn vni_row(&self, vni: u32) -> Result<VniRow> {
-        let info = self.vni_info(vni)?;
-        let ports = self
-            .vni_ports
+    /// The access ports of `vni` (ifindexes, in the order it floods them).
+    pub fn vni_ports(&self, vni: u32) -> Vec<u32> {
+        self.vni_ports
             .get(&vni, 0)
-            .map(|l| {
-                l.ifindex[..(l.len as usize).min(MAX_VNI_PORTS)]
-                    .iter()
-                    .map(|&i| (i, iface::ifname(i).unwrap_or_else(|| format!("if{i}"))))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(VniRow {
-            vni,
-            info,
-            ports,
-            flood: self.flood_list(vni),
-            learned: self.learned.get(&vni, 0).unwrap_or(0),
-        })
+            .map(|l| l.ifindex[..(l.len as usize).min(MAX_VNI_PORTS)].to_vec())
+            .unwrap_or_default()
     }
 
     // ---- access ports ---------------------------------------------------
@@ -684,57 +609,6 @@ impl Gateway {
         if let Ok(n) = self.learned.get(&vni, 0) {
             let _ = self.learned.insert(vni, n.saturating_add_signed(delta), 0);
         }
-    }
-
-    /// Every FDB entry (and flood-list member) of `vni`, or of all VNIs.
-    pub fn fdb_rows(&self, vni: Option<u32>, now_ns: u64) -> Vec<FdbRow> {
-        let mut rows: Vec<FdbRow> = self
-            .fdb_entries()
-            .into_iter()
-            .filter(|(k, _)| vni.is_none_or(|v| v == k.vni))
-            .map(|(k, e)| FdbRow {
-                mac: Mac(k.mac),
-                vni: k.vni,
-                place: if e.kind == FDB_KIND_LOCAL {
-                    Place::Port {
-                        ifindex: e.ifindex,
-                        ifname: iface::ifname(e.ifindex)
-                            .unwrap_or_else(|| format!("if{}", e.ifindex)),
-                    }
-                } else {
-                    Place::Remote(
-                        from_vtep(&e.remote).unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                    )
-                },
-                flags: e.flags,
-                age: (e.flags & FDB_F_LEARNED != 0)
-                    .then(|| now_ns.saturating_sub(e.last_seen_ns) / 1_000_000_000),
-                flood: false,
-            })
-            .collect();
-        let vnis = match vni {
-            Some(v) => vec![v],
-            None => self.vni_ids(),
-        };
-        for v in vnis {
-            let flags = if self.vni_followed(v) {
-                FDB_F_FOLLOWED
-            } else {
-                FDB_F_STATIC
-            };
-            for dst in self.flood_list(v) {
-                rows.push(FdbRow {
-                    mac: Mac::ZERO,
-                    vni: v,
-                    place: Place::Remote(dst),
-                    flags,
-                    age: None,
-                    flood: true,
-                });
-            }
-        }
-        rows.sort_by_key(|a| (a.vni, a.flood, a.mac));
-        rows
     }
 
     /// Removes learned entries older than their VNI's `ageing`, and
