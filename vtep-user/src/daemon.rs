@@ -50,7 +50,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     // No userspace engine runs yet (a previous one may have been killed
     // without saying so): the CLI must not wait for one.
     gw.set_applied_generation(0);
-    apply::apply(&mut gw, &cfg, &resolved)?;
+    apply::config(&mut gw, &cfg, &resolved)?;
     apply::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
         None => None,

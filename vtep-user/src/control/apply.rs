@@ -94,7 +94,7 @@ pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
 
 /// Applies a validated, resolved config. State the config does not mention
 /// (VNIs, ports and entries added with the CLI, learned MACs) is kept.
-pub fn apply(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
+pub fn config(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
     gw.set_underlay(&underlay(cfg, r))?;
     for v in &cfg.vnis {
         if gw.vni_followed(v.id) {
@@ -171,7 +171,7 @@ pub fn attach_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
     Ok(())
 }
 
-/// Prepares the far end of `ifname` (see [`sys::prepare_veth_peer`]) and,
+/// Prepares the far end of `ifname` (see [`iface::prepare_veth_peer`]) and,
 /// when it can take XDP frames, lets XDP redirect into it. Returns whether
 /// it does.
 pub fn enable_xdp_tx(gw: &mut Gateway, ifname: &str, ifindex: u32) -> Result<bool> {

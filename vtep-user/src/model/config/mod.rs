@@ -1,5 +1,5 @@
 //! The TOML config of `vtep run`: the validated model ([`Config`] and its
-//! parts), and its reading and validation ([`validate`]).
+//! parts), and its reading and validation (`validate`).
 //!
 //! A config is checked whole before anything is applied: every error names
 //! the field (`vni[1].flood[0]`) and says what is wrong, and a config with an
