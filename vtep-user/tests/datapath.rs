@@ -25,7 +25,7 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
     programs::Program,
 };
-use vtep::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
+use vtep::lab::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
     META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
@@ -415,10 +415,10 @@ impl Drop for Netns {
 
 // ---- BPF_PROG_TEST_RUN -------------------------------------------------------
 
-const XDP_ABORTED: u32 = vtep::testrun::XDP_ABORTED;
-const XDP_DROP: u32 = vtep::testrun::XDP_DROP;
-const XDP_PASS: u32 = vtep::testrun::XDP_PASS;
-const XDP_REDIRECT: u32 = vtep::testrun::XDP_REDIRECT;
+const XDP_ABORTED: u32 = vtep::lab::testrun::XDP_ABORTED;
+const XDP_DROP: u32 = vtep::lab::testrun::XDP_DROP;
+const XDP_PASS: u32 = vtep::lab::testrun::XDP_PASS;
+const XDP_REDIRECT: u32 = vtep::lab::testrun::XDP_REDIRECT;
 const TC_ACT_OK: u32 = 0;
 
 /// Room for any output frame: the input, an outer header and metadata.
@@ -518,7 +518,7 @@ struct Datapath {
 impl Datapath {
     fn load(program: &str) -> Datapath {
         let mut ebpf = EbpfLoader::new()
-            .load(vtep::loader::object())
+            .load(vtep::datapath::loader::object())
             .unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
         let prog = ebpf
             .program_mut(program)
