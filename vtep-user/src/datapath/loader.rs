@@ -20,7 +20,7 @@ use aya::{
     },
     sys::SyscallError,
 };
-use vtep_common::{names, programs};
+use vtep_common::{names, programs, reason::REASON_COUNT};
 
 use crate::{datapath::pins::Pins, model::config::EngineKind};
 
@@ -84,6 +84,36 @@ fn datapath_log_level() -> u8 {
     }) as u8
 }
 
+/// Maps that hold only counters, with the entries this build needs. aya
+/// adopts a pinned map whatever its size, so one pinned by an older vtep
+/// with fewer entries (a reason added since) would leave the new entries
+/// uncounted and unreadable.
+const COUNTER_MAPS: [(&str, u32); 1] = [(names::REASONS, REASON_COUNT as u32)];
+
+/// Unpins every [`COUNTER_MAPS`] map too small for this build, so that the
+/// load creates it anew: those counts start again from zero, and the log
+/// says so. Tables with state (the FDB, VNIs, ports, flood lists) are never
+/// dropped here.
+fn retire_outgrown_counters(pins: &Pins) -> Result<()> {
+    for (name, needed) in COUNTER_MAPS {
+        let path = pins.map(name);
+        if !path.exists() {
+            continue;
+        }
+        let info = aya::maps::MapInfo::from_pin(&path)
+            .with_context(|| format!("reading the pinned map {}", path.display()))?;
+        if info.max_entries() < needed {
+            log::warn!(
+                "{name}: pinned by an older vtep with {} entries, this one needs {needed}: \
+                 its counters start again from zero",
+                info.max_entries()
+            );
+            std::fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Loads the datapath: maps reused from (or pinned to) `<pin>/maps`,
 /// programs verified and (re)pinned to `<pin>/progs`.
 pub fn load(pins: &Pins) -> Result<Loaded> {
@@ -91,6 +121,9 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let adopted = pins.map(names::FDB).exists();
+    if adopted {
+        retire_outgrown_counters(pins)?;
+    }
     let mut loader = EbpfLoader::new();
     let level = datapath_log_level();
     loader.override_global("AYA_LOG_LEVEL", &level, false);
