@@ -15,7 +15,7 @@ use std::{
     fs::File,
     mem::size_of,
     ops::{Range, RangeInclusive},
-    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    os::fd::AsRawFd as _,
     panic::{AssertUnwindSafe, catch_unwind},
     process::Command,
 };
@@ -25,7 +25,7 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
     programs::Program,
 };
-use vtep::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
+use vtep::testrun::{self, XdpMd};
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
     META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
@@ -432,43 +432,28 @@ struct Run {
     frame: Vec<u8>,
 }
 
-fn test_run(prog_fd: RawFd, hook: Hook, input: &[u8]) -> Run {
-    let mut out = vec![0u8; DATA_OUT_LEN];
-    let ctx_in = XdpMd {
-        data_end: input.len() as u32,
-        ingress_ifindex: PORT1,
-        ..XdpMd::default()
+/// One run of `program` on `input`, arriving on PORT1 (XDP).
+fn test_run(program: &Program, input: &[u8]) -> Run {
+    let ran = match program {
+        Program::Xdp(p) => {
+            testrun::xdp_once(p, input, XdpMd::arriving(input, PORT1, 0), DATA_OUT_LEN).map(|r| {
+                Run {
+                    verdict: r.verdict,
+                    meta: r.meta,
+                    frame: r.frame,
+                }
+            })
+        }
+        Program::SchedClassifier(p) => {
+            testrun::tc_once(p, input, DATA_OUT_LEN).map(|(verdict, frame)| Run {
+                verdict,
+                meta: Vec::new(),
+                frame,
+            })
+        }
+        _ => panic!("neither XDP nor TC"),
     };
-    let mut ctx_out = XdpMd::default();
-    let mut attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: input.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: input.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
-        ..TestRunAttr::default()
-    };
-    if hook == Hook::Xdp {
-        attr.ctx_size_in = size_of::<XdpMd>() as u32;
-        attr.ctx_size_out = size_of::<XdpMd>() as u32;
-        attr.ctx_in = &ctx_in as *const XdpMd as u64;
-        attr.ctx_out = &mut ctx_out as *mut XdpMd as u64;
-    }
-    // SAFETY: every buffer attr points to (input, out, ctx_in, ctx_out)
-    // lives until the call returns, with the sizes given.
-    let rc = unsafe { bpf_test_run(&mut attr) };
-    if let Err(e) = rc {
-        panic!("BPF_PROG_TEST_RUN: {e}");
-    }
-    out.truncate(attr.data_size_out as usize);
-    // XDP output starts at data_meta; ctx_out.data is where the frame starts.
-    let frame = out.split_off(ctx_out.data as usize);
-    Run {
-        verdict: attr.retval,
-        meta: out,
-        frame,
-    }
+    ran.unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"))
 }
 
 // ---- the datapath under test ------------------------------------------------
@@ -512,11 +497,11 @@ struct Counters {
 struct Datapath {
     ebpf: Ebpf,
     hook: Hook,
-    prog_fd: RawFd,
+    program: &'static str,
 }
 
 impl Datapath {
-    fn load(program: &str) -> Datapath {
+    fn load(program: &'static str) -> Datapath {
         let mut ebpf = EbpfLoader::new()
             .load(vtep::loader::object())
             .unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
@@ -529,15 +514,10 @@ impl Datapath {
             _ => panic!("{program} is neither XDP nor TC"),
         };
         loaded.unwrap_or_else(|e| panic!("loading {program} (verifier): {e:?}"));
-        let prog_fd = prog
-            .fd()
-            .unwrap_or_else(|e| panic!("fd of {program}: {e}"))
-            .as_fd()
-            .as_raw_fd();
         let mut dp = Datapath {
             ebpf,
             hook,
-            prog_fd,
+            program,
         };
         dp.configure();
         dp
@@ -718,7 +698,8 @@ impl Datapath {
     }
 
     fn run(&self, frame: &[u8]) -> Run {
-        test_run(self.prog_fd, self.hook, frame)
+        let program = self.ebpf.program(self.program).expect("loaded program");
+        test_run(program, frame)
     }
 }
 
@@ -844,7 +825,7 @@ impl Case {
     }
 
     /// Runs the row on a fresh datapath; panics with the row's name.
-    fn run(&self, program: &str) {
+    fn run(&self, program: &'static str) {
         let mut dp = Datapath::load(program);
         (self.setup)(&mut dp);
         let before = dp.counters();
@@ -979,7 +960,7 @@ fn check_fdb(name: &str, mac: Mac, got: Option<FdbEntry>, want: Option<FdbEntry>
 
 /// Runs every row (each on its own datapath), then fails naming the rows
 /// that failed; each failure's message is printed as it happens.
-fn run_table(program: &str, cases: &[Case]) {
+fn run_table(program: &'static str, cases: &[Case]) {
     let failed: Vec<&str> = cases
         .iter()
         .filter(|case| catch_unwind(AssertUnwindSafe(|| case.run(program))).is_err())
