@@ -68,10 +68,12 @@ pub enum Reason {
     /// never reaches the bridge, whose entry would age out, and EVPN would
     /// withdraw the MAC (not a drop).
     BridgeRefresh = 23,
+    /// XDP metadata in front of a frame with an action no TC program knows.
+    UnknownMeta = 24,
 }
 
 /// Number of reason codes: the size of the `REASONS` array.
-pub const REASON_COUNT: u32 = 24;
+pub const REASON_COUNT: u32 = 25;
 
 impl Reason {
     /// Every reason, in code order.
@@ -100,6 +102,7 @@ impl Reason {
         Reason::SkbDelivery,
         Reason::KernelFallback,
         Reason::BridgeRefresh,
+        Reason::UnknownMeta,
     ];
 
     /// The name the CLI prints, in the kebab-case of iproute2's counters.
@@ -129,6 +132,7 @@ impl Reason {
             Reason::SkbDelivery => "skb-delivery",
             Reason::KernelFallback => "kernel-fallback",
             Reason::BridgeRefresh => "bridge-refresh",
+            Reason::UnknownMeta => "unknown-meta",
         }
     }
 

@@ -13,13 +13,16 @@
 //!   lost;
 //! - `META_DELIVER`: delivers the frame to an access port on the skb path.
 //!
-//! Frames without metadata are not vtep's: TC_ACT_OK.
+//! Frames without metadata are not vtep's: TC_ACT_OK. The entry points
+//! (`src/main.rs`) read the metadata with [`meta`] and hand it to
+//! [`dispatch_uplink`] or [`dispatch_access`]; an `Err` is a drop, which
+//! they count.
 
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
     bindings::{
-        __sk_buff, TC_ACT_OK, TC_ACT_SHOT,
+        __sk_buff, TC_ACT_SHOT,
         xdp_action::{XDP_DROP, XDP_PASS},
     },
     helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
@@ -39,7 +42,7 @@ use crate::{
 
 /// The metadata `vtep_uplink` or `vtep_access` left in front of the frame.
 #[inline(always)]
-fn meta(ctx: &TcContext) -> Option<Meta> {
+pub fn meta(ctx: &TcContext) -> Option<Meta> {
     // SAFETY: reading fields of the context the kernel gave us.
     let (meta, data) = unsafe {
         (
@@ -58,24 +61,25 @@ fn meta(ctx: &TcContext) -> Option<Meta> {
     Some(m)
 }
 
-pub fn try_uplink_tc(ctx: &TcContext) -> Result<i32, ()> {
-    let Some(m) = meta(ctx) else {
-        return Ok(TC_ACT_OK);
-    };
+/// The uplink's TC work for metadata `m`: flood a decapsulated BUM frame
+/// to the VNI's access ports, or deliver one on the skb path.
+#[inline(always)]
+pub fn dispatch_uplink(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     match m.action {
         META_FLOOD => {
             flood_local(ctx, m.vni, 0);
             Ok(TC_ACT_SHOT)
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
-        _ => Ok(TC_ACT_SHOT),
+        _ => Err(Reason::UnknownMeta),
     }
 }
 
-pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
-    let Some(m) = meta(ctx) else {
-        return Ok(TC_ACT_OK);
-    };
+/// An access port's TC work for metadata `m`: flood to the VNI's other
+/// ports and its remote VTEPs, send an encapsulated frame through the
+/// kernel's neighbour resolution, or deliver on the skb path.
+#[inline(always)]
+pub fn dispatch_access(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     match m.action {
         META_FLOOD => {
             flood_local(ctx, m.vni, m.ifindex);
@@ -83,10 +87,7 @@ pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
             Ok(TC_ACT_SHOT)
         }
         META_NEIGH => {
-            let Some(ul) = underlay() else {
-                count(Reason::NoUnderlay);
-                return Ok(TC_ACT_SHOT);
-            };
+            let ul = underlay().ok_or(Reason::NoUnderlay)?;
             // SAFETY: no next-hop parameters: the kernel routes the packet
             // and resolves the neighbour itself.
             Ok(
@@ -95,7 +96,7 @@ pub fn try_access_tc(ctx: &TcContext) -> Result<i32, ()> {
             )
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
-        _ => Ok(TC_ACT_SHOT),
+        _ => Err(Reason::UnknownMeta),
     }
 }
 

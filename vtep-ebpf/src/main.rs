@@ -1,6 +1,5 @@
-//! vtep's datapath.
-//!
-//! Four programs share the maps in [`maps`]:
+//! vtep's datapath: the entry points of its programs. The work is in the
+//! library (`vtep_ebpf`, `src/lib.rs`); its maps are in `vtep_ebpf::maps`.
 //!
 //! | program            | hook                 | job                                              |
 //! |--------------------|----------------------|--------------------------------------------------|
@@ -8,27 +7,21 @@
 //! | `vtep_uplink_tc`   | TC ingress, uplink   | flood decapsulated BUM frames to local ports     |
 //! | `vtep_access`      | XDP, access port     | learn, switch locally, encap to a remote VTEP    |
 //! | `vtep_access_tc`   | TC ingress, access   | flood (head-end replication), neighbour hand-off |
+//! | `vtep_xsk_uplink`  | XDP, uplink          | AF_XDP engine: steer VXLAN for us to its socket  |
+//! | `vtep_xsk_access`  | XDP, access port     | AF_XDP engine: steer every frame to its socket   |
 //!
 //! The XDP programs decide; what XDP cannot do (clone a frame, wait for a
 //! neighbour) they hand to their TC companion through XDP metadata
 //! ([`vtep_common::Meta`]).
 #![no_std]
 #![no_main]
-#![feature(asm_experimental_arch)]
-
-mod afxdp;
-mod decap;
-mod encap;
-mod flood;
-mod learn;
-mod maps;
-mod parse;
 
 use aya_ebpf::{
-    bindings::{TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use vtep_ebpf::{afxdp, decap, encap, flood, maps::count};
 
 /// Uplink XDP: VXLAN for this VTEP is decapsulated here.
 #[xdp]
@@ -57,13 +50,31 @@ pub fn vtep_xsk_access(ctx: XdpContext) -> u32 {
 /// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.
 #[classifier]
 pub fn vtep_uplink_tc(ctx: TcContext) -> i32 {
-    flood::try_uplink_tc(&ctx).unwrap_or(TC_ACT_SHOT)
+    let Some(m) = flood::meta(&ctx) else {
+        return TC_ACT_OK;
+    };
+    tc_verdict(flood::dispatch_uplink(&ctx, m))
 }
 
 /// Access-port TC ingress: floods, and finishes what `vtep_access` passed.
 #[classifier]
 pub fn vtep_access_tc(ctx: TcContext) -> i32 {
-    flood::try_access_tc(&ctx).unwrap_or(TC_ACT_SHOT)
+    let Some(m) = flood::meta(&ctx) else {
+        return TC_ACT_OK;
+    };
+    tc_verdict(flood::dispatch_access(&ctx, m))
+}
+
+/// The verdict of a TC dispatch: its own, or a drop counted once.
+#[inline(always)]
+fn tc_verdict(r: Result<i32, vtep_common::Reason>) -> i32 {
+    match r {
+        Ok(v) => v,
+        Err(reason) => {
+            count(reason);
+            TC_ACT_SHOT
+        }
+    }
 }
 
 #[cfg(not(test))]
