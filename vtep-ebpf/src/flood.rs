@@ -100,6 +100,19 @@ pub fn dispatch_access(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     }
 }
 
+/// The verdict of a TC dispatch: its own, or a drop counted once (the
+/// entry points' and the test fixture's).
+#[inline(always)]
+pub fn tc_verdict(r: Result<i32, Reason>) -> i32 {
+    match r {
+        Ok(v) => v,
+        Err(reason) => {
+            count(reason);
+            TC_ACT_SHOT
+        }
+    }
+}
+
 /// The XDP side of local delivery: redirects the frame (already what the
 /// port must get) to access port `port` through the `PORT_TX` devmap, or,
 /// for a port not in it (no XDP at its far end), hands it to the TC

@@ -17,11 +17,14 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, TC_ACT_SHOT, xdp_action},
+    bindings::{TC_ACT_OK, xdp_action},
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vtep_ebpf::{afxdp, decap, encap, flood, maps::count};
+use vtep_ebpf::{
+    afxdp, decap, encap,
+    flood::{self, tc_verdict},
+};
 
 /// Uplink XDP: VXLAN for this VTEP is decapsulated here.
 #[xdp]
@@ -63,18 +66,6 @@ pub fn vtep_access_tc(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     };
     tc_verdict(flood::dispatch_access(&ctx, m))
-}
-
-/// The verdict of a TC dispatch: its own, or a drop counted once.
-#[inline(always)]
-fn tc_verdict(r: Result<i32, vtep_common::Reason>) -> i32 {
-    match r {
-        Ok(v) => v,
-        Err(reason) => {
-            count(reason);
-            TC_ACT_SHOT
-        }
-    }
 }
 
 #[cfg(not(test))]

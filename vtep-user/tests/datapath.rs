@@ -1,4 +1,4 @@
-//! BPF_PROG_TEST_RUN fixtures for the four datapath programs.
+//! BPF_PROG_TEST_RUN fixtures for the six datapath programs.
 //!
 //! Each table row is one frame through one program: the input bytes, the
 //! verdict, the output bytes (compared field by field), the XDP metadata
@@ -6,6 +6,13 @@
 //! entries it leaves. Every row gets a freshly loaded, unpinned copy of the
 //! object (private maps), configured as [`Datapath::load`] describes, inside
 //! a network namespace of its test ([`Netns`]), so nothing touches the host.
+//!
+//! A test run cannot put XDP metadata in front of an skb, so the TC
+//! programs' work is reached through the test-only programs of
+//! `vtep-ebpf/src/fixture.rs` (the `vtep-fixture` object): they call the
+//! same dispatch on a [`Meta`] the row injects (`TEST_META`), the SETUP of
+//! Cilium's BPF tests. Every [`Reason`] is produced by some row
+//! ([`every_reason_has_a_row`]).
 //!
 //! Frames are built byte by byte here, independently of `vtep_common::header`.
 //! Needs root (BPF and namespaces).
@@ -28,7 +35,7 @@ use aya::{
 use vtep::testrun::{self, XdpMd};
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
-    META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
+    META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, PortList, Reason,
     UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE,
     VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, programs,
     reason::REASON_COUNT,
@@ -420,6 +427,9 @@ const XDP_DROP: u32 = vtep::testrun::XDP_DROP;
 const XDP_PASS: u32 = vtep::testrun::XDP_PASS;
 const XDP_REDIRECT: u32 = vtep::testrun::XDP_REDIRECT;
 const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+/// What `bpf_redirect` and `bpf_redirect_neigh` return.
+const TC_ACT_REDIRECT: u32 = 7;
 
 /// Room for any output frame: the input, an outer header and metadata.
 const DATA_OUT_LEN: usize = 4096;
@@ -472,6 +482,8 @@ impl Hook {
             (Hook::Xdp, XDP_PASS) => "XDP_PASS",
             (Hook::Xdp, XDP_REDIRECT) => "XDP_REDIRECT",
             (Hook::Tc, TC_ACT_OK) => "TC_ACT_OK",
+            (Hook::Tc, TC_ACT_SHOT) => "TC_ACT_SHOT",
+            (Hook::Tc, TC_ACT_REDIRECT) => "TC_ACT_REDIRECT",
             _ => "other",
         }
     }
@@ -500,11 +512,33 @@ struct Datapath {
     program: &'static str,
 }
 
+/// The test-only programs of `vtep-ebpf/src/fixture.rs`: the TC dispatch
+/// on the metadata in `TEST_META`.
+static FIXTURE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-fixture"));
+
+/// The fixture object's programs.
+mod fixture {
+    /// `flood::dispatch_uplink` on `TEST_META`.
+    pub const UPLINK_TC: &str = "vtep_fixture_uplink_tc";
+    /// `flood::dispatch_access` on `TEST_META`.
+    pub const ACCESS_TC: &str = "vtep_fixture_access_tc";
+    /// Its one-entry array of the `Meta` to dispatch on.
+    pub const TEST_META: &str = "TEST_META";
+    pub const PROGRAMS: [&str; 2] = [UPLINK_TC, ACCESS_TC];
+}
+
 impl Datapath {
+    /// `program` (vtep's, or the fixture object's), configured.
     fn load(program: &'static str) -> Datapath {
+        let object = if fixture::PROGRAMS.contains(&program) {
+            FIXTURE_OBJECT
+        } else {
+            vtep::loader::object()
+        };
         let mut ebpf = EbpfLoader::new()
-            .load(vtep::loader::object())
-            .unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
+            .load(object)
+            .unwrap_or_else(|e| panic!("loading the eBPF object of {program}: {e}"));
         let prog = ebpf
             .program_mut(program)
             .unwrap_or_else(|| panic!("program {program} missing from the object"));
@@ -524,41 +558,62 @@ impl Datapath {
     }
 
     fn configure(&mut self) {
-        self.set_underlay(Underlay {
-            local: VtepAddr::v4(LOCAL_VTEP),
-            uplink_ifindex: PORT1,
-            port: VXLAN_PORT,
-            srcport_min: *SRC_PORTS.start(),
-            srcport_max: *SRC_PORTS.end(),
-            ttl: TTL,
-            flags: 0,
-            uplink_mac: UPLINK_MAC,
-            mtu: 1500,
-        });
-        let neigh = NeighEntry {
-            dmac: ROUTER_MAC,
-            smac: UPLINK_MAC,
-            ifindex: PORT1,
-        };
-        self.hash::<VtepAddr, NeighEntry>(names::NEIGH)
-            .insert(VtepAddr::v4(REMOTE_VTEP), neigh, 0)
-            .expect("NEIGH insert");
-        self.port_tx_add(PORT1);
-        self.set_vni(VniInfo {
-            flags: VNI_F_LEARNING,
-            ..VniInfo::default()
-        });
-        let cpus = aya::util::nr_cpus().expect("number of possible CPUs");
-        let zero = vec![VniCounters::default(); cpus]
-            .try_into()
-            .expect("per-CPU counters");
-        self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS)
-            .insert(VNI, zero, 0)
-            .expect("VNI_STATS insert");
-        self.set_learned(0);
-        self.set_port(VNI);
-        self.fdb_set(LOCAL_MAC, static_local(PORT1));
-        self.fdb_set(REMOTE_MAC, static_remote(REMOTE_VTEP));
+        // The fixture object has only the maps its programs use.
+        if self.has(names::UNDERLAY) {
+            self.set_underlay(Underlay {
+                local: VtepAddr::v4(LOCAL_VTEP),
+                uplink_ifindex: PORT1,
+                port: VXLAN_PORT,
+                srcport_min: *SRC_PORTS.start(),
+                srcport_max: *SRC_PORTS.end(),
+                ttl: TTL,
+                flags: 0,
+                uplink_mac: UPLINK_MAC,
+                mtu: 1500,
+            });
+        }
+        if self.has(names::NEIGH) {
+            let neigh = NeighEntry {
+                dmac: ROUTER_MAC,
+                smac: UPLINK_MAC,
+                ifindex: PORT1,
+            };
+            self.hash::<VtepAddr, NeighEntry>(names::NEIGH)
+                .insert(VtepAddr::v4(REMOTE_VTEP), neigh, 0)
+                .expect("NEIGH insert");
+        }
+        if self.has(names::PORT_TX) {
+            self.port_tx_add(PORT1);
+        }
+        if self.has(names::VNIS) {
+            self.set_vni(VniInfo {
+                flags: VNI_F_LEARNING,
+                ..VniInfo::default()
+            });
+        }
+        if self.has(names::VNI_STATS) {
+            let cpus = aya::util::nr_cpus().expect("number of possible CPUs");
+            let zero = vec![VniCounters::default(); cpus]
+                .try_into()
+                .expect("per-CPU counters");
+            self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS)
+                .insert(VNI, zero, 0)
+                .expect("VNI_STATS insert");
+        }
+        if self.has(names::VNI_LEARNED) {
+            self.set_learned(0);
+        }
+        if self.has(names::PORTS) {
+            self.set_port(VNI);
+        }
+        if self.has(names::FDB) {
+            self.fdb_set(LOCAL_MAC, static_local(PORT1));
+            self.fdb_set(REMOTE_MAC, static_remote(REMOTE_VTEP));
+        }
+    }
+
+    fn has(&self, map: &str) -> bool {
+        self.ebpf.map(map).is_some()
     }
 
     /// The map `name`, typed.
@@ -645,6 +700,11 @@ impl Datapath {
             flags: VNI_F_LEARNING | VNI_F_CHECK_SOURCE,
             ..VniInfo::default()
         });
+        self.set_flood(vteps);
+    }
+
+    /// Makes `vteps` the flood list of VNI 100.
+    fn set_flood(&mut self, vteps: &[[u8; 4]]) {
         let mut list = FloodList::default();
         for (slot, v) in list.vteps.iter_mut().zip(vteps) {
             *slot = VtepAddr::v4(*v);
@@ -653,6 +713,27 @@ impl Datapath {
         self.hash::<u32, FloodList>(names::FLOOD)
             .insert(VNI, list, 0)
             .expect("FLOOD insert");
+    }
+
+    /// Makes `ports` the access ports VNI 100 floods to.
+    fn set_vni_ports(&mut self, ports: &[u32]) {
+        let mut list = PortList::default();
+        for (slot, p) in list.ifindex.iter_mut().zip(ports) {
+            *slot = *p;
+        }
+        list.len = ports.len() as u32;
+        self.hash::<u32, PortList>(names::VNI_PORTS)
+            .insert(VNI, list, 0)
+            .expect("VNI_PORTS insert");
+    }
+
+    /// Fixture object: the metadata its program dispatches on. The map
+    /// holds a `Meta`; written as its four `u32` fields in order.
+    fn set_test_meta(&mut self, m: Meta) {
+        let words = [m.magic, m.action, m.vni, m.ifindex];
+        self.map::<Array<_, [u32; 4]>>(fixture::TEST_META)
+            .set(0, words, 0)
+            .expect("TEST_META set");
     }
 
     fn fdb_set(&mut self, mac: Mac, entry: FdbEntry) {
@@ -682,14 +763,19 @@ impl Datapath {
                 .sum()
         });
         let mut vni = VniCounters::default();
-        let stats = self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS);
-        for c in stats.get(&VNI, 0).expect("VNI_STATS get").iter() {
-            vni.add(c);
+        if self.has(names::VNI_STATS) {
+            let stats = self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS);
+            for c in stats.get(&VNI, 0).expect("VNI_STATS get").iter() {
+                vni.add(c);
+            }
         }
-        let learned = self
-            .hash::<u32, u64>(names::VNI_LEARNED)
-            .get(&VNI, 0)
-            .expect("VNI_LEARNED get");
+        let learned = if self.has(names::VNI_LEARNED) {
+            self.hash::<u32, u64>(names::VNI_LEARNED)
+                .get(&VNI, 0)
+                .expect("VNI_LEARNED get")
+        } else {
+            0
+        };
         Counters {
             reasons,
             vni,
@@ -729,6 +815,8 @@ struct Case {
     verdict: u32,
     output: Output,
     meta: Option<Meta>,
+    /// Fixture programs: the metadata written to `TEST_META` first.
+    inject: Option<Meta>,
     /// Reason counters this frame adds (all others stay).
     reasons: Vec<(Reason, u64)>,
     /// VNI 100 counters this frame adds.
@@ -756,6 +844,7 @@ impl Case {
             input,
             verdict,
             meta: None,
+            inject: None,
             reasons: Vec::new(),
             stats: VniCounters::default(),
             fdb: Vec::new(),
@@ -784,12 +873,13 @@ impl Case {
     }
 
     fn meta(mut self, action: u32, ifindex: u32) -> Case {
-        self.meta = Some(Meta {
-            magic: META_MAGIC,
-            action,
-            vni: VNI,
-            ifindex,
-        });
+        self.meta = Some(vni_meta(action, ifindex));
+        self
+    }
+
+    /// Fixture programs: dispatch on `action` for VNI 100 with `ifindex`.
+    fn injects(mut self, action: u32, ifindex: u32) -> Case {
+        self.inject = Some(vni_meta(action, ifindex));
         self
     }
 
@@ -827,6 +917,9 @@ impl Case {
     /// Runs the row on a fresh datapath; panics with the row's name.
     fn run(&self, program: &'static str) {
         let mut dp = Datapath::load(program);
+        if let Some(m) = self.inject {
+            dp.set_test_meta(m);
+        }
         (self.setup)(&mut dp);
         let before = dp.counters();
         let run = dp.run(&self.input);
@@ -895,6 +988,16 @@ impl Case {
             after.learned, want.learned,
             "{name}: learned MACs of VNI {VNI}"
         );
+    }
+}
+
+/// Metadata for VNI 100: `action`, with `ifindex`.
+fn vni_meta(action: u32, ifindex: u32) -> Meta {
+    Meta {
+        magic: META_MAGIC,
+        action,
+        vni: VNI,
+        ifindex,
     }
 }
 
@@ -1477,8 +1580,10 @@ fn encap_source_port_follows_the_flow() {
 
 // ---- TC programs ----------------------------------------------------------------
 
-/// BPF_PROG_TEST_RUN cannot give an skb XDP metadata: what is reachable is
-/// that frames without it are not vtep's, and go on untouched.
+/// BPF_PROG_TEST_RUN cannot give an skb XDP metadata: what is reachable in
+/// the real programs is that frames without it are not vtep's, and go on
+/// untouched. What they do with metadata: [`uplink_tc_cases`] and
+/// [`access_tc_cases`], through the fixture programs.
 fn tc_cases() -> Vec<Case> {
     vec![
         Case::new("IPv4 frame", tenant(REMOTE_MAC, WORKLOAD_MAC), TC_ACT_OK),
@@ -1498,6 +1603,195 @@ fn uplink_tc_without_metadata() {
 fn access_tc_without_metadata() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_TC, &tc_cases());
+}
+
+// ---- TC dispatch, on injected metadata --------------------------------------------
+
+impl Datapath {
+    /// Brings the second access port (and its peer) up or down: cloning a
+    /// flood copy to a port that is down fails. (The namespace is the
+    /// table's: every row that needs one or the other says so.)
+    fn port2_link(&mut self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&format!("link set {PORT2} {state}"));
+        ip(&format!("link set {PORT2}-peer {state}"));
+    }
+
+    /// VNI 100 floods to PORT1 and the second access port, both up.
+    fn both_ports(&mut self) {
+        self.port2_link(true);
+        self.set_vni_ports(&[PORT1, port2()]);
+    }
+}
+
+/// An ifindex no device of the test's namespace has.
+const NO_SUCH_PORT: u32 = 999;
+
+/// What the TC flood leaves behind: the frame, dropped, its copies sent.
+fn flood_tc(name: &'static str, input: Vec<u8>, from: u32) -> Case {
+    Case::new(name, input, TC_ACT_SHOT).injects(META_FLOOD, from)
+}
+
+fn local_copies(frame: &[u8], n: u64) -> VniCounters {
+    VniCounters {
+        local_packets: n,
+        local_bytes: n * frame.len() as u64,
+        ..VniCounters::default()
+    }
+}
+
+/// `n` local copies of `frame` and one encapsulated copy of it.
+fn local_and_tx(frame: &[u8], n: u64) -> VniCounters {
+    let mut c = local_copies(frame, n);
+    c.add(&tx(frame));
+    c
+}
+
+/// The decapsulated frames `vtep_uplink` passes to `vtep_uplink_tc`.
+fn uplink_tc_cases() -> Vec<Case> {
+    let bum = tenant(BROADCAST, FAR_MAC);
+    let port2_ifindex = port2();
+    vec![
+        flood_tc(
+            "flood: a copy to every access port of the VNI",
+            bum.clone(),
+            0,
+        )
+        .setup(Datapath::both_ports)
+        .stats(local_copies(&bum, 2)),
+        flood_tc("flood: no access ports in the VNI", bum.clone(), 0),
+        flood_tc("flood: a member port that is down", bum.clone(), 0)
+            .setup(|dp| {
+                dp.port2_link(false);
+                dp.set_vni_ports(&[PORT1, port2()]);
+            })
+            .reason(Reason::FloodFailed)
+            .stats(local_copies(&bum, 1)),
+        flood_tc("flood: a member port that is gone", bum.clone(), 0)
+            .setup(|dp| dp.set_vni_ports(&[NO_SUCH_PORT, PORT1]))
+            .reason(Reason::FloodFailed)
+            .stats(local_copies(&bum, 1)),
+        Case::new(
+            "deliver on the skb path",
+            tenant(PORT2_MAC, FAR_MAC),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_DELIVER, port2_ifindex),
+        Case::new("unknown action", bum.clone(), TC_ACT_SHOT)
+            .injects(99, 0)
+            .reason(Reason::UnknownMeta),
+        Case::new(
+            "neighbour hand-off: the access side's, not the uplink's",
+            from_remote(&inner_unicast()),
+            TC_ACT_SHOT,
+        )
+        .injects(META_NEIGH, 0)
+        .reason(Reason::UnknownMeta),
+    ]
+}
+
+#[test]
+fn uplink_tc_dispatch() {
+    let _netns = Netns::enter();
+    run_table(fixture::UPLINK_TC, &uplink_tc_cases());
+}
+
+/// A flood from WORKLOAD_MAC on PORT1: a local copy to the second port, and
+/// `inner` encapsulated for REMOTE_VTEP (the outer header left in the
+/// frame is the last copy's), from the outer MACs of its next hop.
+fn flooded_to_remote(name: &'static str, inner: Vec<u8>) -> Case {
+    flood_tc(name, inner.clone(), PORT1)
+        .setup(|dp| {
+            dp.both_ports();
+            dp.set_flood(&[REMOTE_VTEP]);
+        })
+        .output(Output::Encap {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ports: SRC_PORTS,
+            inner: inner.clone(),
+            udp_checksum: false,
+        })
+        .stats(local_and_tx(&inner, 1))
+}
+
+/// The frames `vtep_access` passes to `vtep_access_tc`.
+fn access_tc_cases() -> Vec<Case> {
+    let bum = tenant(BROADCAST, WORKLOAD_MAC);
+    let port2_ifindex = port2();
+    let encapsulated =
+        Outer::to_remote_vtep(ZERO_MAC, ZERO_MAC, 50_000).frame(&workload_to_remote());
+    vec![
+        flooded_to_remote("flood: other ports and the flood list", bum.clone()),
+        flooded_to_remote("flood: ARP request", arp_request(WORKLOAD_MAC)),
+        flooded_to_remote("flood: unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
+        flooded_to_remote("flood: a flood-list VTEP without a neighbour", bum.clone())
+            .setup(|dp| {
+                dp.both_ports();
+                dp.set_flood(&[REMOTE_VTEP, OTHER_VTEP]);
+            })
+            .reason(Reason::FloodFailed),
+        flooded_to_remote("flood: outer UDP checksum", bum.clone())
+            .setup(|dp| {
+                dp.both_ports();
+                dp.set_flood(&[REMOTE_VTEP]);
+                dp.update_underlay(|ul| {
+                    ul.flags |= UNDERLAY_F_UDP_CSUM;
+                    (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
+                });
+            })
+            .output(Output::Encap {
+                dmac: ROUTER_MAC,
+                smac: UPLINK_MAC,
+                ports: CSUM_SRC_PORT..=CSUM_SRC_PORT,
+                inner: bum.clone(),
+                udp_checksum: true,
+            }),
+        flood_tc(
+            "flood: no flood list, local copies only",
+            bum.clone(),
+            PORT1,
+        )
+        .setup(Datapath::both_ports)
+        .stats(local_copies(&bum, 1)),
+        flood_tc("flood: underlay not configured", bum.clone(), PORT1)
+            .setup(|dp| {
+                dp.both_ports();
+                dp.set_flood(&[REMOTE_VTEP]);
+                dp.set_underlay(Underlay::default());
+            })
+            .reason(Reason::NoUnderlay)
+            .stats(local_copies(&bum, 1)),
+        Case::new(
+            "neighbour hand-off: bpf_redirect_neigh to the uplink",
+            encapsulated.clone(),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_NEIGH, 0),
+        Case::new(
+            "neighbour hand-off, underlay not configured",
+            encapsulated,
+            TC_ACT_SHOT,
+        )
+        .injects(META_NEIGH, 0)
+        .setup(|dp| dp.set_underlay(Underlay::default()))
+        .reason(Reason::NoUnderlay),
+        Case::new(
+            "deliver on the skb path",
+            tenant(PORT2_MAC, WORKLOAD_MAC),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_DELIVER, port2_ifindex),
+        Case::new("unknown action", bum, TC_ACT_SHOT)
+            .injects(99, PORT1)
+            .reason(Reason::UnknownMeta),
+    ]
+}
+
+#[test]
+fn access_tc_dispatch() {
+    let _netns = Netns::enter();
+    run_table(fixture::ACCESS_TC, &access_tc_cases());
 }
 
 // ---- followed VNIs (kernel fallback) ------------------------------------------------
@@ -1735,6 +2029,10 @@ fn programs_verify_within_half_the_budget() {
         programs::ACCESS_XDP,
         programs::UPLINK_TC,
         programs::ACCESS_TC,
+        programs::XSK_UPLINK,
+        programs::XSK_ACCESS,
+        fixture::UPLINK_TC,
+        fixture::ACCESS_TC,
     ] {
         let dp = Datapath::load(program);
         let info = dp
@@ -1746,7 +2044,7 @@ fn programs_verify_within_half_the_budget() {
         let insns = info
             .verified_instruction_count()
             .unwrap_or_else(|| panic!("{program}: the kernel reports no verified instructions"));
-        println!("{program:16} {insns:>9} instructions verified");
+        println!("{program:22} {insns:>9} instructions verified");
         if insns > VERIFIER_LIMIT / 2 {
             over.push((program, insns));
         }
