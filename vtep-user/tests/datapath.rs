@@ -18,18 +18,22 @@
 //! Needs root (BPF and namespaces).
 
 use std::{
+    cell::Cell,
     ffi::CString,
     fs::File,
     mem::size_of,
+    num::NonZeroU32,
     ops::{Range, RangeInclusive},
-    os::fd::AsRawFd as _,
+    os::fd::{AsRawFd as _, RawFd},
     panic::{AssertUnwindSafe, catch_unwind},
     process::Command,
 };
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
+    maps::{
+        Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, XskMap,
+    },
     programs::Program,
 };
 use vtep::testrun::{self, XdpMd};
@@ -37,8 +41,12 @@ use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
     META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, PortList, Reason,
     UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, programs,
-    reason::REASON_COUNT,
+    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, XSK_MAX_QUEUES, names,
+    programs, reason::REASON_COUNT,
+};
+use xsk_rs::{
+    CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem,
+    config::{LibxdpFlags, SocketConfig, UmemConfig},
 };
 
 // ---- addresses ----------------------------------------------------------
@@ -442,11 +450,11 @@ struct Run {
     frame: Vec<u8>,
 }
 
-/// One run of `program` on `input`, arriving on PORT1 (XDP).
-fn test_run(program: &Program, input: &[u8]) -> Run {
+/// One run of `program` on `input`, arriving on `ingress` (XDP; queue 0).
+fn test_run(program: &Program, input: &[u8], ingress: u32) -> Run {
     let ran = match program {
         Program::Xdp(p) => {
-            testrun::xdp_once(p, input, XdpMd::arriving(input, PORT1, 0), DATA_OUT_LEN).map(|r| {
+            testrun::xdp_once(p, input, XdpMd::arriving(input, ingress, 0), DATA_OUT_LEN).map(|r| {
                 Run {
                     verdict: r.verdict,
                     meta: r.meta,
@@ -510,6 +518,8 @@ struct Datapath {
     ebpf: Ebpf,
     hook: Hook,
     program: &'static str,
+    /// Where an XDP run's frame arrives (PORT1 unless a row says).
+    ingress: u32,
 }
 
 /// The test-only programs of `vtep-ebpf/src/fixture.rs`: the TC dispatch
@@ -552,6 +562,7 @@ impl Datapath {
             ebpf,
             hook,
             program,
+            ingress: PORT1,
         };
         dp.configure();
         dp
@@ -785,7 +796,7 @@ impl Datapath {
 
     fn run(&self, frame: &[u8]) -> Run {
         let program = self.ebpf.program(self.program).expect("loaded program");
-        test_run(program, frame)
+        test_run(program, frame, self.ingress)
     }
 }
 
@@ -810,7 +821,8 @@ enum Output {
 /// One frame through one program, and everything it must do.
 struct Case {
     name: &'static str,
-    setup: fn(&mut Datapath),
+    /// Run in the order given, on the freshly configured datapath.
+    setup: Vec<fn(&mut Datapath)>,
     input: Vec<u8>,
     verdict: u32,
     output: Output,
@@ -839,7 +851,7 @@ impl Case {
     fn new(name: &'static str, input: Vec<u8>, verdict: u32) -> Case {
         Case {
             name,
-            setup: |_| {},
+            setup: Vec::new(),
             output: Output::Frame(input.clone()),
             input,
             verdict,
@@ -862,8 +874,15 @@ impl Case {
         Case::new(name, input, XDP_PASS).reason(Reason::NotVxlan)
     }
 
+    /// The row with no reason counted (the AF_XDP steering counts none).
+    fn uncounted(mut self) -> Case {
+        self.reasons.clear();
+        self
+    }
+
+    /// One more step of the row's setup.
     fn setup(mut self, setup: fn(&mut Datapath)) -> Case {
-        self.setup = setup;
+        self.setup.push(setup);
         self
     }
 
@@ -920,7 +939,9 @@ impl Case {
         if let Some(m) = self.inject {
             dp.set_test_meta(m);
         }
-        (self.setup)(&mut dp);
+        for setup in &self.setup {
+            setup(&mut dp);
+        }
         let before = dp.counters();
         let run = dp.run(&self.input);
         let after = dp.counters();
@@ -1307,6 +1328,15 @@ fn uplink_cases() -> Vec<Case> {
             Reason::UnknownSourceVtep,
         )
         .setup(|dp| dp.check_source(&[])),
+    ]
+    .into_iter()
+    .chain(not_vxlan_cases())
+    .collect()
+}
+
+/// Uplink frames that are not VXLAN for this VTEP: the host's.
+fn not_vxlan_cases() -> Vec<Case> {
+    vec![
         Case::not_vxlan("ARP", arp_request(ROUTER_MAC)),
         Case::not_vxlan(
             "UDP to another port",
@@ -1321,7 +1351,7 @@ fn uplink_cases() -> Vec<Case> {
             "later fragment",
             uplink_edited(|f| set_be16(f, at::IP_FRAG, 1)),
         ),
-        Case::not_vxlan("underlay not configured", good)
+        Case::not_vxlan("underlay not configured", from_remote(&inner_unicast()))
             .setup(|dp| dp.set_underlay(Underlay::default())),
     ]
 }
@@ -1576,6 +1606,156 @@ fn encap_source_port_follows_the_flow() {
         "16 flows on only {} source ports",
         ports.len()
     );
+}
+
+// ---- AF_XDP steering ----------------------------------------------------------------
+
+/// An AF_XDP socket bound to queue 0 of the second access port (copy
+/// mode), for the steering programs to find in `XSKS`. Dropped with the
+/// test.
+struct BoundXsk {
+    _umem: Umem,
+    _tx: TxQueue,
+    _rx: RxQueue,
+    _rings: Option<(FillQueue, CompQueue)>,
+}
+
+thread_local! {
+    /// The socket of the test running on this thread, for row setups.
+    static XSK_FD: Cell<Option<RawFd>> = const { Cell::new(None) };
+}
+
+impl BoundXsk {
+    fn bind() -> BoundXsk {
+        ip(&format!("link set {PORT2} up"));
+        ip(&format!("link set {PORT2}-peer up"));
+        let umem_config = UmemConfig::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("UMEM config: {e}"));
+        let frames = NonZeroU32::new(64).expect("non-zero");
+        let (umem, _descs) = Umem::new(umem_config, frames, false)
+            .unwrap_or_else(|e| panic!("creating a UMEM: {e}"));
+        let config = SocketConfig::builder()
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .build();
+        let iface = PORT2.parse().expect("interface name");
+        // SAFETY: one socket on this (interface, queue); INHIBIT_PROG_LOAD:
+        // libxdp attaches nothing, so dropping it detaches nothing.
+        let (tx, rx, rings) = unsafe { Socket::new(config, &umem, &iface, 0) }
+            .unwrap_or_else(|e| panic!("AF_XDP socket on {PORT2} queue 0: {e}"));
+        XSK_FD.set(Some(rx.fd().as_raw_fd()));
+        BoundXsk {
+            _umem: umem,
+            _tx: tx,
+            _rx: rx,
+            _rings: rings,
+        }
+    }
+}
+
+impl Drop for BoundXsk {
+    fn drop(&mut self) {
+        XSK_FD.set(None);
+    }
+}
+
+/// The slot of the second access port in `XSKS` (any below PORT_CAPACITY).
+const PORT2_SLOT: u32 = 3;
+
+impl Datapath {
+    /// Frames arrive on the second access port, whose queue 0 has this
+    /// test's socket in `XSKS` (the AF_XDP engine's layout: slot ×
+    /// XSK_MAX_QUEUES + queue).
+    fn steer_port2(&mut self) {
+        let fd = XSK_FD.get().expect("a BoundXsk in this test");
+        self.ingress = port2();
+        self.hash::<u32, u32>(names::XSK_SLOTS)
+            .insert(port2(), PORT2_SLOT, 0)
+            .expect("XSK_SLOTS insert");
+        self.map::<XskMap<_>>(names::XSKS)
+            .set(PORT2_SLOT * XSK_MAX_QUEUES, fd, 0)
+            .expect("XSKS set");
+    }
+
+    /// As [`Datapath::steer_port2`], but the engine has no socket there.
+    fn slot_without_socket(&mut self) {
+        self.ingress = port2();
+        self.hash::<u32, u32>(names::XSK_SLOTS)
+            .insert(port2(), PORT2_SLOT, 0)
+            .expect("XSK_SLOTS insert");
+    }
+}
+
+/// A frame for the engine: redirected to the socket, untouched.
+fn steered(name: &'static str, input: Vec<u8>) -> Case {
+    Case::new(name, input, XDP_REDIRECT).setup(Datapath::steer_port2)
+}
+
+/// What the AF_XDP engine's uplink program sends to its socket: IPv4/UDP to
+/// this VTEP's address and port, whatever else is wrong with it (the
+/// engine counts that); the rest of the host's traffic passes.
+fn xsk_uplink_cases() -> Vec<Case> {
+    let good = from_remote(&inner_unicast());
+    vec![
+        steered("VXLAN for this VTEP", good.clone()),
+        steered("one 802.1Q tag", vlan_tagged(&good, 10)),
+        steered(
+            "IPv4 options (IHL 6)",
+            Outer::FROM_REMOTE.frame_with(&[1, 1, 1, 0], VNI, &inner_unicast()),
+        ),
+        steered(
+            "IHL 4: the engine's to count",
+            uplink_edited(|f| f[at::IP_VIHL] = 0x44),
+        ),
+        steered(
+            "first fragment (MF): the engine's to count",
+            uplink_edited(|f| set_be16(f, at::IP_FRAG, IPV4_MF)),
+        ),
+        steered(
+            "no I flag: the engine's to count",
+            uplink_edited(|f| f[at::VXLAN] = 0),
+        ),
+        Case::new("interface without a slot", good.clone(), XDP_PASS),
+        Case::new("slot without a socket", good, XDP_PASS).setup(Datapath::slot_without_socket),
+    ]
+    .into_iter()
+    // Not vtep's: passed, even with a socket there.
+    .chain(
+        not_vxlan_cases()
+            .into_iter()
+            .map(|c| c.uncounted().setup(Datapath::steer_port2)),
+    )
+    .collect()
+}
+
+#[test]
+fn xsk_uplink_steering() {
+    let _netns = Netns::enter();
+    let _xsk = BoundXsk::bind();
+    run_table(programs::XSK_UPLINK, &xsk_uplink_cases());
+}
+
+/// The engine's access-port program: every frame to the socket.
+fn xsk_access_cases() -> Vec<Case> {
+    vec![
+        steered("unicast", workload_to_remote()),
+        steered("broadcast", tenant(BROADCAST, WORKLOAD_MAC)),
+        steered("ARP request", arp_request(WORKLOAD_MAC)),
+        steered(
+            "802.1Q-tagged frame",
+            vlan_tagged(&workload_to_remote(), 10),
+        ),
+        Case::new("interface without a slot", workload_to_remote(), XDP_PASS),
+        Case::new("slot without a socket", workload_to_remote(), XDP_PASS)
+            .setup(Datapath::slot_without_socket),
+    ]
+}
+
+#[test]
+fn xsk_access_steering() {
+    let _netns = Netns::enter();
+    let _xsk = BoundXsk::bind();
+    run_table(programs::XSK_ACCESS, &xsk_access_cases());
 }
 
 // ---- TC programs ----------------------------------------------------------------
