@@ -38,11 +38,11 @@ use aya::{
 };
 use vtep::testrun::{self, XdpMd};
 use vtep_common::{
-    FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
-    META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, PortList, Reason,
-    UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, XSK_MAX_QUEUES, names,
-    programs, reason::REASON_COUNT,
+    FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
+    META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
+    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
+    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
+    XSK_MAX_QUEUES, names, programs, reason::REASON_COUNT,
 };
 use xsk_rs::{
     CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem,
@@ -520,6 +520,9 @@ struct Datapath {
     program: &'static str,
     /// Where an XDP run's frame arrives (PORT1 unless a row says).
     ingress: u32,
+    /// Bytes of metadata an XDP run's frame arrives with (0 unless a row
+    /// says).
+    meta_in: usize,
 }
 
 /// The test-only programs of `vtep-ebpf/src/fixture.rs`: the TC dispatch
@@ -563,6 +566,7 @@ impl Datapath {
             hook,
             program,
             ingress: PORT1,
+            meta_in: 0,
         };
         dp.configure();
         dp
@@ -796,9 +800,67 @@ impl Datapath {
 
     fn run(&self, frame: &[u8]) -> Run {
         let program = self.ebpf.program(self.program).expect("loaded program");
-        test_run(program, frame, self.ingress)
+        if self.meta_in == 0 {
+            return test_run(program, frame, self.ingress);
+        }
+        // The frame behind metadata another program left; what comes back
+        // unchanged is not the program's output.
+        let brought = vec![0; self.meta_in];
+        let Program::Xdp(p) = program else {
+            panic!("metadata in front of a frame: XDP only");
+        };
+        let input = [&brought[..], frame].concat();
+        let ctx = XdpMd {
+            data: self.meta_in as u32,
+            ..XdpMd::arriving(&input, self.ingress, 0)
+        };
+        let r = testrun::xdp_once(p, &input, ctx, DATA_OUT_LEN)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"));
+        Run {
+            verdict: r.verdict,
+            meta: if r.meta == brought {
+                Vec::new()
+            } else {
+                r.meta
+            },
+            frame: r.frame,
+        }
+    }
+
+    /// Frames arrive with so much metadata in front of them (another
+    /// program's) that vtep's [`Meta`] does not fit: [`XDP_META_FULL`].
+    fn metadata_full(&mut self) {
+        self.meta_in = XDP_META_FULL;
+    }
+
+    /// Next hops from `bpf_fib_lookup` (`UNDERLAY_F_FIB`), with forwarding
+    /// on the uplink (the kernel answers `FWD_DISABLED` without it), and a
+    /// FIB with no route to any VTEP: the namespace has none.
+    fn fib_without_routes(&mut self) {
+        let knob = "/proc/sys/net/ipv4/conf/lo/forwarding";
+        std::fs::write(knob, "1").unwrap_or_else(|e| panic!("writing {knob}: {e}"));
+        self.update_underlay(|ul| ul.flags |= UNDERLAY_F_FIB);
+    }
+
+    /// Fills the FDB to its capacity with entries of another VNI.
+    fn fill_fdb(&mut self) {
+        let mut fdb = self.hash::<FdbKey, FdbEntry>(names::FDB);
+        // LOCAL_MAC and REMOTE_MAC are in already.
+        for i in 0..FDB_CAPACITY - 2 {
+            let b = i.to_be_bytes();
+            let mac = [0x02, 0xfd, b[0], b[1], b[2], b[3]];
+            fdb.insert(FdbKey::new(OTHER_VNI, mac), static_local(PORT1), 0)
+                .unwrap_or_else(|e| panic!("filling the FDB, entry {i}: {e}"));
+        }
     }
 }
+
+/// XDP metadata that leaves no room for vtep's [`Meta`] in front of it: a
+/// test run puts the frame at XDP_PACKET_HEADROOM (256 bytes), its
+/// metadata in that headroom, and `bpf_xdp_adjust_meta` keeps the start of
+/// the buffer for the kernel's `struct xdp_frame`. On Linux 6.18 a test
+/// run takes 208 bytes of metadata (not 224), and 16 more do not fit.
+const XDP_META_FULL: usize = 208;
 
 // ---- table rows ---------------------------------------------------------------
 
@@ -1229,6 +1291,10 @@ fn uplink_cases() -> Vec<Case> {
         decapsulated("learning off", good.clone())
             .setup(|dp| dp.set_vni(VniInfo::default()))
             .fdb(FAR_MAC, None),
+        decapsulated("FDB full: the source is not learned", good.clone())
+            .setup(Datapath::fill_fdb)
+            .reason(Reason::FdbFull)
+            .fdb(FAR_MAC, None),
         decapsulated("maxaddress reached", good.clone())
             .setup(|dp| {
                 dp.set_max_addresses(1);
@@ -1512,6 +1578,37 @@ fn access_cases() -> Vec<Case> {
         .meta(META_DELIVER, port2_ifindex)
         .reason(Reason::SkbDelivery)
         .stats(local(&to_port2))
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        Case::drops(
+            "local port without XDP, no room for metadata",
+            to_port2.clone(),
+            Reason::RedirectFailed,
+        )
+        .setup(|dp| dp.fdb_set(PORT2_MAC, static_local(port2())))
+        .setup(Datapath::metadata_full)
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        Case::drops(
+            "FIB lookup: no route to the remote VTEP",
+            workload_to_remote(),
+            Reason::NoRoute,
+        )
+        .setup(Datapath::fib_without_routes)
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        Case::drops(
+            "remote VTEP on an IPv6 underlay (not supported)",
+            workload_to_remote(),
+            Reason::NoRoute,
+        )
+        .setup(|dp| {
+            // 2001:db8::2
+            let mut v6 = [0; 16];
+            v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            v6[15] = 2;
+            dp.fdb_set(
+                REMOTE_MAC,
+                FdbEntry::remote(VtepAddr::v6(v6), FDB_F_STATIC, 0),
+            );
+        })
         .learns(WORKLOAD_MAC, local_on(PORT1)),
         Case::drops(
             "destination on the ingress port (hairpin)",
@@ -2188,6 +2285,63 @@ fn access_followed_cases() -> Vec<Case> {
 fn access_encap_followed() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_XDP, &access_followed_cases());
+}
+
+// ---- every reason ------------------------------------------------------------------
+
+/// Every table of rows, with the program its test runs it on.
+fn tables() -> Vec<(&'static str, Vec<Case>)> {
+    vec![
+        (programs::UPLINK_XDP, uplink_cases()),
+        (programs::UPLINK_XDP, uplink_followed_cases()),
+        (programs::ACCESS_XDP, access_cases()),
+        (programs::ACCESS_XDP, access_followed_cases()),
+        (programs::UPLINK_TC, tc_cases()),
+        (programs::ACCESS_TC, tc_cases()),
+        (fixture::UPLINK_TC, uplink_tc_cases()),
+        (fixture::ACCESS_TC, access_tc_cases()),
+        (programs::XSK_UPLINK, xsk_uplink_cases()),
+        (programs::XSK_ACCESS, xsk_access_cases()),
+    ]
+}
+
+/// Reasons no BPF_PROG_TEST_RUN row can produce, each with the why.
+const NO_ROW: &[(Reason, &str)] = &[];
+
+/// Every reason is counted by at least one row of the tables (each table
+/// has its own test, which checks that its rows count what they say), or
+/// is on [`NO_ROW`] with the reason why not: a new drop without a row
+/// fails here.
+#[test]
+fn every_reason_has_a_row() {
+    let _netns = Netns::enter();
+    let mut rows: Vec<Vec<&str>> = vec![Vec::new(); Reason::ALL.len()];
+    let tables = tables();
+    for (_, cases) in &tables {
+        for case in cases {
+            for (reason, _) in &case.reasons {
+                rows[*reason as usize].push(case.name);
+            }
+        }
+    }
+    let exempt = |r: Reason| NO_ROW.iter().any(|(e, _)| *e == r);
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .filter(|r| rows[**r as usize].is_empty() && !exempt(**r))
+        .map(|r| r.name())
+        .collect();
+    assert!(missing.is_empty(), "reasons no row produces: {missing:?}");
+    for (r, why) in NO_ROW {
+        assert!(
+            rows[*r as usize].is_empty(),
+            "{} is on NO_ROW ({why}) but rows produce it: {:?}",
+            r.name(),
+            rows[*r as usize]
+        );
+    }
+    for r in Reason::ALL {
+        println!("{:20} {} row(s)", r.name(), rows[r as usize].len());
+    }
 }
 
 // ---- verifier budget ------------------------------------------------------------
