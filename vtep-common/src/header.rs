@@ -4,10 +4,13 @@
 //! These functions work on scalars and fixed arrays, never on packet memory,
 //! so the eBPF programs call them after their bounds-checked reads, the
 //! userspace engine calls them on slices, and the host tests call them
-//! directly. [`parse_vxlan_v4`] is the reference decap parser on a byte slice,
-//! built from the same checks the XDP program makes.
+//! directly. The two that read a frame, the uplink classifier
+//! [`parse_vxlan_v4`] and [`flow_keys`], read it through [`Frame`]: one
+//! implementation for the XDP and TC programs and the AF_XDP engine.
 
-use crate::reason::Reason;
+use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::VlanHdr, vxlan::VxlanHdr};
+
+use crate::{frame::Frame, reason::Reason};
 
 pub const ETH_LEN: usize = 14;
 pub const VLAN_LEN: usize = 4;
@@ -317,95 +320,109 @@ pub enum Uplink {
     Drop(Reason),
 }
 
-/// The reference uplink parser: outer Ethernet (one optional 802.1Q/802.1ad
-/// tag), IPv4 to `local`, UDP to `port`, VXLAN. The XDP program applies the
-/// same checks in the same order.
-pub fn parse_vxlan_v4(frame: &[u8], local: [u8; 4], port: u16) -> Uplink {
-    let mut off = ETH_LEN;
-    if frame.len() < off {
+/// The uplink classifier: outer Ethernet (one optional 802.1Q/802.1ad tag),
+/// IPv4 to `local`, UDP to `port`, VXLAN. Both engines call it: the XDP
+/// program to decapsulate, the AF_XDP steering program to pick the frames
+/// its engine gets, and the engine itself.
+#[inline(always)]
+pub fn parse_vxlan_v4<F: Frame + ?Sized>(frame: &F, local: [u8; 4], port: u16) -> Uplink {
+    let Some(eth) = frame.read_at::<EthHdr>(0) else {
         return Uplink::Pass;
-    }
-    let mut ether_type = u16::from_be_bytes([frame[12], frame[13]]);
+    };
+    let mut off = ETH_LEN;
+    let mut ether_type = u16::from_be(eth.ether_type);
     if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-        if frame.len() < off + VLAN_LEN {
+        let Some(tag) = frame.read_at::<VlanHdr>(off) else {
             return Uplink::Pass;
-        }
-        ether_type = u16::from_be_bytes([frame[off + 2], frame[off + 3]]);
+        };
+        ether_type = u16::from_be(tag.ether_type);
         off += VLAN_LEN;
     }
-    if ether_type != ETH_P_IP || frame.len() < off + IPV4_LEN {
+    if ether_type != ETH_P_IP {
         return Uplink::Pass;
     }
-    let ip = &frame[off..];
-    if ip[9] != IPPROTO_UDP || ip[16..20] != local {
+    let Some(ip) = frame.read_at::<Ipv4Hdr>(off) else {
+        return Uplink::Pass;
+    };
+    if ip.proto != IPPROTO_UDP || ip.dst_addr != local {
         return Uplink::Pass;
     }
-    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    let frag = u16::from_be_bytes(ip.frags);
     // A non-first fragment carries no UDP header: not ours to judge.
     if frag & IPV4_OFFSET_MASK != 0 {
         return Uplink::Pass;
     }
-    let vihl = ip[0];
-    let ihl = (vihl & 0x0f) as usize * 4;
     // The port decides whether this is VXLAN; read it where the IHL says.
-    if vihl >> 4 == 4 && ihl >= IPV4_LEN {
-        if ip.len() < ihl + UDP_LEN {
+    let ihl = usize::from(ip.ihl());
+    if ip.version() == 4 && ihl >= IPV4_LEN {
+        let Some(udp) = frame.read_at::<UdpHdr>(off + ihl) else {
             return Uplink::Pass;
-        }
-        if u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]) != port {
+        };
+        if u16::from_be_bytes(udp.dst) != port {
             return Uplink::Pass;
         }
     }
-    let tot_len = u16::from_be_bytes([ip[2], ip[3]]);
-    let ihl = match check_ipv4(vihl, frag, tot_len, ip.len()) {
+    // From here on the packet is VXLAN for us: anything wrong is a drop.
+    let tot_len = u16::from_be_bytes(ip.tot_len);
+    let avail = frame.len().saturating_sub(off);
+    let ihl = match check_ipv4(ip.vihl, frag, tot_len, avail) {
         Ok(ihl) => ihl,
         Err(r) => return Uplink::Drop(r),
     };
-    let udp = &ip[ihl..];
-    let udp_len = u16::from_be_bytes([udp[4], udp[5]]);
+    let Some(udp) = frame.read_at::<UdpHdr>(off + ihl) else {
+        return Uplink::Drop(Reason::Truncated);
+    };
+    let udp_len = u16::from_be_bytes(udp.len);
     if let Err(r) = check_udp_len(udp_len, tot_len as usize - ihl) {
         return Uplink::Drop(r);
     }
-    let vx = &udp[UDP_LEN..];
-    let vni = match vxlan_vni(vx[0], [vx[4], vx[5], vx[6]]) {
+    let Some(vx) = frame.read_at::<VxlanHdr>(off + ihl + UDP_LEN) else {
+        return Uplink::Drop(Reason::Truncated);
+    };
+    let vni = match vxlan_vni(vx.flags, vx.vni) {
         Ok(v) => v,
         Err(r) => return Uplink::Drop(r),
     };
     Uplink::Vxlan(Decap {
         vni,
-        remote: [ip[12], ip[13], ip[14], ip[15]],
+        remote: ip.src_addr,
         inner_offset: off + ihl + UDP_LEN + VXLAN_LEN,
         inner_len: udp_len as usize - UDP_LEN - VXLAN_LEN,
     })
 }
 
-/// The flow keys of an inner Ethernet frame on a byte slice.
-pub fn flow_keys(frame: &[u8]) -> FlowKeys {
-    let mut k = FlowKeys::default();
-    if frame.len() < ETH_LEN {
-        return k;
+/// The flow keys of the Ethernet frame at `offset` of `frame`: MACs, and
+/// for IPv4 the addresses, protocol and L4 ports (not of fragments); `None`
+/// when there is no whole Ethernet header.
+#[inline(always)]
+pub fn flow_keys<F: Frame + ?Sized>(frame: &F, offset: usize) -> Option<FlowKeys> {
+    let eth = frame.read_at::<EthHdr>(offset)?;
+    let mut k = FlowKeys {
+        dst_mac: eth.dst_addr,
+        src_mac: eth.src_addr,
+        ether_type: u16::from_be(eth.ether_type),
+        ..FlowKeys::default()
+    };
+    if k.ether_type != ETH_P_IP {
+        return Some(k);
     }
-    k.dst_mac.copy_from_slice(&frame[0..6]);
-    k.src_mac.copy_from_slice(&frame[6..12]);
-    k.ether_type = u16::from_be_bytes([frame[12], frame[13]]);
-    if k.ether_type != ETH_P_IP || frame.len() < ETH_LEN + IPV4_LEN {
-        return k;
-    }
-    let ip = &frame[ETH_LEN..];
-    k.proto = ip[9];
-    k.src_ip.copy_from_slice(&ip[12..16]);
-    k.dst_ip.copy_from_slice(&ip[16..20]);
-    let ihl = (ip[0] & 0x0f) as usize * 4;
-    let frag = u16::from_be_bytes([ip[6], ip[7]]);
+    let Some(ip) = frame.read_at::<Ipv4Hdr>(offset + ETH_LEN) else {
+        return Some(k);
+    };
+    k.proto = ip.proto;
+    k.src_ip = ip.src_addr;
+    k.dst_ip = ip.dst_addr;
+    let frag = u16::from_be_bytes(ip.frags);
+    let ihl = usize::from(ip.ihl());
     if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
         && frag & (IPV4_MF | IPV4_OFFSET_MASK) == 0
         && ihl >= IPV4_LEN
-        && ip.len() >= ihl + 4
+        && let Some(p) = frame.read_at::<[u8; 4]>(offset + ETH_LEN + ihl)
     {
-        k.src_port = u16::from_be_bytes([ip[ihl], ip[ihl + 1]]);
-        k.dst_port = u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]);
+        k.src_port = u16::from_be_bytes([p[0], p[1]]);
+        k.dst_port = u16::from_be_bytes([p[2], p[3]]);
     }
-    k
+    Some(k)
 }
 
 #[cfg(test)]
@@ -550,7 +567,7 @@ mod tests {
     fn parse_roundtrips_encap() {
         let inner = inner();
         let f = encap(&inner);
-        match parse_vxlan_v4(&f, LOCAL, 4789) {
+        match parse_vxlan_v4(&f[..], LOCAL, 4789) {
             Uplink::Vxlan(d) => {
                 assert_eq!(d.vni, 100);
                 assert_eq!(d.remote, REMOTE);
@@ -608,7 +625,7 @@ mod tests {
             v
         };
         for (name, frame, want) in cases {
-            assert_eq!(parse_vxlan_v4(&frame, LOCAL, 4789), want, "case {name}");
+            assert_eq!(parse_vxlan_v4(&frame[..], LOCAL, 4789), want, "case {name}");
         }
     }
 
@@ -628,7 +645,7 @@ mod tests {
         f.extend_from_slice(&ip);
         f.extend_from_slice(&[1, 1, 1, 0]);
         f.extend_from_slice(&plain[34..]);
-        match parse_vxlan_v4(&f, LOCAL, 4789) {
+        match parse_vxlan_v4(&f[..], LOCAL, 4789) {
             Uplink::Vxlan(d) => {
                 assert_eq!(d.inner_offset, ENCAP_V4_LEN + 4 + 4);
                 assert_eq!(&f[d.inner_offset..], &inner[..]);
@@ -642,7 +659,7 @@ mod tests {
         let inner = inner();
         let mut f = encap(&inner);
         f.extend_from_slice(&[0; 6]);
-        let Uplink::Vxlan(d) = parse_vxlan_v4(&f, LOCAL, 4789) else {
+        let Uplink::Vxlan(d) = parse_vxlan_v4(&f[..], LOCAL, 4789) else {
             panic!("expected VXLAN");
         };
         assert_eq!(d.inner_len, inner.len());
@@ -662,7 +679,7 @@ mod tests {
 
     #[test]
     fn flow_hash_spreads_flows() {
-        let base = flow_keys(&inner());
+        let base = flow_keys(&inner()[..], 0).unwrap();
         assert_eq!(base.src_port, 12345);
         assert_eq!(base.dst_port, 53);
         let mut ports = std::collections::BTreeSet::new();
@@ -674,7 +691,10 @@ mod tests {
         // 1024 flows over 16384 ports: nearly all distinct if the hash mixes.
         assert!(ports.len() > 980, "only {} distinct ports", ports.len());
         // Same flow, same port.
-        assert_eq!(flow_hash(&base), flow_hash(&flow_keys(&inner())));
+        assert_eq!(
+            flow_hash(&base),
+            flow_hash(&flow_keys(&inner()[..], 0).unwrap())
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! unit-tested on the host and shared by every engine.
 #![no_std]
 
+pub mod fdb;
+pub mod frame;
 pub mod header;
 pub mod lab;
 pub mod maps;

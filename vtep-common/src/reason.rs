@@ -5,147 +5,116 @@
 //! hand-offs to the kernel (the packet is not lost); [`Reason::is_drop`] says
 //! which. The CLI prints [`Reason::name`].
 
-/// A reason code. `#[repr(u32)]` so it can index the `REASONS` per-CPU array.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reason {
+/// The one table of reasons: variant, code (its index in `REASONS`, never
+/// reused), the name the CLI prints (kebab-case, as iproute2's counters) and
+/// the [`Outcome`]. New reasons go at the end.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident = $code:literal, $name:literal, $outcome:ident;)*) => {
+        /// A reason code. `#[repr(u32)]` so it can index the `REASONS`
+        /// per-CPU array.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Reason {
+            $($(#[$doc])* $variant = $code,)*
+        }
+
+        /// Number of reason codes: the size of the `REASONS` array.
+        pub const REASON_COUNT: u32 = [$($code),*].len() as u32;
+
+        impl Reason {
+            /// Every reason, in code order.
+            pub const ALL: [Reason; REASON_COUNT as usize] = [$(Reason::$variant),*];
+
+            /// The name the CLI prints, in the kebab-case of iproute2's
+            /// counters.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $name,)*
+                }
+            }
+
+            /// What happens to a packet counted under this reason.
+            pub const fn outcome(self) -> Outcome {
+                match self {
+                    $(Reason::$variant => Outcome::$outcome,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
     /// Uplink: not VXLAN for this gateway (other traffic of the host); passed.
-    NotVxlan = 0,
+    NotVxlan = 0, "not-vxlan", Passed;
     /// VXLAN header without the I flag.
-    BadFlags = 1,
+    BadFlags = 1, "bad-flags", Dropped;
     /// VXLAN for a VNI this gateway does not carry.
-    UnknownVni = 2,
+    UnknownVni = 2, "unknown-vni", Dropped;
     /// A header is cut short, or lengths disagree with the frame.
-    Truncated = 3,
+    Truncated = 3, "truncated", Dropped;
     /// A fragmented VXLAN packet (VTEPs send with DF; we do not reassemble).
-    Fragment = 4,
+    Fragment = 4, "fragment", Dropped;
     /// IPv4 header with a wrong version or IHL < 5.
-    BadIpHeader = 5,
+    BadIpHeader = 5, "bad-ip-header", Dropped;
     /// Outer source is not a known remote VTEP of the VNI (when checked).
-    UnknownSourceVtep = 6,
+    UnknownSourceVtep = 6, "unknown-source-vtep", Dropped;
     /// No route to the remote VTEP (FIB lookup failed).
-    NoRoute = 7,
+    NoRoute = 7, "no-route", Dropped;
     /// No neighbour entry for the next hop yet: the kernel resolves it and
     /// sends the frame (not a drop).
-    NoNeighbour = 8,
+    NoNeighbour = 8, "no-neighbour", HandedOff;
     /// Per-VNI `maxaddress` reached: the source MAC was not learned (the
     /// frame is still forwarded).
-    LearningLimit = 9,
+    LearningLimit = 9, "learning-limit", NotLearned;
     /// The FDB map is full: the source MAC was not learned (frame forwarded).
-    FdbFull = 10,
+    FdbFull = 10, "fdb-full", NotLearned;
     /// Frame on an interface that is not a configured access port.
-    NoPort = 11,
+    NoPort = 11, "no-port", Dropped;
     /// Redirect to the output device failed.
-    RedirectFailed = 12,
+    RedirectFailed = 12, "redirect-failed", Dropped;
     /// Destination is the port the frame came in on (bridge hairpin rule).
-    Hairpin = 13,
+    Hairpin = 13, "hairpin", Dropped;
     /// Encapsulated frame larger than the uplink MTU.
-    MtuExceeded = 14,
+    MtuExceeded = 14, "mtu-exceeded", Dropped;
     /// Multicast or all-zeros source MAC.
-    BadSourceMac = 15,
+    BadSourceMac = 15, "bad-source-mac", Dropped;
     /// A frame from the underlay for a MAC behind another remote VTEP
     /// (split horizon: never sent back to the underlay).
-    SplitHorizon = 16,
+    SplitHorizon = 16, "split-horizon", Dropped;
     /// The underlay is not configured yet (no `UNDERLAY` entry).
-    NoUnderlay = 17,
+    NoUnderlay = 17, "no-underlay", Dropped;
     /// A flood copy could not be made (clone or store failed).
-    FloodFailed = 18,
+    FloodFailed = 18, "flood-failed", Dropped;
     /// Frame handed to TC for flooding (informational, not a drop).
-    Flooded = 19,
+    Flooded = 19, "flooded", HandedOff;
     /// VLAN-tagged frame on an access port with no VNI for that VLAN.
-    UnknownVlan = 20,
+    UnknownVlan = 20, "unknown-vlan", Dropped;
     /// Frame to deliver over the skb path (the port's peer cannot take XDP
     /// frames), handed to TC (informational, not a drop).
-    SkbDelivery = 21,
+    SkbDelivery = 21, "skb-delivery", HandedOff;
     /// In a followed VNI (`[follow]`): a frame the mirrored tables do not
     /// decide (broadcast, multicast, unknown destination, VXLAN of a VNI
     /// vtep does not carry) passed untouched to the kernel's vxlan device and
     /// bridge, which forward it (not a drop).
-    KernelFallback = 22,
+    KernelFallback = 22, "kernel-fallback", Passed;
     /// In a followed VNI: a frame passed untouched to the kernel so that its
     /// bridge (or learning vxlan device) learns the source MAC (new, or
     /// moved) or refreshes it, once a second per MAC: a frame vtep forwards
     /// never reaches the bridge, whose entry would age out, and EVPN would
     /// withdraw the MAC (not a drop).
-    BridgeRefresh = 23,
+    BridgeRefresh = 23, "bridge-refresh", Passed;
     /// XDP metadata in front of a frame with an action no TC program knows.
-    UnknownMeta = 24,
+    UnknownMeta = 24, "unknown-meta", Dropped;
+    /// Decap: removing the outer headers (`bpf_xdp_adjust_head`/`_tail`)
+    /// failed.
+    StripFailed = 25, "strip-failed", Dropped;
+    /// AF_XDP engine: a frame its steering program sent it that is not
+    /// VXLAN for this VTEP (any more: the underlay changed in between). The
+    /// engine cannot give it back to the host: freed.
+    StaleSteering = 26, "stale-steering", Dropped;
 }
 
-/// Number of reason codes: the size of the `REASONS` array.
-pub const REASON_COUNT: u32 = 25;
-
 impl Reason {
-    /// Every reason, in code order.
-    pub const ALL: [Reason; REASON_COUNT as usize] = [
-        Reason::NotVxlan,
-        Reason::BadFlags,
-        Reason::UnknownVni,
-        Reason::Truncated,
-        Reason::Fragment,
-        Reason::BadIpHeader,
-        Reason::UnknownSourceVtep,
-        Reason::NoRoute,
-        Reason::NoNeighbour,
-        Reason::LearningLimit,
-        Reason::FdbFull,
-        Reason::NoPort,
-        Reason::RedirectFailed,
-        Reason::Hairpin,
-        Reason::MtuExceeded,
-        Reason::BadSourceMac,
-        Reason::SplitHorizon,
-        Reason::NoUnderlay,
-        Reason::FloodFailed,
-        Reason::Flooded,
-        Reason::UnknownVlan,
-        Reason::SkbDelivery,
-        Reason::KernelFallback,
-        Reason::BridgeRefresh,
-        Reason::UnknownMeta,
-    ];
-
-    /// The name the CLI prints, in the kebab-case of iproute2's counters.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Reason::NotVxlan => "not-vxlan",
-            Reason::BadFlags => "bad-flags",
-            Reason::UnknownVni => "unknown-vni",
-            Reason::Truncated => "truncated",
-            Reason::Fragment => "fragment",
-            Reason::BadIpHeader => "bad-ip-header",
-            Reason::UnknownSourceVtep => "unknown-source-vtep",
-            Reason::NoRoute => "no-route",
-            Reason::NoNeighbour => "no-neighbour",
-            Reason::LearningLimit => "learning-limit",
-            Reason::FdbFull => "fdb-full",
-            Reason::NoPort => "no-port",
-            Reason::RedirectFailed => "redirect-failed",
-            Reason::Hairpin => "hairpin",
-            Reason::MtuExceeded => "mtu-exceeded",
-            Reason::BadSourceMac => "bad-source-mac",
-            Reason::SplitHorizon => "split-horizon",
-            Reason::NoUnderlay => "no-underlay",
-            Reason::FloodFailed => "flood-failed",
-            Reason::Flooded => "flooded",
-            Reason::UnknownVlan => "unknown-vlan",
-            Reason::SkbDelivery => "skb-delivery",
-            Reason::KernelFallback => "kernel-fallback",
-            Reason::BridgeRefresh => "bridge-refresh",
-            Reason::UnknownMeta => "unknown-meta",
-        }
-    }
-
-    /// What happens to a packet counted under this reason.
-    pub const fn outcome(self) -> Outcome {
-        match self {
-            Reason::NotVxlan | Reason::KernelFallback | Reason::BridgeRefresh => Outcome::Passed,
-            Reason::NoNeighbour | Reason::Flooded | Reason::SkbDelivery => Outcome::HandedOff,
-            Reason::LearningLimit | Reason::FdbFull => Outcome::NotLearned,
-            _ => Outcome::Dropped,
-        }
-    }
-
     /// True when a packet counted under this reason is dropped.
     pub const fn is_drop(self) -> bool {
         matches!(self.outcome(), Outcome::Dropped)

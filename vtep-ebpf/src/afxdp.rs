@@ -5,31 +5,19 @@
 //! AF_XDP socket of their interface and queue (`XSKS`), where the userspace
 //! engine decapsulates, encapsulates, learns and floods with the same
 //! tables. Everything else passes to the host; a frame whose socket is
-//! missing (the engine is not running) passes too.
+//! missing (the engine is not running) passes too. Nothing is counted
+//! here: the engine counts what it gets.
 
-use aya_ebpf::{
-    bindings::xdp_action::XDP_PASS,
-    macros::map,
-    maps::{HashMap, XskMap},
-    programs::XdpContext,
-};
-use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
+use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use vtep_common::{
-    PORT_CAPACITY, XSK_MAX_QUEUES,
-    header::{
-        ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IPV4_OFFSET_MASK, VLAN_LEN,
-    },
+    XSK_MAX_QUEUES,
+    header::{Uplink, parse_vxlan_v4},
 };
 
-use crate::{maps::underlay, parse::read};
-
-/// (interface slot × XSK_MAX_QUEUES + queue) → AF_XDP socket.
-#[map]
-pub static XSKS: XskMap = XskMap::with_max_entries(PORT_CAPACITY * XSK_MAX_QUEUES, 0);
-
-/// ifindex → interface slot in `XSKS`.
-#[map]
-pub static XSK_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(PORT_CAPACITY, 0);
+use crate::{
+    maps::{XSK_SLOTS, XSKS, underlay},
+    parse::Xdp,
+};
 
 /// Redirects the frame to the AF_XDP socket of its interface and queue, or
 /// passes it when there is none.
@@ -48,52 +36,26 @@ fn to_socket(ctx: &XdpContext) -> u32 {
         .unwrap_or(XDP_PASS)
 }
 
-/// Uplink: IPv4/UDP to this VTEP's address and VXLAN port goes to the
-/// engine (which checks the rest, as the XDP engine does); the host keeps
-/// everything else, later fragments included.
-pub fn try_xsk_uplink(ctx: &XdpContext) -> Result<u32, ()> {
+/// Uplink: what the uplink classifier calls VXLAN for this VTEP, well
+/// formed or not, goes to the engine (which classifies it again, and counts
+/// what is wrong with it); the host keeps everything else, later fragments
+/// included.
+#[inline(always)]
+pub fn xsk_uplink(ctx: &XdpContext) -> u32 {
     let Some(ul) = underlay() else {
-        return Ok(XDP_PASS);
+        return XDP_PASS;
     };
     let Some(local) = ul.local.as_v4() else {
-        return Ok(XDP_PASS);
+        return XDP_PASS;
     };
-    let Some(eth) = read::<EthHdr>(ctx, 0) else {
-        return Ok(XDP_PASS);
-    };
-    let mut off = ETH_LEN;
-    let mut ether_type = u16::from_be(eth.ether_type);
-    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-        let Some(tag) = read::<[u8; VLAN_LEN]>(ctx, off) else {
-            return Ok(XDP_PASS);
-        };
-        ether_type = u16::from_be_bytes([tag[2], tag[3]]);
-        off += VLAN_LEN;
+    match parse_vxlan_v4(&Xdp(ctx), local, ul.port) {
+        Uplink::Pass => XDP_PASS,
+        Uplink::Vxlan(_) | Uplink::Drop(_) => to_socket(ctx),
     }
-    if ether_type != ETH_P_IP {
-        return Ok(XDP_PASS);
-    }
-    let Some(ip) = read::<Ipv4Hdr>(ctx, off) else {
-        return Ok(XDP_PASS);
-    };
-    if ip.proto != IPPROTO_UDP
-        || ip.dst_addr != local
-        || u16::from_be_bytes(ip.frags) & IPV4_OFFSET_MASK != 0
-    {
-        return Ok(XDP_PASS);
-    }
-    let ihl = ((ip.vihl & 0x0f) as usize) * 4;
-    // A broken IHL is the engine's to count (bad-ip-header).
-    if ip.vihl >> 4 == 4 && ihl >= 20 {
-        match read::<UdpHdr>(ctx, off + ihl) {
-            Some(udp) if u16::from_be_bytes(udp.dst) == ul.port => {}
-            _ => return Ok(XDP_PASS),
-        }
-    }
-    Ok(to_socket(ctx))
 }
 
 /// Access port: every frame goes to the engine.
-pub fn try_xsk_access(ctx: &XdpContext) -> Result<u32, ()> {
-    Ok(to_socket(ctx))
+#[inline(always)]
+pub fn xsk_access(ctx: &XdpContext) -> u32 {
+    to_socket(ctx)
 }

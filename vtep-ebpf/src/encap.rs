@@ -10,6 +10,9 @@
 //! kernel bridge vtep follows) the bridge owns learning and flooding: vtep
 //! switches or encapsulates only what the mirrored FDB knows and passes
 //! every other frame untouched to the bridge (`kernel-fallback`).
+//!
+//! Every exit that is not a redirect returns its [`Reason`] as the `Err`:
+//! the entry point counts it and gives the verdict its outcome says.
 
 use core::{ffi::c_void, mem::size_of};
 
@@ -17,7 +20,7 @@ use aya_ebpf::{
     bindings::{
         BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_FWD_DISABLED, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_OUTPUT, bpf_fib_lookup as FibParams,
-        xdp_action::{XDP_DROP, XDP_PASS},
+        xdp_action::XDP_PASS,
     },
     helpers::generated::{bpf_fib_lookup, bpf_xdp_adjust_head},
     programs::XdpContext,
@@ -26,47 +29,36 @@ use network_types::eth::EthHdr;
 use vtep_common::{
     AF_INET, FDB_KIND_LOCAL, FdbKey, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB,
     UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    fdb::Place,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
-        UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, is_multicast, is_valid_source, source_port,
-        udp_checksum_v4,
+        UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
+        source_port, udp_checksum_v4,
     },
 };
 
 use crate::{
     flood::to_port,
-    learn::{Place, kernel_must_see, learn},
-    maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count, count_flood, count_vni, underlay},
-    parse::{Frame, flow_keys, packet_csum, ptr_at_mut, read, set_meta},
+    learn::{kernel_must_see, learn},
+    maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count_flood, count_vni, underlay},
+    parse::{CopyOut, Xdp, packet_csum, ptr_at_mut, read, set_meta},
 };
 
-#[inline(always)]
-fn drop(reason: Reason) -> Result<u32, ()> {
-    count(reason);
-    Ok(XDP_DROP)
-}
-
-pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
+pub fn try_access(ctx: &XdpContext) -> Result<u32, Reason> {
     let ifindex = ctx.ingress_ifindex() as u32;
-    let Some(eth) = read::<EthHdr>(ctx, 0) else {
-        return drop(Reason::Truncated);
-    };
+    let eth = read::<EthHdr>(ctx, 0).ok_or(Reason::Truncated)?;
     let ether_type = u16::from_be(eth.ether_type);
     if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
         // VLAN-tagged access ports (VLAN → VNI) are not configured yet.
-        return drop(Reason::UnknownVlan);
+        return Err(Reason::UnknownVlan);
     }
     // SAFETY: live map values, read only.
-    let Some(port) = (unsafe { PORTS.get(PortKey::untagged(ifindex)) }) else {
-        return drop(Reason::NoPort);
-    };
+    let port = unsafe { PORTS.get(PortKey::untagged(ifindex)) }.ok_or(Reason::NoPort)?;
     let vni = port.vni;
     // SAFETY: live map values, read only.
-    let Some(info) = (unsafe { VNIS.get(vni) }) else {
-        return drop(Reason::UnknownVni);
-    };
+    let info = unsafe { VNIS.get(vni) }.ok_or(Reason::UnknownVni)?;
     if !is_valid_source(&eth.src_addr) {
-        return drop(Reason::BadSourceMac);
+        return Err(Reason::BadSourceMac);
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
     if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
@@ -84,13 +76,11 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
     };
     if dst.kind == FDB_KIND_LOCAL {
         if dst.ifindex == ifindex {
-            return drop(Reason::Hairpin);
+            return Err(Reason::Hairpin);
         }
         return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
     }
-    let Some(ul) = underlay() else {
-        return drop(Reason::NoUnderlay);
-    };
+    let ul = underlay().ok_or(Reason::NoUnderlay)?;
     encap(ctx, ul, vni, &dst.remote, len)
 }
 
@@ -100,47 +90,38 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, ()> {
 /// the bridge to see (see [`kernel_must_see`]) pass untouched to the bridge,
 /// which learns and floods. vtep does not learn here: the bridge does.
 #[inline(always)]
-fn followed(ctx: &XdpContext, vni: u32, ifindex: u32, eth: &EthHdr, len: u64) -> Result<u32, ()> {
+fn followed(
+    ctx: &XdpContext,
+    vni: u32,
+    ifindex: u32,
+    eth: &EthHdr,
+    len: u64,
+) -> Result<u32, Reason> {
     let must_see = kernel_must_see(vni, eth.src_addr, &Place::Port(ifindex));
     if is_multicast(&eth.dst_addr) {
-        return kernel(Reason::KernelFallback);
+        return Err(Reason::KernelFallback);
     }
     if must_see {
-        return kernel(Reason::BridgeRefresh);
+        return Err(Reason::BridgeRefresh);
     }
     // SAFETY: a live map value, read only.
-    let dst = match unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) } {
-        Some(e) => *e,
-        None => return kernel(Reason::KernelFallback),
-    };
+    let dst = *unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) }.ok_or(Reason::KernelFallback)?;
     if dst.kind == FDB_KIND_LOCAL {
         if dst.ifindex == ifindex {
-            return kernel(Reason::KernelFallback);
+            return Err(Reason::KernelFallback);
         }
         return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
     }
-    let Some(ul) = underlay() else {
-        return kernel(Reason::KernelFallback);
-    };
+    let ul = underlay().ok_or(Reason::KernelFallback)?;
     encap(ctx, ul, vni, &dst.remote, len)
-}
-
-/// Passes a frame of a followed VNI untouched to the kernel's bridge.
-#[inline(always)]
-fn kernel(reason: Reason) -> Result<u32, ()> {
-    count(reason);
-    Ok(XDP_PASS)
 }
 
 /// Hands a BUM or unknown-unicast frame to the access port's TC program.
 #[inline(always)]
-fn flood(ctx: &XdpContext, vni: u32, ifindex: u32) -> Result<u32, ()> {
-    if set_meta(ctx, META_FLOOD, vni, ifindex).is_none() {
-        return drop(Reason::FloodFailed);
-    }
-    count(Reason::Flooded);
+fn flood(ctx: &XdpContext, vni: u32, ifindex: u32) -> Result<u32, Reason> {
+    set_meta(ctx, META_FLOOD, vni, ifindex).ok_or(Reason::FloodFailed)?;
     count_flood(vni);
-    Ok(XDP_PASS)
+    Err(Reason::Flooded)
 }
 
 /// Where the outer frame to a remote VTEP goes.
@@ -227,7 +208,7 @@ pub fn next_hop(
 #[inline(always)]
 pub fn inner_sum(
     ul: &Underlay,
-    frame: &impl Frame,
+    frame: &impl CopyOut,
     offset: u32,
     len: u32,
 ) -> Result<Option<u32>, Reason> {
@@ -284,25 +265,15 @@ fn encap(
     vni: u32,
     remote: &VtepAddr,
     len: u64,
-) -> Result<u32, ()> {
-    let Some(remote) = remote.as_v4() else {
-        // IPv6 underlay: not supported yet.
-        return drop(Reason::NoRoute);
-    };
-    let Some(local) = ul.local.as_v4() else {
-        return drop(Reason::NoUnderlay);
-    };
-    let Some(keys) = flow_keys(ctx, 0) else {
-        return drop(Reason::Truncated);
-    };
+) -> Result<u32, Reason> {
+    // IPv6 underlay: not supported yet.
+    let remote = remote.as_v4().ok_or(Reason::NoRoute)?;
+    let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
+    let keys = flow_keys(&Xdp(ctx), 0).ok_or(Reason::Truncated)?;
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = len as u16;
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;
-    let route = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port) {
-        Ok(r) => r,
-        Err(r) => return drop(r),
-    };
-    let (hop, action) = match route {
+    let (hop, action) = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port)? {
         Route::Resolved(hop) => (hop, 0),
         Route::NoNeighbour => (
             NextHop {
@@ -316,35 +287,27 @@ fn encap(
     let hdr = outer_header(ul, local, remote, &hop, src_port, vni, inner_len);
     // SAFETY: the helper checks the adjustment against the headroom.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(ENCAP_V4_LEN as i32)) } != 0 {
-        return drop(Reason::RedirectFailed);
+        return Err(Reason::RedirectFailed);
     }
-    let Some(out) = ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0) else {
-        return drop(Reason::Truncated);
-    };
+    let out =
+        ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0).ok_or(Reason::Truncated)?;
     // SAFETY: bounds checked by ptr_at_mut, after the head moved.
     unsafe { out.write_unaligned(hdr) };
     // The inner frame is summed where it now is, behind the header: nothing
     // of the sum stays live across the lookups above (the stack is full).
-    let sum = match inner_sum(ul, ctx, ENCAP_V4_LEN as u32, len as u32) {
-        Ok(s) => s,
-        Err(r) => return drop(r),
-    };
+    let sum = inner_sum(ul, ctx, ENCAP_V4_LEN as u32, len as u32)?;
     if sum.is_some() {
-        let Some(out) = ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0) else {
-            return drop(Reason::Truncated);
-        };
+        let out = ptr_at_mut::<[u8; ENCAP_V4_LEN]>(ctx.data(), ctx.data_end(), 0)
+            .ok_or(Reason::Truncated)?;
         // SAFETY: bounds checked by ptr_at_mut; a byte array has no
         // alignment to respect.
         set_udp_checksum(unsafe { &mut *out }, sum);
     }
     let outer_len = len + ENCAP_V4_LEN as u64;
     if action == META_NEIGH {
-        if set_meta(ctx, META_NEIGH, vni, 0).is_none() {
-            return drop(Reason::RedirectFailed);
-        }
-        count(Reason::NoNeighbour);
+        set_meta(ctx, META_NEIGH, vni, 0).ok_or(Reason::RedirectFailed)?;
         count_vni(vni, Dir::Tx, outer_len);
-        return Ok(XDP_PASS);
+        return Err(Reason::NoNeighbour);
     }
     match PORT_TX.redirect(hop.ifindex, u64::from(XDP_PASS)) {
         Ok(action) => {
@@ -354,12 +317,9 @@ fn encap(
         // The uplink takes no XDP frames (a veth whose peer could not be
         // set up): the kernel sends it.
         Err(_) => {
-            if set_meta(ctx, META_NEIGH, vni, 0).is_none() {
-                return drop(Reason::RedirectFailed);
-            }
-            count(Reason::SkbDelivery);
+            set_meta(ctx, META_NEIGH, vni, 0).ok_or(Reason::RedirectFailed)?;
             count_vni(vni, Dir::Tx, outer_len);
-            Ok(XDP_PASS)
+            Err(Reason::SkbDelivery)
         }
     }
 }

@@ -21,23 +21,21 @@
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{
-        __sk_buff, TC_ACT_SHOT,
-        xdp_action::{XDP_DROP, XDP_PASS},
-    },
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT, xdp_action::XDP_PASS},
     helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
     programs::{TcContext, XdpContext},
 };
 use vtep_common::{
     FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta,
     Reason, Underlay, VtepAddr,
-    header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, source_port},
+    header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, flow_keys, source_port},
+    reason::Outcome,
 };
 
 use crate::{
     encap::{Route, inner_sum, next_hop, outer_header, set_udp_checksum},
     maps::{Dir, FLOOD, PORT_TX, VNI_PORTS, count, count_vni, underlay},
-    parse::{flow_keys, set_meta},
+    parse::{Skb, set_meta},
 };
 
 /// The metadata `vtep_uplink` or `vtep_access` left in front of the frame.
@@ -100,15 +98,20 @@ pub fn dispatch_access(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     }
 }
 
-/// The verdict of a TC dispatch: its own, or a drop counted once (the
-/// entry points' and the test fixture's).
+/// The verdict of a TC program: its own (`Ok`), or the one its reason's
+/// outcome says (`Err`: `TC_ACT_SHOT` for a drop, else `TC_ACT_OK`), the
+/// reason counted once, here. Called by the entry points and by the test
+/// fixture's programs (`src/fixture.rs`).
 #[inline(always)]
 pub fn tc_verdict(r: Result<i32, Reason>) -> i32 {
     match r {
-        Ok(v) => v,
+        Ok(action) => action,
         Err(reason) => {
             count(reason);
-            TC_ACT_SHOT
+            match reason.outcome() {
+                Outcome::Dropped => TC_ACT_SHOT,
+                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => TC_ACT_OK,
+            }
         }
     }
 }
@@ -119,18 +122,14 @@ pub fn tc_verdict(r: Result<i32, Reason>) -> i32 {
 /// program with `META_DELIVER`, which [`deliver`]s it on the skb path.
 /// Counts `len` bytes for `vni` in direction `dir` either way.
 #[inline(always)]
-pub fn to_port(ctx: &XdpContext, vni: u32, port: u32, dir: Dir, len: u64) -> Result<u32, ()> {
+pub fn to_port(ctx: &XdpContext, vni: u32, port: u32, dir: Dir, len: u64) -> Result<u32, Reason> {
     if let Ok(action) = PORT_TX.redirect(port, u64::from(XDP_PASS)) {
         count_vni(vni, dir, len);
         return Ok(action);
     }
-    if set_meta(ctx, META_DELIVER, vni, port).is_none() {
-        count(Reason::RedirectFailed);
-        return Ok(XDP_DROP);
-    }
-    count(Reason::SkbDelivery);
+    set_meta(ctx, META_DELIVER, vni, port).ok_or(Reason::RedirectFailed)?;
     count_vni(vni, dir, len);
-    Ok(XDP_PASS)
+    Err(Reason::SkbDelivery)
 }
 
 /// The TC side of local delivery (see [`to_port`]).
@@ -195,7 +194,7 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
         count(Reason::NoUnderlay);
         return;
     };
-    let keys = flow_keys(ctx, 0).unwrap_or_default();
+    let keys = flow_keys(&Skb(ctx), 0).unwrap_or_default();
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = ctx.len() as u16;
     // One sum of the inner frame serves every copy.

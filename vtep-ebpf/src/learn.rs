@@ -1,106 +1,77 @@
-//! Learning: (VNI, source MAC) → where the frame came from.
-//!
-//! Rules, as the kernel bridge applies them: a static entry is never
-//! replaced; a learned entry that moves (new port, new remote VTEP) is
-//! replaced; a learned entry that stays is refreshed at most once a second
-//! (one write per second per MAC, not per packet); a new MAC is learned only
-//! while the VNI is under its `maxaddress`, and counted.
+//! Learning: (VNI, source MAC) → where the frame came from, by the rule of
+//! `vtep_common::fdb::learn_step` (the AF_XDP engine's too), and the
+//! kernel's view of a followed VNI's sources.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST, helpers::generated::bpf_ktime_get_coarse_ns, programs::XdpContext,
 };
 use aya_log_ebpf::{debug, info};
 use vtep_common::{
-    FDB_F_LEARNED, FDB_KIND_LOCAL, FDB_KIND_REMOTE, FdbEntry, FdbKey, Reason, VNI_F_LEARNING,
-    VniInfo, VtepAddr,
+    FdbKey, Reason, VniInfo,
+    fdb::{Learn, Place, learn_step, refresh_due},
 };
 
 use crate::maps::{FDB, VNI_LEARNED, count};
 
-/// How stale a learned entry's timestamp may get before a packet refreshes
-/// it. Ageing is counted in seconds, so a second of slack costs nothing.
-const REFRESH_NS: u64 = 1_000_000_000;
-
-/// Where a frame's source MAC was seen.
-#[derive(Clone, Copy)]
-pub enum Place {
-    /// An access port (ifindex).
-    Port(u32),
-    /// A remote VTEP.
-    Vtep(VtepAddr),
-}
-
-impl Place {
-    /// Whether `e` puts the MAC here (flags and age aside).
-    #[inline(always)]
-    fn holds(&self, e: &FdbEntry) -> bool {
-        match self {
-            Place::Port(ifindex) => e.kind == FDB_KIND_LOCAL && e.ifindex == *ifindex,
-            Place::Vtep(vtep) => e.kind == FDB_KIND_REMOTE && e.remote == *vtep,
-        }
-    }
-
-    /// The learned entry for a MAC here, last seen at `now_ns`. Built only
-    /// when an entry is written: a zero-filled FdbEntry costs a call to the
-    /// BPF target's byte-by-byte memset, too much for every packet.
-    #[inline(always)]
-    fn learned(&self, now_ns: u64) -> FdbEntry {
-        match self {
-            Place::Port(ifindex) => FdbEntry::local(*ifindex, FDB_F_LEARNED, now_ns),
-            Place::Vtep(vtep) => FdbEntry::remote(*vtep, FDB_F_LEARNED, now_ns),
-        }
-    }
-}
+/// `-EEXIST`, as a map update with `BPF_NOEXIST` returns it for a key that
+/// is there.
+const EEXIST: i32 = 17;
 
 /// Learns that `mac` in `vni` is at `place`. Logs (aya-log) a new MAC at
 /// debug level and a move at info level; the daemon sets the level.
 #[inline(always)]
 pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Place) {
-    if info.flags & VNI_F_LEARNING == 0 {
+    if !info.learns() {
         return;
     }
     let key = FdbKey::new(vni, mac);
-    if let Some(e) = FDB.get_ptr_mut(key) {
-        // SAFETY: a live map value; a racing writer can at worst tear the
-        // timestamp of a learned entry, which the next packet refreshes.
-        let e = unsafe { &mut *e };
-        if e.is_static() {
-            return;
-        }
-        // SAFETY: helper without arguments.
-        let now = unsafe { bpf_ktime_get_coarse_ns() };
-        if !place.holds(e) {
-            *e = place.learned(now);
-            log_place(ctx, vni, &mac, &place, true);
-        } else if now.wrapping_sub(e.last_seen_ns) > REFRESH_NS {
-            e.last_seen_ns = now;
-        }
-        return;
-    }
-    let learned = VNI_LEARNED.get_ptr_mut(vni);
-    if info.max_addresses != 0 {
-        let n = match learned {
-            // SAFETY: a live map value.
-            Some(n) => unsafe { *n },
-            None => 0,
-        };
-        if n >= u64::from(info.max_addresses) {
-            count(Reason::LearningLimit);
-            return;
-        }
-    }
+    let existing = FDB.get_ptr_mut(key);
     // SAFETY: helper without arguments.
-    let entry = place.learned(unsafe { bpf_ktime_get_coarse_ns() });
-    match FDB.insert(key, entry, u64::from(BPF_NOEXIST)) {
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let learned = || match VNI_LEARNED.get_ptr_mut(vni) {
+        // SAFETY: a live map value.
+        Some(n) => unsafe { *n },
+        None => 0,
+    };
+    // SAFETY: a live map value; a racing writer can at worst tear the
+    // timestamp of a learned entry, which the next packet refreshes.
+    let step = learn_step(
+        existing.map(|e| unsafe { &*e }),
+        &place,
+        now,
+        learned,
+        info.max_addresses,
+    );
+    match (step, existing) {
+        (Learn::Refresh, Some(e)) => {
+            // SAFETY: as above.
+            unsafe { (*e).last_seen_ns = now };
+        }
+        (Learn::Move, Some(e)) => {
+            // SAFETY: as above.
+            unsafe { *e = place.learned(now) };
+            log_place(ctx, vni, &mac, &place, true);
+        }
+        (Learn::Insert, _) => insert(ctx, &key, &place, now),
+        (Learn::Limit, _) => count(Reason::LearningLimit),
+        _ => {}
+    }
+}
+
+/// Inserts the entry of a new MAC at `place`, and counts it in its VNI.
+#[inline(always)]
+fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, now: u64) {
+    match FDB.insert(key, place.learned(now), u64::from(BPF_NOEXIST)) {
         Ok(()) => {
-            log_place(ctx, vni, &mac, &place, false);
-            if let Some(n) = learned {
+            let vni = key.vni;
+            log_place(ctx, vni, &key.mac, place, false);
+            if let Some(n) = VNI_LEARNED.get_ptr_mut(vni) {
                 // SAFETY: a live map value, shared between CPUs.
                 unsafe { atomic_inc(n) };
             }
         }
-        // -EEXIST: another CPU learned it first; nothing to do.
-        Err(-17) => {}
+        // Another CPU learned it first; nothing to do.
+        Err(e) if e == -EEXIST => {}
         Err(_) => count(Reason::FdbFull),
     }
 }
@@ -129,7 +100,7 @@ pub fn kernel_must_see(vni: u32, mac: [u8; 6], place: &Place) -> bool {
     }
     // SAFETY: helper without arguments.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if now.wrapping_sub(e.last_seen_ns) > REFRESH_NS {
+    if refresh_due(e.last_seen_ns, now) {
         e.last_seen_ns = now;
         return true;
     }

@@ -17,37 +17,42 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{TC_ACT_OK, xdp_action},
+    bindings::{
+        TC_ACT_OK,
+        xdp_action::{XDP_DROP, XDP_PASS},
+    },
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use vtep_common::{Reason, reason::Outcome};
 use vtep_ebpf::{
     afxdp, decap, encap,
     flood::{self, tc_verdict},
+    maps::count,
 };
 
 /// Uplink XDP: VXLAN for this VTEP is decapsulated here.
 #[xdp]
 pub fn vtep_uplink(ctx: XdpContext) -> u32 {
-    decap::try_uplink(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+    xdp_verdict(decap::try_uplink(&ctx))
 }
 
 /// Access-port XDP: frames from workloads are switched or encapsulated here.
 #[xdp]
 pub fn vtep_access(ctx: XdpContext) -> u32 {
-    encap::try_access(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+    xdp_verdict(encap::try_access(&ctx))
 }
 
 /// AF_XDP engine, uplink: steers vtep's frames to the engine's sockets.
 #[xdp]
 pub fn vtep_xsk_uplink(ctx: XdpContext) -> u32 {
-    afxdp::try_xsk_uplink(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+    afxdp::xsk_uplink(&ctx)
 }
 
 /// AF_XDP engine, access port: steers every frame to the engine's sockets.
 #[xdp]
 pub fn vtep_xsk_access(ctx: XdpContext) -> u32 {
-    afxdp::try_xsk_access(&ctx).unwrap_or(xdp_action::XDP_ABORTED)
+    afxdp::xsk_access(&ctx)
 }
 
 /// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.
@@ -66,6 +71,25 @@ pub fn vtep_access_tc(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     };
     tc_verdict(flood::dispatch_access(&ctx, m))
+}
+
+/// The verdict of an XDP program: its own (a redirect, `Ok`), or the one
+/// its reason's outcome says (`Err`), the reason counted once, here: a drop
+/// is `XDP_DROP`; a frame passed to the host or handed to the TC program is
+/// `XDP_PASS`. (A not-learned reason is never a verdict: such a frame is
+/// still forwarded, and its reason counted where learning gave up.)
+#[inline(always)]
+fn xdp_verdict(r: Result<u32, Reason>) -> u32 {
+    match r {
+        Ok(action) => action,
+        Err(reason) => {
+            count(reason);
+            match reason.outcome() {
+                Outcome::Dropped => XDP_DROP,
+                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => XDP_PASS,
+            }
+        }
+    }
 }
 
 #[cfg(not(test))]

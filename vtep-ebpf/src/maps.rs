@@ -5,12 +5,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, XskMap},
 };
 use vtep_common::{
     FDB_CAPACITY, FdbEntry, FdbKey, FloodList, NEIGH_CAPACITY, NeighEntry, PORT_CAPACITY, PortInfo,
     PortKey, PortList, Reason, Underlay, VNI_CAPACITY, VniCounters, VniInfo, VtepAddr,
-    reason::REASON_COUNT,
+    XSK_MAX_QUEUES, reason::REASON_COUNT,
 };
 
 use crate::parse::CSUM_CHUNK;
@@ -73,6 +73,15 @@ pub static REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUN
 /// and the padding after it.
 #[map]
 pub static CSUM_SCRATCH: PerCpuArray<[u8; CSUM_CHUNK + 4]> = PerCpuArray::with_max_entries(1, 0);
+
+/// AF_XDP engine: (interface slot × XSK_MAX_QUEUES + queue) → AF_XDP
+/// socket.
+#[map]
+pub static XSKS: XskMap = XskMap::with_max_entries(PORT_CAPACITY * XSK_MAX_QUEUES, 0);
+
+/// AF_XDP engine: ifindex → interface slot in `XSKS`.
+#[map]
+pub static XSK_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(PORT_CAPACITY, 0);
 
 /// Counts one packet under `reason`.
 #[inline(always)]

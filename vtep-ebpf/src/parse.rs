@@ -1,5 +1,7 @@
 //! Bounds-checked access to packet memory, the XDP → TC metadata, and the
-//! sum of a frame's bytes (the outer UDP checksum).
+//! sum of a frame's bytes (the outer UDP checksum). The header parsers
+//! themselves are vtep-common's (`vtep_common::header`), reading XDP frames
+//! and skbs through the [`Frame`] impls here.
 //!
 //! Every read and write of a packet goes through [`ptr_at`] or
 //! [`ptr_at_mut`]: the verifier sees one comparison against `data_end` per
@@ -13,12 +15,9 @@ use aya_ebpf::{
     },
     programs::{TcContext, XdpContext},
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use vtep_common::{
     META_MAGIC, Meta,
-    header::{
-        ETH_LEN, ETH_P_IP, FlowKeys, IPPROTO_TCP, IPPROTO_UDP, IPV4_LEN, IPV4_MF, IPV4_OFFSET_MASK,
-    },
+    frame::{Frame, Plain},
 };
 
 use crate::maps::CSUM_SCRATCH;
@@ -40,29 +39,53 @@ pub fn ptr_at_mut<T>(start: usize, end: usize, offset: usize) -> Option<*mut T> 
 
 /// Reads a `T` at `offset` of an XDP frame.
 #[inline(always)]
-pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
+pub fn read<T: Plain>(ctx: &XdpContext, offset: usize) -> Option<T> {
     let p = ptr_at::<T>(ctx.data(), ctx.data_end(), offset)?;
     // SAFETY: bounds checked by ptr_at; packet memory may be unaligned.
     Some(unsafe { p.read_unaligned() })
 }
 
-/// A frame that header fields can be read from: an XDP frame (direct,
-/// bounds-checked access) or an skb (`bpf_skb_load_bytes`, which also
-/// reaches a non-linear part).
-pub trait Frame {
-    fn read_at<T: Copy>(&self, offset: usize) -> Option<T>;
+/// An XDP frame as a [`Frame`] (direct, bounds-checked access), for the
+/// parsers of `vtep_common::header`. (A wrapper: Rust lets no crate but
+/// vtep-common or aya-ebpf implement vtep-common's trait for aya's type.)
+pub struct Xdp<'a>(pub &'a XdpContext);
 
+impl Frame for Xdp<'_> {
+    #[inline(always)]
+    fn read_at<T: Plain>(&self, offset: usize) -> Option<T> {
+        read(self.0, offset)
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.data_end() - self.0.data()
+    }
+}
+
+/// An skb as a [`Frame`]: reads go through `bpf_skb_load_bytes`, which also
+/// reaches a non-linear part.
+pub struct Skb<'a>(pub &'a TcContext);
+
+impl Frame for Skb<'_> {
+    #[inline(always)]
+    fn read_at<T: Plain>(&self, offset: usize) -> Option<T> {
+        self.0.load(offset).ok()
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.0.len() as usize
+    }
+}
+
+/// A frame whose bytes can be copied out in chunks, for [`packet_csum`].
+pub trait CopyOut {
     /// Copies `len` (1..=[`CSUM_CHUNK`]) bytes at `offset` to `dst`, which
     /// must hold them; `false` when they are not all in the frame.
     fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool;
 }
 
-impl Frame for XdpContext {
-    #[inline(always)]
-    fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
-        read(self, offset)
-    }
-
+impl CopyOut for XdpContext {
     #[inline(always)]
     fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
         // SAFETY: the helper checks the range against the frame, and `dst`
@@ -71,12 +94,7 @@ impl Frame for XdpContext {
     }
 }
 
-impl Frame for TcContext {
-    #[inline(always)]
-    fn read_at<T: Copy>(&self, offset: usize) -> Option<T> {
-        self.load(offset).ok()
-    }
-
+impl CopyOut for TcContext {
     #[inline(always)]
     fn copy_out(&self, offset: u32, dst: *mut u8, len: u32) -> bool {
         // SAFETY: as for XDP; this one also reads a non-linear part.
@@ -106,39 +124,6 @@ pub fn set_meta(ctx: &XdpContext, action: u32, vni: u32, ifindex: u32) -> Option
     Some(())
 }
 
-/// The flow keys of the Ethernet frame at `offset`: MACs, and for IPv4 the
-/// addresses, protocol and L4 ports (not of fragments).
-#[inline(always)]
-pub fn flow_keys(frame: &impl Frame, offset: usize) -> Option<FlowKeys> {
-    let eth: EthHdr = frame.read_at(offset)?;
-    let mut k = FlowKeys {
-        dst_mac: eth.dst_addr,
-        src_mac: eth.src_addr,
-        ether_type: u16::from_be(eth.ether_type),
-        ..FlowKeys::default()
-    };
-    if k.ether_type != ETH_P_IP {
-        return Some(k);
-    }
-    let Some(ip) = frame.read_at::<Ipv4Hdr>(offset + ETH_LEN) else {
-        return Some(k);
-    };
-    k.proto = ip.proto;
-    k.src_ip = ip.src_addr;
-    k.dst_ip = ip.dst_addr;
-    let frag = u16::from_be_bytes(ip.frags);
-    let ihl = ((ip.vihl & 0x0f) as usize) * 4;
-    if (k.proto == IPPROTO_TCP || k.proto == IPPROTO_UDP)
-        && frag & (IPV4_MF | IPV4_OFFSET_MASK) == 0
-        && ihl >= IPV4_LEN
-        && let Some(p) = frame.read_at::<[u8; 4]>(offset + ETH_LEN + ihl)
-    {
-        k.src_port = u16::from_be_bytes([p[0], p[1]]);
-        k.dst_port = u16::from_be_bytes([p[2], p[3]]);
-    }
-    Some(k)
-}
-
 /// Bytes `bpf_csum_diff` sums in one call (its limit), and so the bytes
 /// [`packet_csum`] copies out of the frame at a time.
 pub const CSUM_CHUNK: usize = 512;
@@ -161,7 +146,7 @@ const CSUM_MAX_CHUNKS: u32 = 19;
 /// take no room in the stack frame of the access program, which is near
 /// the 512-byte limit.
 #[inline(never)]
-pub fn packet_csum(frame: &impl Frame, offset: u32, len: u32) -> Option<u32> {
+pub fn packet_csum(frame: &impl CopyOut, offset: u32, len: u32) -> Option<u32> {
     let buf = CSUM_SCRATCH.get_ptr_mut(0)?;
     let mut sum = 0;
     for i in 0..CSUM_MAX_CHUNKS {

@@ -71,7 +71,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
             let uplink = afxdp::Iface {
                 ifindex: resolved.uplink,
                 name: cfg.underlay.interface.clone(),
-                role: afxdp::worker::Role::Uplink,
+                role: afxdp::worker::SockRole::Uplink,
             };
             let tuning = afxdp::Tuning {
                 busy_poll: cfg.busy_poll,

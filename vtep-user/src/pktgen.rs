@@ -1018,7 +1018,7 @@ mod tests {
         let t = template(&plain(), 64, Some(&outer), 1024);
         assert_eq!(t.frame.len(), 64 + ENCAP_V4_LEN);
         let vtep_common::header::Uplink::Vxlan(d) =
-            vtep_common::header::parse_vxlan_v4(&t.frame, [198, 18, 0, 1], 4789)
+            vtep_common::header::parse_vxlan_v4(&t.frame[..], [198, 18, 0, 1], 4789)
         else {
             panic!("not a VXLAN frame for 198.18.0.1");
         };

@@ -36,7 +36,7 @@ use xsk_rs::{
 
 use self::{
     view::{Shared, View, lock},
-    worker::{Role, Sock, Worker},
+    worker::{Sock, SockRole, Worker},
 };
 use crate::gateway::Gateway;
 
@@ -50,7 +50,7 @@ const FRAME: u32 = 2048;
 pub struct Iface {
     pub ifindex: u32,
     pub name: String,
-    pub role: Role,
+    pub role: SockRole,
 }
 
 /// The engine's maps, from the loaded object.
@@ -312,7 +312,7 @@ impl Runner {
                 v.push(Iface {
                     ifindex,
                     name,
-                    role: Role::AccessPort,
+                    role: SockRole::AccessPort,
                 });
             }
         }
@@ -348,8 +348,8 @@ impl Runner {
     fn steer(&self, ifaces: &[Iface], kind: crate::loader::EngineKind) {
         for i in ifaces {
             let role = match i.role {
-                Role::Uplink => crate::loader::Role::Uplink,
-                Role::AccessPort => crate::loader::Role::AccessPort,
+                SockRole::Uplink => crate::loader::Role::Uplink,
+                SockRole::AccessPort => crate::loader::Role::AccessPort,
             };
             if let Err(e) = crate::loader::attach_engine(&self.pins, &i.name, i.ifindex, role, kind)
             {

@@ -3,9 +3,9 @@
 //! The engine reads the same BPF maps as the XDP engine, but a syscall per
 //! lookup would cost more than the packet: it keeps a copy in userspace,
 //! reloaded every [`RELOAD`] (so CLI changes reach it within a second), and
-//! writes what it learns through to the maps at once, under the rules of
-//! the XDP engine's `learn.rs` (static entries stay, moves replace, a
-//! refresh at most once a second, `maxaddress`). Counters are kept locally
+//! writes what it learns through to the maps at once, under the learning
+//! rule both engines share (`vtep_common::fdb::learn_step`: static entries
+//! stay, moves replace, a refresh at most once a second, `maxaddress`). Counters are kept locally
 //! and added to the per-CPU maps every [`FLUSH`].
 //!
 //! Each worker thread (one per queue) has a view of its own; what they
@@ -19,8 +19,9 @@ use std::{
 };
 
 use vtep_common::{
-    FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason,
-    Underlay, VNI_F_LEARNING, VniCounters, VniInfo, reason::REASON_COUNT,
+    FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
+    fdb::{Learn, Place, learn_step},
+    reason::REASON_COUNT,
 };
 
 use crate::{
@@ -36,9 +37,6 @@ pub const RELOAD: Duration = Duration::from_millis(500);
 pub const WATCH: Duration = Duration::from_millis(10);
 /// How often local counters are added to the maps.
 pub const FLUSH: Duration = Duration::from_millis(100);
-/// A learned entry's timestamp is refreshed at most this often (as in the
-/// XDP engine).
-const REFRESH_NS: u64 = 1_000_000_000;
 
 /// A multiply-rotate hasher for the packet loop's small fixed-size keys
 /// (VNIs, ifindexes, (VNI, MAC)): SipHash, std's default, costs more than
@@ -73,9 +71,9 @@ impl Hasher for FastHasher {
 /// A HashMap with [`FastHasher`].
 pub type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
-/// The tables, as the engine's packet loop reads them.
+/// The engine's copy of the tables, as its packet loop reads them.
 #[derive(Default)]
-pub struct Tables {
+pub struct Snapshot {
     pub underlay: Underlay,
     pub fdb: HashMap<FdbKey, FdbEntry>,
     pub vnis: HashMap<u32, VniInfo>,
@@ -119,7 +117,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The view: tables, the gateway they come from, and local counters.
 pub struct View {
-    pub t: Tables,
+    pub t: Snapshot,
     gw: Gateway,
     loaded: Instant,
     watched: Instant,
@@ -138,7 +136,7 @@ impl View {
     pub fn new(gw: Gateway, shared: Arc<Shared>, worker: usize) -> Result<Self, GatewayError> {
         let cpu = sys::nr_cpus()?.saturating_sub(1);
         let mut v = View {
-            t: Tables::default(),
+            t: Snapshot::default(),
             gw,
             loaded: Instant::now(),
             watched: Instant::now(),
@@ -257,55 +255,58 @@ impl View {
         self.vni_counters.entry(vni).or_default()
     }
 
-    /// Learns that `mac` in `vni` is at `place` (learn.rs's rules). The view
+    /// Learns that `mac` in `vni` is at `place` (`learn_step`). The copy
     /// says whether anything needs writing; the map, read again first, has
     /// the last word (the CLI may have changed the entry since the reload).
-    pub fn learn(&mut self, vni: u32, mac: [u8; 6], place: FdbEntry, now_ns: u64) {
+    pub fn learn(&mut self, vni: u32, mac: [u8; 6], place: Place, now_ns: u64) {
         let Some(info) = self.t.vnis.get(&vni).copied() else {
             return;
         };
-        if info.flags & VNI_F_LEARNING == 0 {
+        if !info.learns() {
             return;
         }
         let key = FdbKey::new(vni, mac);
-        let fresh = |e: &FdbEntry| {
-            e.is_static()
-                || (e.same_place(&place) && now_ns.saturating_sub(e.last_seen_ns) <= REFRESH_NS)
-        };
-        if self.t.fdb.get(&key).is_some_and(fresh) {
+        let max = info.max_addresses;
+        if let Some(e) = self.t.fdb.get(&key)
+            && learn_step(Some(e), &place, now_ns, || 0, max) == Learn::Keep
+        {
             return;
         }
         let shared = self.shared.clone();
         let _one_at_a_time = lock(&shared.learn);
         let current = self.gw.fdb_get(vni, crate::addr::Mac(mac));
-        match current {
-            Some(e) if fresh(&e) => {
-                self.t.fdb.insert(key, e);
+        // Another worker may have learned MACs of this VNI since the
+        // reload: the map's count, not the copy's.
+        let mut learned = None;
+        let count = || *learned.insert(self.gw.learned(vni).unwrap_or(0));
+        match learn_step(current.as_ref(), &place, now_ns, count, max) {
+            Learn::Keep => {
+                if let Some(e) = current {
+                    self.t.fdb.insert(key, e);
+                }
                 return;
             }
-            Some(e) if !e.same_place(&place) => {
-                let to = if place.kind == FDB_KIND_LOCAL {
-                    "a port"
-                } else {
-                    "a vtep"
+            Learn::Limit => {
+                self.count(Reason::LearningLimit);
+                return;
+            }
+            Learn::Move => {
+                let to = match place {
+                    Place::Port(_) => "a port",
+                    Place::Vtep(_) => "a vtep",
                 };
                 log::info!("vni {vni}: {} moved to {to}", crate::addr::Mac(mac));
             }
-            Some(_) => {}
-            None => {
-                // Another worker may have learned MACs of this VNI since
-                // the reload: the map's count, not the copy's.
-                let n = self.gw.learned(vni).unwrap_or(0);
-                if info.max_addresses != 0 && n >= u64::from(info.max_addresses) {
-                    self.count(Reason::LearningLimit);
-                    return;
-                }
+            Learn::Insert => {
+                let n = match learned {
+                    Some(n) => n,
+                    None => self.gw.learned(vni).unwrap_or(0),
+                };
                 self.gw.set_learned(vni, n + 1);
             }
+            Learn::Refresh => {}
         }
-        let mut entry = place;
-        entry.flags = FDB_F_LEARNED;
-        entry.last_seen_ns = now_ns;
+        let entry = place.learned(now_ns);
         if self.gw.fdb_learn(&key, &entry).is_err() {
             self.count(Reason::FdbFull);
             return;

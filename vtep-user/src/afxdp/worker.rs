@@ -22,7 +22,8 @@ use std::{
 };
 
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbEntry, FdbKey, Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
+    FDB_KIND_LOCAL, FdbKey, Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
+    fdb::Place,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPV4_LEN,
         UDP_LEN, Uplink, VXLAN_LEN, csum_partial, encap_v4_header, flow_hash, flow_keys,
@@ -40,9 +41,9 @@ pub const BATCH: usize = 256;
 /// per wake-up).
 const MAX_KICKS: usize = 16;
 
-/// What a socket's interface is.
+/// What a socket's interface is to the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum SockRole {
     Uplink,
     AccessPort,
 }
@@ -50,7 +51,7 @@ pub enum Role {
 /// One AF_XDP socket: an interface's queue.
 pub struct Sock {
     pub ifindex: u32,
-    pub role: Role,
+    pub role: SockRole,
     pub rx: RxQueue,
     pub tx: TxQueue,
     pub fq: FillQueue,
@@ -64,7 +65,7 @@ pub struct Sock {
 impl Sock {
     pub fn new(
         ifindex: u32,
-        role: Role,
+        role: SockRole,
         rx: RxQueue,
         tx: TxQueue,
         fq: FillQueue,
@@ -335,8 +336,8 @@ impl Worker {
 
     fn process(&mut self, i: usize, desc: &mut FrameDesc) -> Fate {
         match self.socks[i].role {
-            Role::Uplink => self.decap(desc),
-            Role::AccessPort => self.switch(self.socks[i].ifindex, desc),
+            SockRole::Uplink => self.decap(desc),
+            SockRole::AccessPort => self.switch(self.socks[i].ifindex, desc),
         }
     }
 
@@ -345,18 +346,20 @@ impl Worker {
         Fate::Free
     }
 
-    /// Decap: the checks of `parse_vxlan_v4`, then as `decap.rs`.
+    /// Decap: the uplink classifier (`parse_vxlan_v4`), then as `decap.rs`.
     fn decap(&mut self, desc: &mut FrameDesc) -> Fate {
         let ul = self.view.t.underlay;
+        // The steering program sends only what the classifier calls VXLAN
+        // for us; anything else comes of a change since, and is lost (the
+        // engine cannot hand a frame back to the host).
         let Some(local) = ul.local.as_v4() else {
-            return self.drop(Reason::NotVxlan);
+            return self.drop(Reason::StaleSteering);
         };
         // SAFETY: a frame we own, just received.
         let data = unsafe { self.umem.data(desc) };
         let d = match parse_vxlan_v4(data.contents(), local, ul.port) {
             Uplink::Vxlan(d) => d,
-            // The steering program only sends what looks like VXLAN.
-            Uplink::Pass => return self.drop(Reason::NotVxlan),
+            Uplink::Pass => return self.drop(Reason::StaleSteering),
             Uplink::Drop(r) => return self.drop(r),
         };
         let Some(info) = self.view.t.vnis.get(&d.vni).copied() else {
@@ -378,12 +381,8 @@ impl Worker {
         if !is_valid_source(&src) {
             return self.drop(Reason::BadSourceMac);
         }
-        self.view.learn(
-            d.vni,
-            src,
-            FdbEntry::remote(VtepAddr::v4(d.remote), 0, 0),
-            self.now_ns,
-        );
+        self.view
+            .learn(d.vni, src, Place::Vtep(VtepAddr::v4(d.remote)), self.now_ns);
         let c = self.view.vni_counters(d.vni);
         c.rx_packets += 1;
         c.rx_bytes += d.inner_len as u64;
@@ -443,8 +442,7 @@ impl Worker {
             return self.drop(Reason::BadSourceMac);
         }
         let len = frame.len();
-        self.view
-            .learn(vni, src, FdbEntry::local(ifindex, 0, 0), self.now_ns);
+        self.view.learn(vni, src, Place::Port(ifindex), self.now_ns);
         let target = if is_multicast(&dst) {
             None
         } else {
@@ -505,7 +503,7 @@ impl Worker {
         // SAFETY: a frame we own.
         let mut m = unsafe { self.umem.data_mut(desc) };
         let len = m.contents().len();
-        let keys = flow_keys(m.contents());
+        let keys = flow_keys(m.contents(), 0).unwrap_or_default();
         let ip_len = IPV4_LEN + UDP_LEN + VXLAN_LEN + len;
         if ip_len > usize::from(ul.mtu) {
             return Err(Reason::MtuExceeded);
