@@ -1760,26 +1760,24 @@ impl Drop for BoundXsk {
 const PORT2_SLOT: u32 = 3;
 
 impl Datapath {
-    /// Frames arrive on the second access port, whose queue 0 has this
-    /// test's socket in `XSKS` (the AF_XDP engine's layout: slot ×
-    /// XSK_MAX_QUEUES + queue).
-    fn steer_port2(&mut self) {
-        let fd = XSK_FD.get().expect("a BoundXsk in this test");
-        self.ingress = port2();
-        self.hash::<u32, u32>(names::XSK_SLOTS)
-            .insert(port2(), PORT2_SLOT, 0)
-            .expect("XSK_SLOTS insert");
-        self.map::<XskMap<_>>(names::XSKS)
-            .set(PORT2_SLOT * XSK_MAX_QUEUES, fd, 0)
-            .expect("XSKS set");
-    }
-
-    /// As [`Datapath::steer_port2`], but the engine has no socket there.
+    /// Frames arrive on the second access port, which has a slot in
+    /// `XSK_SLOTS` but no socket in `XSKS` (the engine is not running).
     fn slot_without_socket(&mut self) {
         self.ingress = port2();
         self.hash::<u32, u32>(names::XSK_SLOTS)
             .insert(port2(), PORT2_SLOT, 0)
             .expect("XSK_SLOTS insert");
+    }
+
+    /// Frames arrive on the second access port, whose queue 0 has this
+    /// test's socket in `XSKS` (the AF_XDP engine's layout: slot ×
+    /// XSK_MAX_QUEUES + queue).
+    fn steer_port2(&mut self) {
+        let fd = XSK_FD.get().expect("a BoundXsk in this test");
+        self.slot_without_socket();
+        self.map::<XskMap<_>>(names::XSKS)
+            .set(PORT2_SLOT * XSK_MAX_QUEUES, fd, 0)
+            .expect("XSKS set");
     }
 }
 
