@@ -721,25 +721,22 @@ impl Datapath {
     /// Makes `vteps` the flood list of VNI 100.
     fn set_flood(&mut self, vteps: &[[u8; 4]]) {
         let mut list = FloodList::default();
-        for (slot, v) in list.vteps.iter_mut().zip(vteps) {
-            *slot = VtepAddr::v4(*v);
-        }
-        list.len = vteps.len() as u32;
-        self.hash::<u32, FloodList>(names::FLOOD)
-            .insert(VNI, list, 0)
-            .expect("FLOOD insert");
+        list.len = fill(&mut list.vteps, vteps.iter().map(|v| VtepAddr::v4(*v)));
+        self.set_for_vni(names::FLOOD, list);
     }
 
     /// Makes `ports` the access ports VNI 100 floods to.
     fn set_vni_ports(&mut self, ports: &[u32]) {
         let mut list = PortList::default();
-        for (slot, p) in list.ifindex.iter_mut().zip(ports) {
-            *slot = *p;
-        }
-        list.len = ports.len() as u32;
-        self.hash::<u32, PortList>(names::VNI_PORTS)
-            .insert(VNI, list, 0)
-            .expect("VNI_PORTS insert");
+        list.len = fill(&mut list.ifindex, ports.iter().copied());
+        self.set_for_vni(names::VNI_PORTS, list);
+    }
+
+    /// VNI 100's entry in the hash map `name`.
+    fn set_for_vni<V: aya::Pod>(&mut self, name: &str, value: V) {
+        self.hash::<u32, V>(name)
+            .insert(VNI, value, 0)
+            .unwrap_or_else(|e| panic!("{name} insert: {e}"));
     }
 
     /// Fixture object: the metadata its program dispatches on. The map
@@ -878,6 +875,20 @@ enum Output {
         inner: Vec<u8>,
         udp_checksum: bool,
     },
+}
+
+impl Output {
+    /// `inner` to REMOTE_VTEP through the underlay router (the NEIGH entry),
+    /// from any source port of the range, without a UDP checksum.
+    fn via_router(inner: &[u8]) -> Output {
+        Output::Encap {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ports: SRC_PORTS,
+            inner: inner.to_vec(),
+            udp_checksum: false,
+        }
+    }
 }
 
 /// One frame through one program, and everything it must do.
@@ -1072,6 +1083,16 @@ impl Case {
             "{name}: learned MACs of VNI {VNI}"
         );
     }
+}
+
+/// Puts `items` in the first of `slots`; how many.
+fn fill<T>(slots: &mut [T], items: impl ExactSizeIterator<Item = T>) -> u32 {
+    let n = items.len();
+    assert!(n <= slots.len(), "{n} items for {} slots", slots.len());
+    for (slot, item) in slots.iter_mut().zip(items) {
+        *slot = item;
+    }
+    n as u32
 }
 
 /// Metadata for VNI 100: `action`, with `ifindex`.
@@ -1511,6 +1532,12 @@ fn workload_to_remote_ip_len() -> u16 {
     (workload_to_remote().len() + at::INNER - ETH_LEN) as u16
 }
 
+/// A frame from WORKLOAD_MAC, which is learned on the access port, then
+/// dropped (untouched) under `reason`.
+fn dropped_after_learning(name: &'static str, input: Vec<u8>, reason: Reason) -> Case {
+    Case::drops(name, input, reason).learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
 fn access_cases() -> Vec<Case> {
     let port2_ifindex = port2();
     let to_port2 = tenant(PORT2_MAC, WORKLOAD_MAC);
@@ -1538,14 +1565,13 @@ fn access_cases() -> Vec<Case> {
         .reason(Reason::NoNeighbour)
         .stats(tx(&workload_to_remote()))
         .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        dropped_after_learning(
             "outer packet one byte over the MTU",
             workload_to_remote(),
             Reason::MtuExceeded,
         )
-        .setup(|dp| dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1))
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        .setup(|dp| dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1)),
+        dropped_after_learning(
             "outer packet over the MTU, no neighbour",
             workload_to_remote(),
             Reason::MtuExceeded,
@@ -1553,15 +1579,13 @@ fn access_cases() -> Vec<Case> {
         .setup(|dp| {
             dp.remove_neigh();
             dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1);
-        })
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        }),
+        dropped_after_learning(
             "underlay not configured",
             workload_to_remote(),
             Reason::NoUnderlay,
         )
-        .setup(|dp| dp.set_underlay(Underlay::default()))
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        .setup(|dp| dp.set_underlay(Underlay::default())),
         Case::new("local switching", to_port2.clone(), XDP_REDIRECT)
             .setup(|dp| {
                 dp.fdb_set(PORT2_MAC, static_local(port2()));
@@ -1579,22 +1603,20 @@ fn access_cases() -> Vec<Case> {
         .reason(Reason::SkbDelivery)
         .stats(local(&to_port2))
         .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        dropped_after_learning(
             "local port without XDP, no room for metadata",
             to_port2.clone(),
             Reason::RedirectFailed,
         )
         .setup(|dp| dp.fdb_set(PORT2_MAC, static_local(port2())))
-        .setup(Datapath::metadata_full)
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        .setup(Datapath::metadata_full),
+        dropped_after_learning(
             "FIB lookup: no route to the remote VTEP",
             workload_to_remote(),
             Reason::NoRoute,
         )
-        .setup(Datapath::fib_without_routes)
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        .setup(Datapath::fib_without_routes),
+        dropped_after_learning(
             "remote VTEP on an IPv6 underlay (not supported)",
             workload_to_remote(),
             Reason::NoRoute,
@@ -1608,14 +1630,12 @@ fn access_cases() -> Vec<Case> {
                 REMOTE_MAC,
                 FdbEntry::remote(VtepAddr::v6(v6), FDB_F_STATIC, 0),
             );
-        })
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        }),
+        dropped_after_learning(
             "destination on the ingress port (hairpin)",
             tenant(LOCAL_MAC, WORKLOAD_MAC),
             Reason::Hairpin,
-        )
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        ),
         flooded_out("broadcast", tenant(BROADCAST, WORKLOAD_MAC)),
         flooded_out("ARP request", arp_request(WORKLOAD_MAC)),
         flooded_out("unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
@@ -1823,13 +1843,6 @@ fn xsk_uplink_cases() -> Vec<Case> {
     .collect()
 }
 
-#[test]
-fn xsk_uplink_steering() {
-    let _netns = Netns::enter();
-    let _xsk = BoundXsk::bind();
-    run_table(programs::XSK_UPLINK, &xsk_uplink_cases());
-}
-
 /// The engine's access-port program: every frame to the socket.
 fn xsk_access_cases() -> Vec<Case> {
     vec![
@@ -1846,10 +1859,12 @@ fn xsk_access_cases() -> Vec<Case> {
     ]
 }
 
+/// Both steering programs, against one socket.
 #[test]
-fn xsk_access_steering() {
+fn xsk_steering() {
     let _netns = Netns::enter();
     let _xsk = BoundXsk::bind();
+    run_table(programs::XSK_UPLINK, &xsk_uplink_cases());
     run_table(programs::XSK_ACCESS, &xsk_access_cases());
 }
 
@@ -1980,13 +1995,7 @@ fn flooded_to_remote(name: &'static str, inner: Vec<u8>) -> Case {
             dp.both_ports();
             dp.set_flood(&[REMOTE_VTEP]);
         })
-        .output(Output::Encap {
-            dmac: ROUTER_MAC,
-            smac: UPLINK_MAC,
-            ports: SRC_PORTS,
-            inner: inner.clone(),
-            udp_checksum: false,
-        })
+        .output(Output::via_router(&inner))
         .stats(local_and_tx(&inner, 1))
 }
 
@@ -2242,13 +2251,7 @@ fn access_followed_cases() -> Vec<Case> {
             XDP_REDIRECT,
         )
         .setup(fresh)
-        .output(Output::Encap {
-            dmac: ROUTER_MAC,
-            smac: UPLINK_MAC,
-            ports: SRC_PORTS,
-            inner: inner.clone(),
-            udp_checksum: false,
-        })
+        .output(Output::via_router(&inner))
         .stats(tx(&inner)),
         Case::new(
             "followed: to a mirrored local MAC on another port",
