@@ -1916,6 +1916,8 @@ impl Datapath {
 
 /// An ifindex no device of the test's namespace has.
 const NO_SUCH_PORT: u32 = 999;
+/// A `Meta::action` no TC program knows.
+const UNKNOWN_ACTION: u32 = 99;
 
 /// What the TC flood leaves behind: the frame, dropped, its copies sent.
 fn flood_tc(name: &'static str, input: Vec<u8>, from: u32) -> Case {
@@ -1937,7 +1939,9 @@ fn local_and_tx(frame: &[u8], n: u64) -> VniCounters {
     c
 }
 
-/// The decapsulated frames `vtep_uplink` passes to `vtep_uplink_tc`.
+/// The decapsulated frames `vtep_uplink` passes to `vtep_uplink_tc`. A
+/// redirect is a verdict here (`TC_ACT_REDIRECT`): a test run does not
+/// carry it out.
 fn uplink_tc_cases() -> Vec<Case> {
     let bum = tenant(BROADCAST, FAR_MAC);
     let port2_ifindex = port2();
@@ -1968,7 +1972,7 @@ fn uplink_tc_cases() -> Vec<Case> {
         )
         .injects(META_DELIVER, port2_ifindex),
         Case::new("unknown action", bum.clone(), TC_ACT_SHOT)
-            .injects(99, 0)
+            .injects(UNKNOWN_ACTION, 0)
             .reason(Reason::UnknownMeta),
         Case::new(
             "neighbour hand-off: the access side's, not the uplink's",
@@ -1987,8 +1991,9 @@ fn uplink_tc_dispatch() {
 }
 
 /// A flood from WORKLOAD_MAC on PORT1: a local copy to the second port, and
-/// `inner` encapsulated for REMOTE_VTEP (the outer header left in the
-/// frame is the last copy's), from the outer MACs of its next hop.
+/// `inner` encapsulated for REMOTE_VTEP, the flood list, from the outer
+/// MACs of its next hop (the frame keeps the outer header of the last copy
+/// sent).
 fn flooded_to_remote(name: &'static str, inner: Vec<u8>) -> Case {
     flood_tc(name, inner.clone(), PORT1)
         .setup(|dp| {
@@ -2003,6 +2008,7 @@ fn flooded_to_remote(name: &'static str, inner: Vec<u8>) -> Case {
 fn access_tc_cases() -> Vec<Case> {
     let bum = tenant(BROADCAST, WORKLOAD_MAC);
     let port2_ifindex = port2();
+    // As `vtep_access` hands it over: encapsulated, outer MACs left zero.
     let encapsulated =
         Outer::to_remote_vtep(ZERO_MAC, ZERO_MAC, 50_000).frame(&workload_to_remote());
     vec![
@@ -2010,19 +2016,14 @@ fn access_tc_cases() -> Vec<Case> {
         flooded_to_remote("flood: ARP request", arp_request(WORKLOAD_MAC)),
         flooded_to_remote("flood: unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
         flooded_to_remote("flood: a flood-list VTEP without a neighbour", bum.clone())
-            .setup(|dp| {
-                dp.both_ports();
-                dp.set_flood(&[REMOTE_VTEP, OTHER_VTEP]);
-            })
+            .setup(|dp| dp.set_flood(&[REMOTE_VTEP, OTHER_VTEP]))
             .reason(Reason::FloodFailed),
         flooded_to_remote("flood: outer UDP checksum", bum.clone())
             .setup(|dp| {
-                dp.both_ports();
-                dp.set_flood(&[REMOTE_VTEP]);
                 dp.update_underlay(|ul| {
                     ul.flags |= UNDERLAY_F_UDP_CSUM;
                     (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
-                });
+                })
             })
             .output(Output::Encap {
                 dmac: ROUTER_MAC,
@@ -2067,7 +2068,7 @@ fn access_tc_cases() -> Vec<Case> {
         )
         .injects(META_DELIVER, port2_ifindex),
         Case::new("unknown action", bum, TC_ACT_SHOT)
-            .injects(99, PORT1)
+            .injects(UNKNOWN_ACTION, PORT1)
             .reason(Reason::UnknownMeta),
     ]
 }
