@@ -48,6 +48,11 @@ pub trait Frame {
 
     /// The frame's length in bytes.
     fn len(&self) -> usize;
+
+    /// Whether the frame has no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Frame for [u8] {

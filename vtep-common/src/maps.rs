@@ -498,6 +498,8 @@ mod tests {
             programs::UPLINK_TC,
             programs::ACCESS_XDP,
             programs::ACCESS_TC,
+            programs::XSK_UPLINK,
+            programs::XSK_ACCESS,
         ] {
             assert!(p.len() < 16, "{p} is too long for BPF_OBJ_NAME_LEN");
         }

@@ -34,6 +34,7 @@ macro_rules! reasons {
             }
 
             /// What happens to a packet counted under this reason.
+            #[inline(always)]
             pub const fn outcome(self) -> Outcome {
                 match self {
                     $(Reason::$variant => Outcome::$outcome,)*
@@ -116,6 +117,7 @@ reasons! {
 
 impl Reason {
     /// True when a packet counted under this reason is dropped.
+    #[inline(always)]
     pub const fn is_drop(self) -> bool {
         matches!(self.outcome(), Outcome::Dropped)
     }

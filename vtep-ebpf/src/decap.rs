@@ -22,16 +22,16 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbKey, FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN,
-    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VniInfo, VtepAddr,
-    fdb::Place,
+    FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE,
+    VNI_F_KERNEL_FALLBACK, VniInfo, VtepAddr,
+    fdb::{Forward, Place, forward},
     header::{Uplink, is_multicast, is_valid_source, parse_vxlan_v4},
 };
 
 use crate::{
     flood::to_port,
     learn::{kernel_must_see, learn},
-    maps::{Dir, FDB, FLOOD, VNIS, count_flood, count_vni, underlay},
+    maps::{Dir, FLOOD, VNIS, count_flood, count_vni, fdb_dst, underlay},
     parse::{Xdp, ptr_at, read, set_meta},
 };
 
@@ -74,19 +74,13 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
     }
     learn(ctx, vni, info, inner_eth.src_addr, Place::Vtep(remote));
 
-    if is_multicast(&inner_eth.dst_addr) {
-        return flood(ctx, inner, inner_len, vni);
+    let from = Place::Vtep(remote);
+    match forward(&from, fdb_dst(vni, &inner_eth.dst_addr))? {
+        Forward::Port(port) => deliver(ctx, vni, inner, inner_len, port),
+        Forward::Flood => flood(ctx, inner, inner_len, vni),
+        // Not from `forward`: a frame of the underlay never goes back to it.
+        Forward::Vtep(_) => Err(Reason::SplitHorizon),
     }
-    // SAFETY: a live map value, read only.
-    let dst = match unsafe { FDB.get(FdbKey::new(vni, inner_eth.dst_addr)) } {
-        Some(e) => *e,
-        None => return flood(ctx, inner, inner_len, vni),
-    };
-    if dst.kind != FDB_KIND_LOCAL {
-        // Split horizon: what came from the underlay never goes back to it.
-        return Err(Reason::SplitHorizon);
-    }
-    deliver(ctx, vni, inner, inner_len, dst.ifindex)
 }
 
 /// A frame of a followed VNI: decapsulated only when the mirrored FDB puts
@@ -113,12 +107,8 @@ fn followed(
     if must_see {
         return Err(Reason::BridgeRefresh);
     }
-    // SAFETY: a live map value, read only.
-    match unsafe { FDB.get(FdbKey::new(vni, inner_eth.dst_addr)) } {
-        Some(dst) if dst.kind == FDB_KIND_LOCAL => {
-            let port = dst.ifindex;
-            deliver(ctx, vni, inner, inner_len, port)
-        }
+    match forward(&Place::Vtep(remote), fdb_dst(vni, &inner_eth.dst_addr)) {
+        Ok(Forward::Port(port)) => deliver(ctx, vni, inner, inner_len, port),
         _ => Err(Reason::KernelFallback),
     }
 }

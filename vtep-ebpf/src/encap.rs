@@ -27,9 +27,9 @@ use aya_ebpf::{
 };
 use network_types::eth::EthHdr;
 use vtep_common::{
-    AF_INET, FDB_KIND_LOCAL, FdbKey, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB,
-    UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
-    fdb::Place,
+    AF_INET, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM,
+    Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    fdb::{Forward, Place, forward},
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
         UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
@@ -40,7 +40,7 @@ use vtep_common::{
 use crate::{
     flood::to_port,
     learn::{kernel_must_see, learn},
-    maps::{Dir, FDB, NEIGH, PORT_TX, PORTS, VNIS, count_flood, count_vni, underlay},
+    maps::{Dir, NEIGH, PORT_TX, PORTS, VNIS, count_flood, count_vni, fdb_dst, underlay},
     parse::{CopyOut, Xdp, packet_csum, ptr_at_mut, read, set_meta},
 };
 
@@ -66,22 +66,14 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, Reason> {
     }
     learn(ctx, vni, info, eth.src_addr, Place::Port(ifindex));
 
-    if is_multicast(&eth.dst_addr) {
-        return flood(ctx, vni, ifindex);
-    }
-    // SAFETY: a live map value, read only.
-    let dst = match unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) } {
-        Some(e) => *e,
-        None => return flood(ctx, vni, ifindex),
-    };
-    if dst.kind == FDB_KIND_LOCAL {
-        if dst.ifindex == ifindex {
-            return Err(Reason::Hairpin);
+    match forward(&Place::Port(ifindex), fdb_dst(vni, &eth.dst_addr))? {
+        Forward::Flood => flood(ctx, vni, ifindex),
+        Forward::Port(port) => to_port(ctx, vni, port, Dir::Local, len),
+        Forward::Vtep(remote) => {
+            let ul = underlay().ok_or(Reason::NoUnderlay)?;
+            encap(ctx, ul, vni, &remote, len)
         }
-        return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
     }
-    let ul = underlay().ok_or(Reason::NoUnderlay)?;
-    encap(ctx, ul, vni, &dst.remote, len)
 }
 
 /// A frame from a port of a followed bridge: switched or encapsulated when
@@ -104,16 +96,15 @@ fn followed(
     if must_see {
         return Err(Reason::BridgeRefresh);
     }
-    // SAFETY: a live map value, read only.
-    let dst = *unsafe { FDB.get(FdbKey::new(vni, eth.dst_addr)) }.ok_or(Reason::KernelFallback)?;
-    if dst.kind == FDB_KIND_LOCAL {
-        if dst.ifindex == ifindex {
-            return Err(Reason::KernelFallback);
+    match forward(&Place::Port(ifindex), fdb_dst(vni, &eth.dst_addr)) {
+        Ok(Forward::Port(port)) => to_port(ctx, vni, port, Dir::Local, len),
+        Ok(Forward::Vtep(remote)) => {
+            let ul = underlay().ok_or(Reason::KernelFallback)?;
+            encap(ctx, ul, vni, &remote, len)
         }
-        return to_port(ctx, vni, dst.ifindex, Dir::Local, len);
+        // The bridge's: flooding, and its hairpin rules.
+        Ok(Forward::Flood) | Err(_) => Err(Reason::KernelFallback),
     }
-    let ul = underlay().ok_or(Reason::KernelFallback)?;
-    encap(ctx, ul, vni, &dst.remote, len)
 }
 
 /// Hands a BUM or unknown-unicast frame to the access port's TC program.
@@ -146,7 +137,7 @@ pub enum Route {
 /// next hop in `NEIGH` does. `ctx` is the program's context (XDP or TC), as
 /// `bpf_fib_lookup` takes it.
 #[inline(always)]
-pub fn next_hop(
+pub(crate) fn next_hop(
     ctx: *mut c_void,
     ul: &Underlay,
     remote: [u8; 4],

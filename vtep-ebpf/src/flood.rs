@@ -29,7 +29,6 @@ use vtep_common::{
     FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta,
     Reason, Underlay, VtepAddr,
     header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, flow_keys, source_port},
-    reason::Outcome,
 };
 
 use crate::{
@@ -108,9 +107,10 @@ pub fn tc_verdict(r: Result<i32, Reason>) -> i32 {
         Ok(action) => action,
         Err(reason) => {
             count(reason);
-            match reason.outcome() {
-                Outcome::Dropped => TC_ACT_SHOT,
-                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => TC_ACT_OK,
+            if reason.is_drop() {
+                TC_ACT_SHOT
+            } else {
+                TC_ACT_OK
             }
         }
     }

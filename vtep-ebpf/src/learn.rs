@@ -27,7 +27,7 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Pl
     let key = FdbKey::new(vni, mac);
     let existing = FDB.get_ptr_mut(key);
     // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let now = || unsafe { bpf_ktime_get_coarse_ns() };
     let learned = || match VNI_LEARNED.get_ptr_mut(vni) {
         // SAFETY: a live map value.
         Some(n) => unsafe { *n },
@@ -35,24 +35,21 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Pl
     };
     // SAFETY: a live map value; a racing writer can at worst tear the
     // timestamp of a learned entry, which the next packet refreshes.
-    let step = learn_step(
-        existing.map(|e| unsafe { &*e }),
-        &place,
-        now,
-        learned,
-        info.max_addresses,
-    );
-    match (step, existing) {
-        (Learn::Refresh, Some(e)) => {
+    let entry = existing.map(|e| unsafe { &*e });
+    match (
+        learn_step(entry, &place, now, learned, info.max_addresses),
+        existing,
+    ) {
+        (Learn::Refresh { now_ns }, Some(e)) => {
             // SAFETY: as above.
-            unsafe { (*e).last_seen_ns = now };
+            unsafe { (*e).last_seen_ns = now_ns };
         }
-        (Learn::Move, Some(e)) => {
+        (Learn::Move { now_ns }, Some(e)) => {
             // SAFETY: as above.
-            unsafe { *e = place.learned(now) };
+            unsafe { *e = place.learned(now_ns) };
             log_place(ctx, vni, &mac, &place, true);
         }
-        (Learn::Insert, _) => insert(ctx, &key, &place, now),
+        (Learn::Insert { now_ns }, _) => insert(ctx, &key, &place, now_ns),
         (Learn::Limit, _) => count(Reason::LearningLimit),
         _ => {}
     }

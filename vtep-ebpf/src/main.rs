@@ -24,7 +24,7 @@ use aya_ebpf::{
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vtep_common::{Reason, reason::Outcome};
+use vtep_common::Reason;
 use vtep_ebpf::{
     afxdp, decap, encap,
     flood::{self, tc_verdict},
@@ -84,10 +84,7 @@ fn xdp_verdict(r: Result<u32, Reason>) -> u32 {
         Ok(action) => action,
         Err(reason) => {
             count(reason);
-            match reason.outcome() {
-                Outcome::Dropped => XDP_DROP,
-                Outcome::Passed | Outcome::HandedOff | Outcome::NotLearned => XDP_PASS,
-            }
+            if reason.is_drop() { XDP_DROP } else { XDP_PASS }
         }
     }
 }

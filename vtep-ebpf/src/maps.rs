@@ -10,7 +10,7 @@ use aya_ebpf::{
 use vtep_common::{
     FDB_CAPACITY, FdbEntry, FdbKey, FloodList, NEIGH_CAPACITY, NeighEntry, PORT_CAPACITY, PortInfo,
     PortKey, PortList, Reason, Underlay, VNI_CAPACITY, VniCounters, VniInfo, VtepAddr,
-    XSK_MAX_QUEUES, reason::REASON_COUNT,
+    XSK_MAX_QUEUES, header::is_multicast, reason::REASON_COUNT,
 };
 
 use crate::parse::CSUM_CHUNK;
@@ -140,4 +140,15 @@ pub fn count_flood(vni: u32) {
 pub fn underlay() -> Option<&'static Underlay> {
     let ul = UNDERLAY.get(0)?;
     if ul.local.family == 0 { None } else { Some(ul) }
+}
+
+/// The FDB entry of destination `mac` in `vni`; none for a BUM frame, which
+/// is flooded without a lookup.
+#[inline(always)]
+pub fn fdb_dst(vni: u32, mac: &[u8; 6]) -> Option<&'static FdbEntry> {
+    if is_multicast(mac) {
+        return None;
+    }
+    // SAFETY: a live map value, read only.
+    unsafe { FDB.get(FdbKey::new(vni, *mac)) }
 }

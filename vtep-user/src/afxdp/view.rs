@@ -21,6 +21,7 @@ use std::{
 use vtep_common::{
     FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
     fdb::{Learn, Place, learn_step},
+    header::is_multicast,
     reason::REASON_COUNT,
 };
 
@@ -247,6 +248,15 @@ impl View {
         out.extend(self.t.flood.get(&vni).into_iter().flatten());
     }
 
+    /// The entry of destination `mac` in `vni`; none for a BUM frame,
+    /// which is flooded without a lookup.
+    pub fn dst_entry(&self, vni: u32, mac: &[u8; 6]) -> Option<&FdbEntry> {
+        if is_multicast(mac) {
+            return None;
+        }
+        self.t.fdb.get(&FdbKey::new(vni, *mac))
+    }
+
     pub fn count(&mut self, reason: Reason) {
         self.reasons[reason as usize] += 1;
     }
@@ -268,7 +278,7 @@ impl View {
         let key = FdbKey::new(vni, mac);
         let max = info.max_addresses;
         if let Some(e) = self.t.fdb.get(&key)
-            && learn_step(Some(e), &place, now_ns, || 0, max) == Learn::Keep
+            && learn_step(Some(e), &place, || now_ns, || 0, max) == Learn::Keep
         {
             return;
         }
@@ -279,7 +289,7 @@ impl View {
         // reload: the map's count, not the copy's.
         let mut learned = None;
         let count = || *learned.insert(self.gw.learned(vni).unwrap_or(0));
-        match learn_step(current.as_ref(), &place, now_ns, count, max) {
+        let now_ns = match learn_step(current.as_ref(), &place, || now_ns, count, max) {
             Learn::Keep => {
                 if let Some(e) = current {
                     self.t.fdb.insert(key, e);
@@ -290,22 +300,24 @@ impl View {
                 self.count(Reason::LearningLimit);
                 return;
             }
-            Learn::Move => {
+            Learn::Move { now_ns } => {
                 let to = match place {
                     Place::Port(_) => "a port",
                     Place::Vtep(_) => "a vtep",
                 };
                 log::info!("vni {vni}: {} moved to {to}", crate::addr::Mac(mac));
+                now_ns
             }
-            Learn::Insert => {
+            Learn::Insert { now_ns } => {
                 let n = match learned {
                     Some(n) => n,
                     None => self.gw.learned(vni).unwrap_or(0),
                 };
                 self.gw.set_learned(vni, n + 1);
+                now_ns
             }
-            Learn::Refresh => {}
-        }
+            Learn::Refresh { now_ns } => now_ns,
+        };
         let entry = place.learned(now_ns);
         if self.gw.fdb_learn(&key, &entry).is_err() {
             self.count(Reason::FdbFull);

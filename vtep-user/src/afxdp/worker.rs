@@ -22,12 +22,12 @@ use std::{
 };
 
 use vtep_common::{
-    FDB_KIND_LOCAL, FdbKey, Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
-    fdb::Place,
+    Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
+    fdb::{Forward, Place, forward},
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPV4_LEN,
         UDP_LEN, Uplink, VXLAN_LEN, csum_partial, encap_v4_header, flow_hash, flow_keys,
-        is_multicast, is_valid_source, parse_vxlan_v4, source_port, udp_checksum_v4,
+        is_valid_source, parse_vxlan_v4, source_port, udp_checksum_v4,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
@@ -386,13 +386,9 @@ impl Worker {
         let c = self.view.vni_counters(d.vni);
         c.rx_packets += 1;
         c.rx_bytes += d.inner_len as u64;
-        let target = if is_multicast(&dst) {
-            None
-        } else {
-            self.view.t.fdb.get(&FdbKey::new(d.vni, dst)).copied()
-        };
-        match target {
-            None => {
+        let from = Place::Vtep(VtepAddr::v4(d.remote));
+        match forward(&from, self.view.dst_entry(d.vni, &dst)) {
+            Ok(Forward::Flood) => {
                 self.view.count(Reason::Flooded);
                 self.view.vni_counters(d.vni).flood_packets += 1;
                 let mut ports = std::mem::take(&mut self.flood_ports);
@@ -403,8 +399,8 @@ impl Worker {
                 self.flood_ports = ports;
                 Fate::Free
             }
-            Some(e) if e.kind == FDB_KIND_LOCAL => {
-                let Some(&s) = self.tx_sock.get(&e.ifindex) else {
+            Ok(Forward::Port(port)) => {
+                let Some(&s) = self.tx_sock.get(&port) else {
                     return self.drop(Reason::RedirectFailed);
                 };
                 // SAFETY: a frame we own.
@@ -414,7 +410,9 @@ impl Worker {
                 m.cursor().set_pos(d.inner_len);
                 Fate::Send(s)
             }
-            Some(_) => self.drop(Reason::SplitHorizon),
+            Err(r) => self.drop(r),
+            // Not from `forward`: a frame of the underlay never goes back to it.
+            Ok(Forward::Vtep(_)) => self.drop(Reason::SplitHorizon),
         }
     }
 
@@ -443,13 +441,8 @@ impl Worker {
         }
         let len = frame.len();
         self.view.learn(vni, src, Place::Port(ifindex), self.now_ns);
-        let target = if is_multicast(&dst) {
-            None
-        } else {
-            self.view.t.fdb.get(&FdbKey::new(vni, dst)).copied()
-        };
-        match target {
-            None => {
+        match forward(&Place::Port(ifindex), self.view.dst_entry(vni, &dst)) {
+            Ok(Forward::Flood) => {
                 self.view.count(Reason::Flooded);
                 self.view.vni_counters(vni).flood_packets += 1;
                 let mut ports = std::mem::take(&mut self.flood_ports);
@@ -470,11 +463,8 @@ impl Worker {
                 self.flood_vteps = vteps;
                 Fate::Free
             }
-            Some(e) if e.kind == FDB_KIND_LOCAL => {
-                if e.ifindex == ifindex {
-                    return self.drop(Reason::Hairpin);
-                }
-                let Some(&s) = self.tx_sock.get(&e.ifindex) else {
+            Ok(Forward::Port(port)) => {
+                let Some(&s) = self.tx_sock.get(&port) else {
                     return self.drop(Reason::RedirectFailed);
                 };
                 let c = self.view.vni_counters(vni);
@@ -482,8 +472,8 @@ impl Worker {
                 c.local_bytes += len as u64;
                 Fate::Send(s)
             }
-            Some(e) => {
-                let Some(remote) = e.remote.as_v4() else {
+            Ok(Forward::Vtep(remote)) => {
+                let Some(remote) = remote.as_v4() else {
                     return self.drop(Reason::NoRoute);
                 };
                 match self.encap(desc, vni, remote) {
@@ -491,6 +481,7 @@ impl Worker {
                     Err(r) => self.drop(r),
                 }
             }
+            Err(r) => self.drop(r),
         }
     }
 
