@@ -143,9 +143,7 @@ impl Fabric {
                 let vtep = self.hosts[owner].underlay_ip.clone();
                 self.wait_entry(lab, i, &w.mac, "remote, from EVPN type-2", |e| {
                     e.is_some_and(|e| {
-                        e.is_followed()
-                            && e.state == "extern_learn"
-                            && e.dst.as_deref() == Some(&vtep)
+                        e.is_followed() && e.is_extern_learn() && e.dst.as_deref() == Some(&vtep)
                     })
                 });
             }

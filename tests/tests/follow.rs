@@ -62,9 +62,7 @@ fn follows(
 
 fn remote_at(vtep: &str) -> impl Fn(Option<&FdbEntry>) -> bool + '_ {
     move |e| {
-        e.is_some_and(|e| {
-            e.is_followed() && e.state == "extern_learn" && e.dst.as_deref() == Some(vtep)
-        })
+        e.is_some_and(|e| e.is_followed() && e.is_extern_learn() && e.dst.as_deref() == Some(vtep))
     }
 }
 

@@ -12,31 +12,31 @@ const LEARN_TIME: Duration = Duration::from_secs(3);
 
 /// Where a learned MAC is expected.
 #[derive(Clone, Copy, Debug)]
-enum Behind<'a> {
+enum Place<'a> {
     Vtep(&'a str),
     Port(&'a str),
 }
 
-impl Behind<'_> {
+impl Place<'_> {
     fn learned(self, entry: Option<&FdbEntry>) -> bool {
         entry.is_some_and(|e| {
             e.is_learned()
                 && match self {
-                    Behind::Vtep(dst) => e.dst.as_deref() == Some(dst),
-                    Behind::Port(port) => e.ifname.as_deref() == Some(port),
+                    Place::Vtep(dst) => e.dst.as_deref() == Some(dst),
+                    Place::Port(port) => e.ifname.as_deref() == Some(port),
                 }
         })
     }
 }
 
-/// Waits until `host` has learned `mac` behind `behind`; the entry.
-fn expect_learned(lab: &Lab, host: &Host, mac: &str, behind: Behind) -> FdbEntry {
+/// Waits until `host` has learned `mac` at `place`; the entry.
+fn expect_learned(lab: &Lab, host: &Host, mac: &str, place: Place) -> FdbEntry {
     lab.wait_for_entry(
         host,
         (VNI, mac),
-        &format!("learned behind {behind:?}"),
+        &format!("learned at {place:?}"),
         LEARN_TIME,
-        |e| behind.learned(e),
+        |e| place.learned(e),
     )
     .expect("a learned entry")
 }
@@ -50,13 +50,13 @@ fn remote_and_local_macs_are_learned() {
     for (i, j) in [(0, 1), (1, 0)] {
         let (host, local, remote) = (&ov.hosts[i], &ov.workloads[i], &ov.workloads[j]);
         let remote_vtep = &ov.hosts[j].underlay_ip;
-        let entry = expect_learned(&lab, host, &remote.mac, Behind::Vtep(remote_vtep));
+        let entry = expect_learned(&lab, host, &remote.mac, Place::Vtep(remote_vtep));
         assert!(
             entry.age.is_some_and(|age| age < 60),
             "{}: {entry:?}",
             host.name
         );
-        expect_learned(&lab, host, &local.mac, Behind::Port(&local.port));
+        expect_learned(&lab, host, &local.mac, Place::Port(&local.port));
     }
 }
 
@@ -72,7 +72,7 @@ fn learned_entries_age_out() {
     let (h1, w1, w2) = (&ov.hosts[0], &ov.workloads[0], &ov.workloads[1]);
     lab.assert_ping(w1, &w2.ip);
     let silent_since = Instant::now();
-    expect_learned(&lab, h1, &w2.mac, Behind::Vtep(&ov.hosts[1].underlay_ip));
+    expect_learned(&lab, h1, &w2.mac, Place::Vtep(&ov.hosts[1].underlay_ip));
 
     let limit = Duration::from_secs(AGEING + 3);
     for mac in [&w2.mac, &w1.mac] {
@@ -108,17 +108,17 @@ fn a_moving_mac_updates_its_entry() {
     let (on_h3, on_h2, on_h1) = (&holders[0], &holders[1], &holders[2]);
 
     let moves = [
-        (on_h2, None, Behind::Vtep(&ov.hosts[1].underlay_ip)),
-        (on_h3, Some(on_h2), Behind::Vtep(&ov.hosts[2].underlay_ip)),
-        (on_h1, Some(on_h3), Behind::Port(&on_h1.port)),
+        (on_h2, None, Place::Vtep(&ov.hosts[1].underlay_ip)),
+        (on_h3, Some(on_h2), Place::Vtep(&ov.hosts[2].underlay_ip)),
+        (on_h1, Some(on_h3), Place::Port(&on_h1.port)),
     ];
-    for (holder, previous, behind) in moves {
+    for (holder, previous, place) in moves {
         if let Some(previous) = previous {
             previous.link_down();
         }
         holder.link_up();
         lab.assert_ping(holder, &w1.ip);
-        expect_learned(&lab, h1, &moving_mac, behind);
+        expect_learned(&lab, h1, &moving_mac, place);
     }
 }
 

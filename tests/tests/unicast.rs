@@ -20,7 +20,7 @@ fn static_fdb_entries_carry_unicast_both_ways() {
     for (host, local, remote, remote_host) in [(h1, w1, w2, h2), (h2, w2, w1, h1)] {
         lab.vtep_ok(
             host,
-            &format!("fdb add {} vni {VNI} port {}", local.mac, local.port),
+            &format!("fdb add {} vni {VNI} dev {}", local.mac, local.port),
         );
         lab.vtep_ok(
             host,

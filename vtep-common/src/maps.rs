@@ -451,15 +451,25 @@ mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, with every padding byte an
     // explicit field, so any bit pattern is valid and none is uninitialised.
     unsafe impl aya::Pod for VtepAddr {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for FdbKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for FdbEntry {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for VniInfo {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for PortKey {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for PortInfo {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for PortList {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for FloodList {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for Underlay {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for NeighEntry {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for VniCounters {}
 }
 

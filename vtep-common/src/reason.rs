@@ -4,6 +4,12 @@
 //! `REASONS` map at index `reason as u32`. Some reasons are drops, some are
 //! hand-offs to the kernel (the packet is not lost); [`Reason::is_drop`] says
 //! which. The CLI prints [`Reason::name`].
+//!
+//! The eBPF programs carry a reason as the `Err` of their per-packet
+//! functions (`Result<u32, Reason>`, as Cilium's `DROP_*` codes); the entry
+//! point counts it once and gives the verdict its [`Outcome`] says: a drop,
+//! or a pass to the host or the TC program. A not-learned reason is counted
+//! where learning gives up, the frame still forwarded.
 
 /// The one table of reasons: variant, code (its index in `REASONS`, never
 /// reused), the name the CLI prints (kebab-case, as iproute2's counters) and

@@ -14,12 +14,10 @@ use tokio::{
 };
 
 use crate::{
-    afxdp,
-    config::Config,
-    control, follow,
-    gateway::{Gateway, Pins},
-    loader::{self, EngineKind},
-    netlink, sys,
+    control::{afxdp, apply, follow},
+    datapath::{gateway::Gateway, loader, pins::Pins},
+    model::config::{Config, EngineKind},
+    system::{bpffs, clock, netlink, notify},
 };
 
 /// How often the daemon ages entries and refreshes neighbours.
@@ -42,9 +40,9 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     follow::complete_underlay(&mut cfg)
         .with_context(|| format!("config {}", config_path.display()))?;
     let resolved =
-        control::resolve(&cfg).with_context(|| format!("config {}", config_path.display()))?;
-    let _lock = sys::lock_pin_path(pin_path)?;
-    sys::ensure_bpffs(pin_path)?;
+        apply::resolve(&cfg).with_context(|| format!("config {}", config_path.display()))?;
+    let _lock = bpffs::lock_pin_path(pin_path)?;
+    bpffs::ensure_bpffs(pin_path)?;
     let pins = Pins::new(pin_path);
     let loaded = loader::load(&pins)?;
     let adopted = loaded.adopted;
@@ -52,8 +50,8 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     // No userspace engine runs yet (a previous one may have been killed
     // without saying so): the CLI must not wait for one.
     gw.set_applied_generation(0);
-    control::apply(&mut gw, &cfg, &resolved)?;
-    control::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
+    apply::config(&mut gw, &cfg, &resolved)?;
+    apply::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
         None => None,
         Some(_) => {
@@ -105,8 +103,8 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    sys::notify_ready();
-    let ul = control::underlay(&cfg, &resolved);
+    notify::notify_ready();
+    let ul = apply::underlay(&cfg, &resolved);
     if !resolved.fib {
         log::info!(
             "forwarding is off on {}: next hops come from the daemon's neighbour table, not bpf_fib_lookup",
@@ -146,7 +144,7 @@ async fn housekeeping(
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
-    let mut delivery = control::DeliveryState::default();
+    let mut delivery = apply::DeliveryState::default();
     let follow_fd = match &follower {
         // SAFETY: the follower owns the socket behind this fd and outlives
         // follow_fd (a parameter, dropped after the locals).
@@ -170,14 +168,14 @@ async fn housekeeping(
                 }
             }
             _ = tick.tick() => {
-                let aged = gw.age(sys::monotonic_ns());
+                let aged = gw.age(clock::monotonic_ns());
                 if aged > 0 {
                     log::debug!("aged out {aged} learned MAC(s)");
                 }
-                control::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
-                control::forget_vanished_ports(&mut gw);
-                control::refresh_xdp_delivery(&mut gw, &mut rtnl, &mut delivery, ul.uplink_ifindex);
-                control::resolve_neighbours(&mut gw, &mut rtnl, &ul);
+                apply::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
+                apply::forget_vanished_ports(&mut gw);
+                apply::refresh_xdp_delivery(&mut gw, &mut rtnl, &mut delivery, ul.uplink_ifindex);
+                apply::resolve_neighbours(&mut gw, &mut rtnl, &ul);
                 if let Some(r) = runner.as_mut()
                     && let Err(e) = r.refresh(&gw)
                 {

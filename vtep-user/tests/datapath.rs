@@ -36,7 +36,7 @@ use aya::{
     },
     programs::Program,
 };
-use vtep::testrun::{self, XdpMd};
+use vtep::lab::testrun::{self, XdpMd};
 use vtep_common::{
     FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
     META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
@@ -430,10 +430,10 @@ impl Drop for Netns {
 
 // ---- BPF_PROG_TEST_RUN -------------------------------------------------------
 
-const XDP_ABORTED: u32 = vtep::testrun::XDP_ABORTED;
-const XDP_DROP: u32 = vtep::testrun::XDP_DROP;
-const XDP_PASS: u32 = vtep::testrun::XDP_PASS;
-const XDP_REDIRECT: u32 = vtep::testrun::XDP_REDIRECT;
+const XDP_ABORTED: u32 = vtep::lab::testrun::XDP_ABORTED;
+const XDP_DROP: u32 = vtep::lab::testrun::XDP_DROP;
+const XDP_PASS: u32 = vtep::lab::testrun::XDP_PASS;
+const XDP_REDIRECT: u32 = vtep::lab::testrun::XDP_REDIRECT;
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 /// What `bpf_redirect` and `bpf_redirect_neigh` return.
@@ -547,7 +547,7 @@ impl Datapath {
         let object = if fixture::PROGRAMS.contains(&program) {
             FIXTURE_OBJECT
         } else {
-            vtep::loader::object()
+            vtep::datapath::loader::object()
         };
         let mut ebpf = EbpfLoader::new()
             .load(object)

@@ -18,6 +18,7 @@
 
 mod bed;
 mod chart;
+mod follow;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -52,7 +53,7 @@ pub struct Options {
     only: Vec<String>,
     /// Only the kernel-FDB follower's scale (`[follow]`: mirroring 100,000
     /// kernel FDB entries, follow rate under traffic, memory per entry):
-    /// `target/bench/follow.json` (see bench_follow.rs). The full run
+    /// `target/bench/follow.json` (see bench/follow.rs). The full run
     /// (without --quick or --only) measures it too, after the packet rates.
     #[arg(long)]
     follow: bool,
@@ -175,7 +176,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     // SAFETY: no other thread exists yet (the lab reads VTEP_BIN).
     unsafe { std::env::set_var("VTEP_BIN", &vtep) };
     if options.follow {
-        crate::bench_follow::run(&crate::bench_follow::Options::default(), &bench_dir())?;
+        follow::run(&follow::Options::default(), &bench_dir())?;
         return Ok(());
     }
 
@@ -281,7 +282,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     );
     if !options.quick && options.only.is_empty() {
         // The follower's scale, next to the packet rates.
-        crate::bench_follow::run(&crate::bench_follow::Options::default(), &dir)?;
+        follow::run(&follow::Options::default(), &dir)?;
     }
     Ok(())
 }

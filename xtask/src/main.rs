@@ -3,13 +3,14 @@
 //! - `setup`: install what building and testing vtep needs (idempotent).
 //! - `test`: unit tests, then the integration tests in a namespace lab.
 //! - `demo`: walk through vtep in a namespace lab, showing every command.
+//! - `layers`: check that vtep-user's imports point down its layers.
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 
 mod bench;
-mod bench_follow;
 mod cmd;
 mod demo;
 mod demo_evpn;
+mod layers;
 mod setup;
 mod test;
 
@@ -35,6 +36,8 @@ enum Task {
     Demo(demo::Options),
     /// Benchmark the kernel's vxlan + bridge and vtep's engines in a namespace lab.
     Bench(bench::Options),
+    /// Check that vtep-user's modules import only from the layers below them.
+    Layers,
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Task::Test(options) => test::run(&options),
         Task::Demo(options) => demo::run(&options),
         Task::Bench(options) => bench::run(&options),
+        Task::Layers => layers::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `cargo xtask setup`: everything a fresh Debian machine of the project's kind
 //! lacks to build and test vtep, each step checked first and skipped when done.
-//! See /work/shared/notes/toolchain.md for why each piece is needed.
+//! See docs/toolchain.md for why each piece is needed.
 
 use std::process::Command;
 

@@ -8,7 +8,7 @@
 //! owned by `frr:frr`), in the foreground, their logs in the lab's directory.
 //! `vtysh -N <netns>` talks to that instance. iBGP (AS 65000) over the
 //! underlay addresses, address family `l2vpn evpn` only, `advertise-all-vni`,
-//! in a full mesh or with host 1 as route reflector (see `/work/shared/notes/evpn.md`).
+//! in a full mesh or with host 1 as route reflector (see `docs/evpn.md`).
 //!
 //! Each EVPN host's VNIs are set up as FRR's EVPN documentation describes a
 //! "traditional" bridge: one `vxlan<V>` device per VNI (`local`, `dstport

@@ -182,8 +182,11 @@ pub struct FdbEntry {
     /// The access port, for a local entry.
     #[serde(default)]
     pub ifname: Option<String>,
-    /// "static", "learned", "permanent" or "extern_learn".
+    /// "static", "learned" or "permanent".
     pub state: String,
+    /// `bridge fdb`'s flags: "extern_learn" (mirrored by `[follow]`).
+    #[serde(default)]
+    pub flags: Vec<String>,
     /// "config", "cli", "datapath" or "kernel" (mirrored by `[follow]`).
     #[serde(default)]
     pub origin: String,
@@ -208,6 +211,12 @@ impl FdbEntry {
     /// Mirrored from the kernel FDB (`[follow]`).
     pub fn is_followed(&self) -> bool {
         self.origin == "kernel"
+    }
+
+    /// Flagged `extern_learn`, as `bridge fdb` flags what an agent wrote
+    /// (the follower mirrors the kernel FDB).
+    pub fn is_extern_learn(&self) -> bool {
+        self.flags.iter().any(|f| f == "extern_learn")
     }
 }
 

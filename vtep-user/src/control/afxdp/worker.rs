@@ -33,7 +33,7 @@ use vtep_common::{
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 use super::view::{HashMap, View};
-use crate::sys;
+use crate::system::clock;
 
 /// Descriptors worked per ring per round.
 pub const BATCH: usize = 256;
@@ -217,7 +217,7 @@ impl Worker {
         let (mut rounds, mut idles, mut received) = (0u64, 0u64, 0u64);
         while !stop.load(Ordering::Relaxed) {
             rounds += 1;
-            self.now_ns = sys::monotonic_ns();
+            self.now_ns = clock::monotonic_ns();
             let mut work = 0;
             for i in 0..self.socks.len() {
                 // SAFETY: the descriptors come from this UMEM's rings.

@@ -26,8 +26,8 @@ use vtep_common::{
 };
 
 use crate::{
-    gateway::{Gateway, GatewayError},
-    sys,
+    datapath::gateway::{Gateway, GatewayError},
+    system::clock,
 };
 
 /// How often the view is reloaded from the maps (learning by the XDP
@@ -135,7 +135,7 @@ pub struct View {
 impl View {
     /// The view of worker `worker` of an engine whose workers share `shared`.
     pub fn new(gw: Gateway, shared: Arc<Shared>, worker: usize) -> Result<Self, GatewayError> {
-        let cpu = sys::nr_cpus()?.saturating_sub(1);
+        let cpu = clock::nr_cpus()?.saturating_sub(1);
         let mut v = View {
             t: Snapshot::default(),
             gw,
@@ -284,7 +284,7 @@ impl View {
         }
         let shared = self.shared.clone();
         let _one_at_a_time = lock(&shared.learn);
-        let current = self.gw.fdb_get(vni, crate::addr::Mac(mac));
+        let current = self.gw.fdb_get(vni, crate::model::addr::Mac(mac));
         // Another worker may have learned MACs of this VNI since the
         // reload: the map's count, not the copy's.
         let mut learned = None;
@@ -305,7 +305,7 @@ impl View {
                     Place::Port(_) => "a port",
                     Place::Vtep(_) => "a vtep",
                 };
-                log::info!("vni {vni}: {} moved to {to}", crate::addr::Mac(mac));
+                log::info!("vni {vni}: {} moved to {to}", crate::model::addr::Mac(mac));
                 now_ns
             }
             Learn::Insert { now_ns } => {

@@ -1,18 +1,16 @@
-//! Small system facts and actions: interface names and indices, the
-//! monotonic clock the datapath stamps entries with, bpffs, and making a
-//! veth's far end able to take XDP frames.
+//! Network interfaces: names and indices, the forwarding setting, and
+//! making a veth's far end (in its own namespace) able to take XDP frames.
 
 use std::{
     ffi::{CStr, CString},
     fs::File,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    path::Path,
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::netlink::{Rtnl, veth_peer};
+use crate::system::netlink::{Rtnl, veth_peer};
 
 /// The ifindex of `name` in this namespace.
 pub fn ifindex(name: &str) -> Option<u32> {
@@ -43,75 +41,6 @@ pub fn ifname(ifindex: u32) -> Option<String> {
 pub fn ipv4_forwarding(ifname: &str) -> bool {
     std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/forwarding"))
         .is_ok_and(|s| s.trim() == "1")
-}
-
-/// Nanoseconds of CLOCK_MONOTONIC: the clock of `bpf_ktime_get_coarse_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write into.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Number of possible CPUs: the length of per-CPU map values.
-pub fn nr_cpus() -> Result<usize, crate::gateway::GatewayError> {
-    aya::util::nr_cpus()
-        .map_err(|(_, e)| crate::gateway::GatewayError::Invalid(format!("possible CPUs: {e}")))
-}
-
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-
-/// True when `path` is on a bpffs.
-pub fn is_bpffs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: an all-zero statfs is valid; c is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid path and out-pointer.
-    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as i64 == BPF_FS_MAGIC
-}
-
-/// Makes sure `pin_path` is on a bpffs: creates it, and mounts a bpffs on
-/// it (or on /sys/fs/bpf for the default path) when it is not.
-pub fn ensure_bpffs(pin_path: &Path) -> anyhow::Result<()> {
-    let sys_bpf = Path::new("/sys/fs/bpf");
-    if pin_path.starts_with(sys_bpf) && !is_bpffs(sys_bpf) {
-        mount_bpffs(sys_bpf)?;
-    }
-    std::fs::create_dir_all(pin_path)
-        .with_context(|| format!("creating pin path {}", pin_path.display()))?;
-    if !is_bpffs(pin_path) {
-        mount_bpffs(pin_path)?;
-    }
-    Ok(())
-}
-
-fn mount_bpffs(at: &Path) -> anyhow::Result<()> {
-    let target = CString::new(at.as_os_str().as_encoded_bytes())?;
-    let bpf = c"bpf";
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            bpf.as_ptr(),
-            target.as_ptr(),
-            bpf.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        bail!(
-            "mounting bpffs on {}: {} (vtep needs root, or CAP_SYS_ADMIN, for this)",
-            at.display(),
-            io::Error::last_os_error()
-        );
-    }
-    log::info!("mounted bpffs on {}", at.display());
-    Ok(())
 }
 
 /// What [`prepare_veth_peer`] found at the far end of a device.
@@ -291,133 +220,4 @@ fn set_feature(ifindex: u32, feature: Feature, on: bool) -> anyhow::Result<()> {
         log::debug!("veth peer {name}: {what} {}", if on { "on" } else { "off" });
     }
     Ok(())
-}
-/// An exclusive lock on a pin path: one `vtep run` per gateway. Held until
-/// dropped (the kernel releases it when the process exits, however it
-/// exits).
-pub struct RunLock {
-    _file: File,
-}
-
-/// Takes the run lock of `pin_path`, or says which process holds it.
-pub fn lock_pin_path(pin_path: &Path) -> anyhow::Result<RunLock> {
-    use std::io::{Read as _, Seek as _, Write as _};
-    let dir = Path::new("/run/vtep");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name: String = pin_path
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c == '/' { '%' } else { c })
-        .collect();
-    let path = dir.join(format!("{name}.lock"));
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: a valid fd we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        bail!(
-            "another `vtep run` (pid {}) manages the gateway at {}; stop it first",
-            holder.trim(),
-            pin_path.display()
-        );
-    }
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "{}", std::process::id())?;
-    Ok(RunLock { _file: file })
-}
-
-/// Tells a service manager that the gateway is up (`READY=1` on
-/// `$NOTIFY_SOCKET`, as sd_notify does); nothing without one.
-pub fn notify_ready() {
-    use std::os::{
-        linux::net::SocketAddrExt as _,
-        unix::net::{SocketAddr, UnixDatagram},
-    };
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let bytes = path.as_encoded_bytes();
-    let addr = match bytes.strip_prefix(b"@") {
-        Some(abs) => SocketAddr::from_abstract_name(abs),
-        None => SocketAddr::from_pathname(Path::new(&path)),
-    };
-    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(b"READY=1", &a));
-    if let Err(e) = sent {
-        log::warn!("notifying the service manager: {e}");
-    }
-}
-
-/// Every (key, value) of the BPF hash map at `fd`, read with
-/// `BPF_MAP_LOOKUP_BATCH` (Linux 5.6): one syscall per `CHUNK` entries.
-/// `K` and `V` must be the map's key and value types.
-pub fn lookup_batch<K: aya::Pod, V: aya::Pod>(fd: std::os::fd::RawFd) -> io::Result<Vec<(K, V)>> {
-    /// Entries per call; also bounds a hash bucket's size (the kernel
-    /// answers ENOSPC when one bucket does not fit).
-    const CHUNK: usize = 4096;
-    const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-    /// The `batch` member of `union bpf_attr`.
-    #[repr(C)]
-    #[derive(Default)]
-    struct BatchAttr {
-        in_batch: u64,
-        out_batch: u64,
-        keys: u64,
-        values: u64,
-        count: u32,
-        map_fd: u32,
-        elem_flags: u64,
-        flags: u64,
-    }
-    let mut out = Vec::new();
-    // SAFETY: K and V are Pod: all-zero is a valid value of each.
-    let mut keys: Vec<K> = vec![unsafe { std::mem::zeroed() }; CHUNK];
-    // SAFETY: as above.
-    let mut values: Vec<V> = vec![unsafe { std::mem::zeroed() }; CHUNK];
-    // The position token of a hash map is a bucket index (u32); room for more.
-    let mut token = [0u64; 2];
-    let mut next = [0u64; 2];
-    let mut first = true;
-    loop {
-        let mut attr = BatchAttr {
-            in_batch: if first { 0 } else { token.as_ptr() as u64 },
-            out_batch: next.as_mut_ptr() as u64,
-            keys: keys.as_mut_ptr() as u64,
-            values: values.as_mut_ptr() as u64,
-            count: CHUNK as u32,
-            map_fd: fd as u32,
-            ..BatchAttr::default()
-        };
-        // SAFETY: attr points to valid buffers of CHUNK keys and values and
-        // to position tokens, all alive for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_LOOKUP_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        let done = if rc == 0 {
-            false
-        } else {
-            match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ENOENT) => true,
-                e => return Err(e),
-            }
-        };
-        let n = (attr.count as usize).min(CHUNK);
-        out.extend(keys[..n].iter().copied().zip(values[..n].iter().copied()));
-        if done {
-            return Ok(out);
-        }
-        token = next;
-        first = false;
-    }
 }

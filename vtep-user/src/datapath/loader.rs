@@ -22,7 +22,7 @@ use aya::{
 };
 use vtep_common::{names, programs};
 
-use crate::gateway::Pins;
+use crate::{datapath::pins::Pins, model::config::EngineKind};
 
 /// The eBPF object, built by build.rs from the vtep-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-ebpf"));
@@ -40,16 +40,6 @@ pub enum Role {
     AccessPort,
 }
 
-/// Which engine forwards: the XDP programs, or the AF_XDP engine in
-/// userspace behind small steering programs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    #[default]
-    Xdp,
-    Afxdp,
-}
-
 impl Role {
     /// The (XDP, TC) programs of this role under `engine`.
     fn programs(self, engine: EngineKind) -> (&'static str, &'static str) {
@@ -62,6 +52,12 @@ impl Role {
     }
 }
 
+/// The AF_XDP engine's maps (its sockets and their slots), from the loaded object.
+pub struct EngineMaps {
+    pub xsks: aya::maps::XskMap<aya::maps::MapData>,
+    pub slots: aya::maps::HashMap<aya::maps::MapData, u32, u32>,
+}
+
 /// The eBPF programs' log records (aya-log), for the daemon to print.
 pub type DatapathLog = aya_log::EbpfLogger<&'static dyn log::Log>;
 
@@ -72,7 +68,7 @@ pub struct Loaded {
     /// The programs' log records, when the log map could be opened.
     pub log: Option<DatapathLog>,
     /// The AF_XDP engine's maps (its sockets and their slots).
-    pub engine_maps: Option<crate::afxdp::EngineMaps>,
+    pub engine_maps: Option<EngineMaps>,
 }
 
 /// The aya-log level the programs log at: the daemon's own level.
@@ -130,7 +126,7 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
         }
     };
     let engine_maps = match (ebpf.take_map(names::XSKS), ebpf.take_map(names::XSK_SLOTS)) {
-        (Some(x), Some(s)) => Some(crate::afxdp::EngineMaps {
+        (Some(x), Some(s)) => Some(EngineMaps {
             xsks: x.try_into()?,
             slots: s.try_into()?,
         }),

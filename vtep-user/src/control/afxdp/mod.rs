@@ -27,7 +27,6 @@ use std::{
 use std::os::fd::AsRawFd as _;
 
 use anyhow::{Context as _, Result, anyhow};
-use aya::maps::{HashMap as BpfHashMap, MapData, XskMap};
 use vtep_common::XSK_MAX_QUEUES;
 use xsk_rs::{
     Socket, Umem,
@@ -38,7 +37,15 @@ use self::{
     view::{Shared, View, lock},
     worker::{Sock, SockRole, Worker},
 };
-use crate::gateway::Gateway;
+use crate::{
+    datapath::{
+        gateway::Gateway,
+        loader::{self, EngineMaps},
+        pins::Pins,
+    },
+    model::config::EngineKind,
+    system::{clock, iface},
+};
 
 /// Ring sizes (descriptors) of every socket.
 const RING: u32 = 2048;
@@ -51,12 +58,6 @@ pub struct Iface {
     pub ifindex: u32,
     pub name: String,
     pub role: SockRole,
-}
-
-/// The engine's maps, from the loaded object.
-pub struct EngineMaps {
-    pub xsks: XskMap<MapData>,
-    pub slots: BpfHashMap<MapData, u32, u32>,
 }
 
 /// A running engine: one worker thread per receive queue.
@@ -100,7 +101,7 @@ impl Engine {
         let stop = Arc::new(AtomicBool::new(false));
         let maps = Arc::new(Mutex::new(maps));
         let shared = Shared::new(workers as usize);
-        let cpus = crate::sys::nr_cpus().unwrap_or(1).max(1);
+        let cpus = clock::nr_cpus().unwrap_or(1).max(1);
         let mut engine = Engine {
             stop: stop.clone(),
             threads: Vec::new(),
@@ -278,7 +279,7 @@ fn pin_to_cpu(cpu: usize) {
 /// CLI starts on the XDP engine's programs and moves over within a tick),
 /// and handing the links back to the XDP engine's programs when it stops.
 pub struct Runner {
-    pins: crate::gateway::Pins,
+    pins: Pins,
     engine: Option<Engine>,
     maps: Option<EngineMaps>,
     uplink: Iface,
@@ -287,7 +288,7 @@ pub struct Runner {
 
 impl Runner {
     pub fn start(
-        pins: crate::gateway::Pins,
+        pins: Pins,
         maps: EngineMaps,
         uplink: Iface,
         gw: &Gateway,
@@ -308,7 +309,7 @@ impl Runner {
     fn wanted(&self, gw: &Gateway) -> Vec<Iface> {
         let mut v = vec![self.uplink.clone()];
         for (ifindex, _) in gw.port_list() {
-            if let Some(name) = crate::sys::ifname(ifindex) {
+            if let Some(name) = iface::ifname(ifindex) {
                 v.push(Iface {
                     ifindex,
                     name,
@@ -331,7 +332,7 @@ impl Runner {
 
     fn restart(&mut self, ifaces: Vec<Iface>) -> Result<()> {
         if let Some(engine) = self.engine.take() {
-            self.steer(&engine.ifaces, crate::loader::EngineKind::Xdp);
+            self.steer(&engine.ifaces, EngineKind::Xdp);
             self.maps = engine.stop();
         }
         let maps = self
@@ -339,20 +340,19 @@ impl Runner {
             .take()
             .ok_or_else(|| anyhow!("the AF_XDP maps were lost with the previous engine"))?;
         let engine = Engine::start(&self.pins.root, maps, ifaces, self.tuning)?;
-        self.steer(&engine.ifaces, crate::loader::EngineKind::Afxdp);
+        self.steer(&engine.ifaces, EngineKind::Afxdp);
         self.engine = Some(engine);
         Ok(())
     }
 
     /// Puts the XDP program of `kind` on every interface of `ifaces`.
-    fn steer(&self, ifaces: &[Iface], kind: crate::loader::EngineKind) {
+    fn steer(&self, ifaces: &[Iface], kind: EngineKind) {
         for i in ifaces {
             let role = match i.role {
-                SockRole::Uplink => crate::loader::Role::Uplink,
-                SockRole::AccessPort => crate::loader::Role::AccessPort,
+                SockRole::Uplink => loader::Role::Uplink,
+                SockRole::AccessPort => loader::Role::AccessPort,
             };
-            if let Err(e) = crate::loader::attach_engine(&self.pins, &i.name, i.ifindex, role, kind)
-            {
+            if let Err(e) = loader::attach_engine(&self.pins, &i.name, i.ifindex, role, kind) {
                 log::warn!("{}: switching to the {kind:?} engine: {e:#}", i.name);
             }
         }
@@ -362,7 +362,7 @@ impl Runner {
     /// forwarding goes on.
     pub fn stop(mut self) {
         if let Some(engine) = self.engine.take() {
-            self.steer(&engine.ifaces, crate::loader::EngineKind::Xdp);
+            self.steer(&engine.ifaces, EngineKind::Xdp);
             engine.stop();
         }
     }

@@ -10,12 +10,18 @@ use vtep_common::{
 };
 
 use crate::{
-    addr::to_vtep,
-    config::{Config, ConfigError, FdbTarget},
-    gateway::{Gateway, GatewayError, SetMode},
-    loader::{self, Role},
-    netlink::Rtnl,
-    sys::{self, FarEnd},
+    datapath::{
+        gateway::{Gateway, GatewayError, SetMode},
+        loader::{self, Role},
+    },
+    model::{
+        addr::to_vtep,
+        config::{Config, ConfigError, FdbTarget},
+    },
+    system::{
+        iface::{self, FarEnd},
+        netlink::Rtnl,
+    },
 };
 
 /// The interfaces a config names, resolved to ifindexes.
@@ -39,7 +45,7 @@ pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         )
     };
     let name = &cfg.underlay.interface;
-    let uplink = sys::ifindex(name).ok_or_else(|| missing("underlay.interface".into(), name))?;
+    let uplink = iface::ifindex(name).ok_or_else(|| missing("underlay.interface".into(), name))?;
     let (uplink_mac, uplink_mtu) = Rtnl::new()
         .and_then(|mut r| r.link_mac_mtu(uplink))
         .map_err(|e| ConfigError::new("underlay.interface", format!("{name}: {e}")))?;
@@ -48,7 +54,7 @@ pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
     for (i, v) in cfg.vnis.iter().enumerate() {
         for (j, p) in v.ports.iter().enumerate() {
             let ifindex =
-                sys::ifindex(p).ok_or_else(|| missing(format!("vni[{i}].ports[{j}]"), p))?;
+                iface::ifindex(p).ok_or_else(|| missing(format!("vni[{i}].ports[{j}]"), p))?;
             ports.insert(p.clone(), ifindex);
         }
     }
@@ -56,7 +62,7 @@ pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         uplink,
         uplink_mac,
         uplink_mtu,
-        fib: sys::ipv4_forwarding(name),
+        fib: iface::ipv4_forwarding(name),
         ports,
     })
 }
@@ -88,7 +94,7 @@ pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
 
 /// Applies a validated, resolved config. State the config does not mention
 /// (VNIs, ports and entries added with the CLI, learned MACs) is kept.
-pub fn apply(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
+pub fn config(gw: &mut Gateway, cfg: &Config, r: &Resolved) -> Result<()> {
     gw.set_underlay(&underlay(cfg, r))?;
     for v in &cfg.vnis {
         if gw.vni_followed(v.id) {
@@ -150,7 +156,7 @@ pub fn add_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
 /// the ports of a followed bridge access ports of its VNI.
 pub fn attach_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
     let ifindex =
-        sys::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
+        iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
     let was_port = gw.port_vni(ifindex).is_some();
     gw.port_set(ifindex, ifname, vni)?;
     if let Err(e) = loader::attach(&gw.pins, ifname, ifindex, Role::AccessPort) {
@@ -165,11 +171,11 @@ pub fn attach_port(gw: &mut Gateway, ifname: &str, vni: u32) -> Result<()> {
     Ok(())
 }
 
-/// Prepares the far end of `ifname` (see [`sys::prepare_veth_peer`]) and,
+/// Prepares the far end of `ifname` (see [`iface::prepare_veth_peer`]) and,
 /// when it can take XDP frames, lets XDP redirect into it. Returns whether
 /// it does.
 pub fn enable_xdp_tx(gw: &mut Gateway, ifname: &str, ifindex: u32) -> Result<bool> {
-    let ready = match sys::prepare_veth_peer(ifindex) {
+    let ready = match iface::prepare_veth_peer(ifindex) {
         Ok(FarEnd::NotVeth | FarEnd::VethPrepared) => true,
         Ok(FarEnd::VethDown) => {
             log::info!("{ifname}: its veth peer is down; XDP delivery starts when it comes up");
@@ -210,7 +216,7 @@ pub fn refresh_xdp_delivery(
             continue;
         };
         let in_map = gw.xdp_tx(ifindex);
-        let name = sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+        let name = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
         if !carrier {
             state.failed.remove(&ifindex);
             if in_map {
@@ -291,7 +297,7 @@ pub fn refresh_underlay(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &mut Underlay, up
     now.uplink_mac = mac;
     now.mtu = mtu.min(u32::from(u16::MAX)) as u16;
     now.flags &= !UNDERLAY_F_FIB;
-    if sys::ipv4_forwarding(uplink) {
+    if iface::ipv4_forwarding(uplink) {
         now.flags |= UNDERLAY_F_FIB;
     }
     if now != *ul {
@@ -315,7 +321,7 @@ pub fn refresh_underlay(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &mut Underlay, up
 /// veth), with their FDB entries.
 pub fn forget_vanished_ports(gw: &mut Gateway) {
     for (ifindex, vni) in gw.port_list() {
-        if sys::ifname(ifindex).is_none() {
+        if iface::ifname(ifindex).is_none() {
             log::info!("access port {ifindex} of VNI {vni} is gone; removing it");
             if let Err(e) = gw.port_del_index(ifindex, &format!("if{ifindex}")) {
                 log::warn!("removing vanished port {ifindex}: {e}");

@@ -48,7 +48,7 @@ use vtep_common::{
     names, programs,
 };
 
-use crate::{addr::Mac, sys, testrun};
+use crate::{datapath::loader, lab::testrun, model::addr::Mac, system::iface};
 
 /// The lab's eBPF object, built by build.rs from the vtep-ebpf crate's
 /// `vtep-lab` binary.
@@ -292,7 +292,7 @@ fn dev_counter(dev: &str, name: &str) -> u64 {
 }
 
 fn ifindex(dev: &str) -> Result<u32> {
-    sys::ifindex(dev).with_context(|| {
+    iface::ifindex(dev).with_context(|| {
         format!("no interface named {dev:?} in this network namespace (run inside its namespace: ip netns exec NS vtep pktgen ...)")
     })
 }
@@ -376,7 +376,7 @@ fn load_lab() -> Result<Ebpf> {
 /// Loads the XDP program `name` of `ebpf`; its fd (a duplicate, which keeps
 /// the program loaded).
 fn load_xdp(ebpf: &mut Ebpf, name: &str) -> Result<ProgramFd> {
-    let prog = crate::loader::load_xdp(ebpf, name)?;
+    let prog = loader::load_xdp(ebpf, name)?;
     Ok(prog.fd()?.try_clone()?)
 }
 
@@ -521,7 +521,7 @@ fn generate(args: &GenArgs, json: bool) -> Result<()> {
     typed_map::<Array<_, GenConfig>>(&mut ebpf, lab::names::GEN_CONFIG)?
         .set(0, t.config, 0)
         .context("setting the generator's config")?;
-    let prog: &Xdp = crate::loader::load_xdp(&mut ebpf, lab::programs::GEN)?;
+    let prog: &Xdp = loader::load_xdp(&mut ebpf, lab::programs::GEN)?;
 
     let total = match (args.count, args.duration) {
         (Some(c), _) => Some(c),
@@ -794,14 +794,14 @@ fn cost(args: &CostArgs, json: bool) -> Result<()> {
         "--repeat and --rounds must be positive"
     );
     let mut dp = EbpfLoader::new()
-        .load(crate::loader::object())
+        .load(loader::object())
         .context("loading vtep's eBPF object")?;
     configure_datapath(&mut dp)?;
     let uplink_fd = load_xdp(&mut dp, programs::UPLINK_XDP)?;
     let access_fd = load_xdp(&mut dp, programs::ACCESS_XDP)?;
     let mut lab_obj = load_lab()?;
     let drop_fd = load_xdp(&mut lab_obj, lab::programs::DROP)?;
-    crate::loader::load_xdp(&mut lab_obj, lab::programs::COST)?;
+    loader::load_xdp(&mut lab_obj, lab::programs::COST)?;
 
     let inner = |dst_mac, src_mac| Plain {
         dst_mac,

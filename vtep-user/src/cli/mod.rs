@@ -2,24 +2,40 @@
 //!
 //! Verbs and arguments follow iproute2's `bridge fdb`: keyword–value pairs
 //! after the object (`vtep fdb add 02:00:00:00:01:02 vni 100 dst
-//! 198.18.0.2`), `-j` for JSON. Every command acts on the gateway pinned at
-//! `--pin-path`, directly on its maps: a change is live when the command
-//! returns.
+//! 198.18.0.2`, `... dev t1w1` for an access port), `-j` for JSON. Every
+//! command acts on the gateway pinned at `--pin-path`, directly on its maps:
+//! a change is live when the command returns. What the commands print is
+//! [`output`]'s, written to stdout a row at a time; a reader that
+//! goes away (`vtep fdb show | head -1`) ends the command quietly.
 
-use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
+pub mod output;
+
+use std::{
+    collections::BTreeMap,
+    io::{self, BufWriter, StdoutLock},
+    net::IpAddr,
+    path::PathBuf,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use vtep_common::{FDB_F_STATIC, FdbEntry, VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
 
 use crate::{
-    addr::{Mac, to_vtep},
-    config::{VniConfig, check_vni, parse_vtep},
-    control,
-    gateway::Pins,
-    gateway::{DEFAULT_PIN_PATH, Gateway, SetMode},
-    loader, output, sys,
+    control::apply,
+    datapath::{
+        gateway::{Gateway, GatewayError, SetMode},
+        loader,
+        pins::{DEFAULT_PIN_PATH, Pins},
+    },
+    model::{
+        addr::{Mac, to_vtep},
+        config::{EngineKind, VniConfig, check_vni, parse_vtep},
+    },
+    system::{clock, iface},
 };
+
+use output::{IfNames, Printer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,7 +68,7 @@ pub enum Command {
         config: PathBuf,
         /// Which engine forwards (overrides the config's `engine`).
         #[arg(long, value_enum)]
-        engine: Option<crate::loader::EngineKind>,
+        engine: Option<EngineKind>,
     },
     /// Detach the datapath from every interface and remove all its pins.
     Down,
@@ -80,15 +96,16 @@ pub enum Command {
     /// Send frames at a high rate out of an interface (BPF_PROG_TEST_RUN live
     /// frames), count them at the far end (`sink`), or time vtep's XDP
     /// programs (`cost`): the benchmark lab's tools.
-    Pktgen(Box<crate::pktgen::PktgenArgs>),
+    Pktgen(Box<crate::lab::pktgen::PktgenArgs>),
 }
 
-/// `MAC vni VNI [dst IP | port IFNAME]`.
+/// `MAC vni VNI [dst IP | dev IFNAME]`.
 #[derive(Debug, Args)]
 pub struct FdbArgs {
     /// The MAC address (00:00:00:00:00:00 is the flood list).
     pub mac: String,
-    /// `vni VNI`, then `dst IP` (remote VTEP) or `port IFNAME` (access port).
+    /// `vni VNI`, then `dst IP` (remote VTEP) or `dev IFNAME` (access port;
+    /// `port IFNAME` is accepted as another name for `dev`).
     #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
     pub args: Vec<String>,
 }
@@ -184,7 +201,35 @@ fn on_off(what: &str, k: &str, v: &str) -> Result<bool> {
     }
 }
 
+/// Runs one command. A closed stdout (its reader went away, as `head` does)
+/// is no error: the command ends quietly with success, as iproute2's do.
 pub fn main(cli: Cli) -> Result<()> {
+    match run(cli) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+/// True when `e` comes from writing to a pipe whose reader is gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints to stdout through a [`Printer`], text or JSON.
+fn print(
+    json: bool,
+    print: impl FnOnce(&mut Printer<BufWriter<StdoutLock<'static>>>) -> io::Result<()>,
+) -> Result<()> {
+    let mut p = Printer::new(BufWriter::new(io::stdout().lock()), json);
+    print(&mut p).context("printing to stdout")?;
+    p.finish().context("printing to stdout")?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
     let pin = &cli.pin_path;
     match cli.command {
         Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
@@ -198,11 +243,10 @@ pub fn main(cli: Cli) -> Result<()> {
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),
-        Command::Pktgen(args) => crate::pktgen::main(*args, cli.json),
+        Command::Pktgen(args) => crate::lab::pktgen::main(*args, cli.json),
         Command::Stats { all } => {
-            let gw = Gateway::open(pin)?;
-            output::stats(&gw.stats()?, cli.json, all);
-            Ok(())
+            let stats = Gateway::open(pin)?.stats()?;
+            print(cli.json, |p| output::stats(p, &stats, all))
         }
     }
 }
@@ -233,8 +277,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             if let Some(v) = vni {
                 gw.vni_info(v)?;
             }
-            output::fdb(&gw.fdb_rows(vni, sys::monotonic_ns()), json);
-            return Ok(());
+            return fdb_show(&gw, vni, json);
         }
         FdbCommand::Add(a) => ("add", a),
         FdbCommand::Append(a) => ("append", a),
@@ -246,21 +289,14 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
         .mac
         .parse()
         .map_err(|e: String| anyhow::anyhow!("{what}: {e}"))?;
-    let kw = keywords(&what, &a.args, &["vni", "dst", "port"])?;
+    let kw = keywords(&what, &a.args, &["vni", "dst", "dev", "port"])?;
     let Some(vni) = kw.get("vni") else {
         bail!("{what}: missing `vni VNI`");
     };
     let vni = parse_vni(&what, vni)?;
-    let dst: Option<IpAddr> = kw
-        .get("dst")
-        .map(|d| parse_vtep("dst", d).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason)))
-        .transpose()?;
-    let port = kw.get("port").copied();
-    if dst.is_some() && port.is_some() {
-        bail!("{what}: give dst or port, not both");
-    }
+    let (dst, dev) = fdb_place(&what, &kw)?;
     if let Some(d) = dst {
-        let local = crate::addr::from_vtep(&gw.underlay()?.local);
+        let local = crate::model::addr::from_vtep(&gw.underlay()?.local);
         if local == Some(d) {
             bail!("{what}: {d} is this VTEP's own address");
         }
@@ -268,8 +304,8 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
 
     if mac.is_zero() {
         // The flood list: `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
-        if port.is_some() {
-            bail!("{what}: 00:00:00:00:00:00 is the flood list; it takes dst, not port");
+        if dev.is_some() {
+            bail!("{what}: 00:00:00:00:00:00 is the flood list; it takes dst, not dev");
         }
         return match verb {
             "del" => Ok(gw.flood_del(vni, dst)?),
@@ -288,14 +324,14 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             "{what}: append adds flood-list members (00:00:00:00:00:00); for {mac} use add or replace"
         ),
         _ => {
-            let entry = match (dst, port) {
+            let entry = match (dst, dev) {
                 (Some(d), None) => FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0),
                 (None, Some(p)) => {
-                    let ifindex = sys::ifindex(p)
+                    let ifindex = iface::ifindex(p)
                         .with_context(|| format!("{what}: no interface named {p:?}"))?;
                     FdbEntry::local(ifindex, FDB_F_STATIC, 0)
                 }
-                _ => bail!("{what}: give `dst IP` (remote VTEP) or `port IFNAME` (access port)"),
+                _ => bail!("{what}: give `dst IP` (remote VTEP) or `dev IFNAME` (access port)"),
             };
             let mode = if verb == "add" {
                 SetMode::Add
@@ -305,6 +341,51 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
             Ok(gw.fdb_set(vni, mac, entry, mode)?)
         }
     }
+}
+
+/// Where `fdb add|append|replace|del` puts the MAC: `dst IP` (a remote VTEP)
+/// or `dev IFNAME` (an access port; `port IFNAME` is an alias, from before
+/// vtep took `bridge fdb`'s words), at most one of them.
+fn fdb_place<'a>(
+    what: &str,
+    kw: &BTreeMap<&str, &'a str>,
+) -> Result<(Option<IpAddr>, Option<&'a str>)> {
+    let dst: Option<IpAddr> = kw
+        .get("dst")
+        .map(|d| parse_vtep("dst", d).map_err(|e| anyhow::anyhow!("{what}: {}", e.reason)))
+        .transpose()?;
+    let dev = match (kw.get("dev"), kw.get("port")) {
+        (Some(_), Some(_)) => bail!("{what}: port is another name for dev; give one of them"),
+        (dev, port) => dev.or(port).copied(),
+    };
+    if dst.is_some() && dev.is_some() {
+        bail!("{what}: give dst or dev, not both");
+    }
+    Ok((dst, dev))
+}
+
+/// `vtep fdb show [vni VNI]`: each VNI's entries by MAC, then its flood list.
+fn fdb_show(gw: &Gateway, vni: Option<u32>, json: bool) -> Result<()> {
+    let now_ns = clock::monotonic_ns();
+    let mut entries = gw.fdb_entries();
+    entries.retain(|(k, _)| vni.is_none_or(|v| v == k.vni));
+    entries.sort_unstable_by_key(|(k, _)| (k.vni, k.mac));
+    let vnis = match vni {
+        Some(v) => vec![v],
+        None => gw.vni_ids(),
+    };
+    let floods: Vec<output::FloodRows> = vnis
+        .into_iter()
+        .map(|v| output::FloodRows {
+            vni: v,
+            followed: gw.vni_followed(v),
+            members: gw.flood_list(v),
+        })
+        .collect();
+    let mut names = IfNames::default();
+    print(json, |p| {
+        output::fdb(p, &entries, &floods, now_ns, &mut |i| names.name(i))
+    })
 }
 
 fn vni_settings(what: &str, base: VniConfig, args: &[String]) -> Result<VniConfig> {
@@ -357,13 +438,25 @@ fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
         }
         VniCommand::Del { vni } => Ok(gw.vni_del(parse_vni("vni del", &vni)?)?),
         VniCommand::Show => {
+            let mut names = IfNames::default();
             let rows = gw
                 .vni_ids()
                 .into_iter()
-                .map(|v| gw.vni_row(v))
-                .collect::<Result<Vec<_>, _>>()?;
-            output::vnis(&rows, json);
-            Ok(())
+                .map(|vni| {
+                    Ok(output::VniRow {
+                        vni,
+                        info: gw.vni_info(vni)?,
+                        ports: gw
+                            .vni_ports(vni)
+                            .into_iter()
+                            .map(|i| names.name(i))
+                            .collect(),
+                        flood: gw.flood_list(vni),
+                        learned: gw.learned(vni).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<Vec<_>, GatewayError>>()?;
+            print(json, |p| output::vnis(p, &rows))
         }
     }
 }
@@ -377,22 +470,22 @@ fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
                 bail!("port add: missing `vni VNI`");
             };
             let vni = parse_vni("port add", vni)?;
-            control::add_port(&mut gw, &ifname, vni)
+            apply::add_port(&mut gw, &ifname, vni)
         }
         PortCommand::Del { ifname } => Ok(gw.port_del(&ifname)?),
         PortCommand::Show => {
+            let mut names = IfNames::default();
             let rows: Vec<output::PortRow> = gw
                 .port_list()
                 .into_iter()
                 .map(|(ifindex, vni)| output::PortRow {
-                    ifname: sys::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}")),
+                    ifname: names.name(ifindex),
                     ifindex,
                     vni,
                     xdp_redirect: gw.xdp_tx(ifindex),
                 })
                 .collect();
-            output::ports(&rows, json);
-            Ok(())
+            print(json, |p| output::ports(p, &rows))
         }
     }
 }
@@ -427,6 +520,36 @@ mod tests {
         );
         let twice = keywords("fdb add", &s(&["vni", "1", "vni", "2"]), &["vni"]).unwrap_err();
         assert!(twice.to_string().contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn fdb_takes_dev_or_its_alias_port() {
+        let place = |a: &[&str]| {
+            let a = s(a);
+            let kw = keywords("fdb add", &a, &["vni", "dst", "dev", "port"]).unwrap();
+            fdb_place("fdb add", &kw)
+                .map(|(dst, dev)| (dst, dev.map(str::to_owned)))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(place(&["dev", "t1w1"]), Ok((None, Some("t1w1".into()))));
+        assert_eq!(place(&["port", "t1w1"]), Ok((None, Some("t1w1".into()))));
+        assert_eq!(
+            place(&["dst", "198.18.0.2"]),
+            Ok((Some("198.18.0.2".parse().unwrap()), None))
+        );
+        assert_eq!(place(&["vni", "100"]), Ok((None, None)));
+        let both = place(&["dev", "a", "port", "b"]).unwrap_err();
+        assert!(both.contains("port is another name for dev"), "{both}");
+        let two = place(&["dst", "198.18.0.2", "dev", "a"]).unwrap_err();
+        assert!(two.contains("give dst or dev, not both"), "{two}");
+    }
+
+    #[test]
+    fn a_closed_pipe_is_no_error() {
+        let e = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe))
+            .context("printing to stdout");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("map FDB: not found")));
     }
 
     #[test]

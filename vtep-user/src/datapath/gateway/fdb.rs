@@ -1,0 +1,171 @@
+//! The FDB (`FDB`): static, learned and followed entries, the `bridge fdb` verbs, and ageing.
+
+use super::*;
+
+impl Gateway {
+    pub fn fdb_get(&self, vni: u32, mac: Mac) -> Option<FdbEntry> {
+        self.fdb.get(&FdbKey::new(vni, mac.0), 0).ok()
+    }
+
+    /// Adds or replaces a static entry (`bridge fdb add|replace`).
+    pub fn fdb_set(&mut self, vni: u32, mac: Mac, entry: FdbEntry, mode: SetMode) -> Result<()> {
+        self.vni_info(vni)?;
+        if entry.flags & FDB_F_FOLLOWED == 0 && self.vni_followed(vni) {
+            return Err(GatewayError::FollowedVni(vni));
+        }
+        if mac.is_multicast() || mac.is_zero() {
+            return Err(GatewayError::Invalid(format!(
+                "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
+            )));
+        }
+        if let FdbEntry {
+            kind: FDB_KIND_LOCAL,
+            ifindex,
+            ..
+        } = entry
+            && self.port_vni(ifindex) != Some(vni)
+        {
+            let name = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
+            return Err(GatewayError::Invalid(format!(
+                "{name} is not an access port of VNI {vni}"
+            )));
+        }
+        let key = FdbKey::new(vni, mac.0);
+        let old = self.fdb.get(&key, 0).ok();
+        if let Some(old) = old {
+            if old.flags & FDB_F_FOLLOWED != 0 && entry.flags & FDB_F_FOLLOWED == 0 {
+                return Err(GatewayError::Followed { mac, vni });
+            }
+            if mode == SetMode::Add {
+                return Err(GatewayError::EntryExists { mac, vni });
+            }
+        }
+        self.fdb
+            .insert(key, entry, 0)
+            .map_err(map_err(names::FDB))?;
+        if old.is_some_and(|o| o.flags & FDB_F_LEARNED != 0) {
+            self.learned_add(vni, -1);
+        }
+        Ok(())
+    }
+
+    /// Deletes an entry (`bridge fdb del`).
+    pub fn fdb_del(&mut self, vni: u32, mac: Mac) -> Result<()> {
+        self.vni_info(vni)?;
+        let key = FdbKey::new(vni, mac.0);
+        let Ok(old) = self.fdb.get(&key, 0) else {
+            return Err(GatewayError::NoSuchEntry { mac, vni });
+        };
+        if old.flags & FDB_F_FOLLOWED != 0 {
+            return Err(GatewayError::Followed { mac, vni });
+        }
+        self.fdb_remove_counted(&key);
+        Ok(())
+    }
+
+    /// Removes an entry the follower mirrored (`FDB_F_FOLLOWED`); any other
+    /// entry is left alone. True when one was removed.
+    pub fn fdb_del_followed(&mut self, key: &FdbKey) -> bool {
+        match self.fdb.get(key, 0) {
+            Ok(old) if old.flags & FDB_F_FOLLOWED != 0 => self.fdb.remove(key).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Writes an entry the follower mirrored, unless the map holds it
+    /// already (the datapath's `last_seen_ns` of a followed entry is not
+    /// compared, and kept). True when it wrote.
+    pub fn fdb_put_followed(&mut self, key: &FdbKey, entry: &FdbEntry) -> Result<bool> {
+        if let Ok(old) = self.fdb.get(key, 0)
+            && old.same_place(entry)
+            && old.flags == entry.flags
+        {
+            return Ok(false);
+        }
+        self.fdb
+            .insert(key, entry, 0)
+            .map_err(map_err(names::FDB))?;
+        Ok(true)
+    }
+
+    /// Removes an entry, keeping the VNI's learned count right.
+    pub(super) fn fdb_remove_counted(&mut self, key: &FdbKey) {
+        if let Ok(old) = self.fdb.get(key, 0)
+            && self.fdb.remove(key).is_ok()
+            && old.flags & FDB_F_LEARNED != 0
+        {
+            self.learned_add(key.vni, -1);
+        }
+    }
+
+    pub(super) fn learned_add(&mut self, vni: u32, delta: i64) {
+        if let Ok(n) = self.learned.get(&vni, 0) {
+            let _ = self.learned.insert(vni, n.saturating_add_signed(delta), 0);
+        }
+    }
+
+    /// Removes learned entries older than their VNI's `ageing`, and
+    /// recounts each VNI's learned MACs. Returns how many were aged out.
+    pub fn age(&mut self, now_ns: u64) -> usize {
+        let infos: Vec<(u32, VniInfo)> = self.vnis.iter().filter_map(|r| r.ok()).collect();
+        // Followed VNIs hold no learned entries (the kernel learns): with
+        // only those, there is nothing to walk the FDB for.
+        if infos
+            .iter()
+            .all(|(_, i)| i.flags & VNI_F_KERNEL_FALLBACK != 0)
+        {
+            return 0;
+        }
+        let ageing: BTreeMap<u32, u32> =
+            infos.into_iter().map(|(v, i)| (v, i.ageing_secs)).collect();
+        let mut counts: BTreeMap<u32, u64> = ageing.keys().map(|&v| (v, 0)).collect();
+        let mut expired = Vec::new();
+        for (k, e) in self.fdb_entries() {
+            if e.flags & FDB_F_LEARNED == 0 {
+                continue;
+            }
+            let limit = ageing.get(&k.vni).copied().unwrap_or(0);
+            let age_ns = now_ns.saturating_sub(e.last_seen_ns);
+            if limit != 0 && age_ns > u64::from(limit) * 1_000_000_000 {
+                expired.push((k, e));
+            } else {
+                *counts.entry(k.vni).or_default() += 1;
+            }
+        }
+        let mut removed = 0;
+        for (k, seen) in expired {
+            // Re-read: the datapath may have refreshed it since.
+            match self.fdb.get(&k, 0) {
+                Ok(e) if e == seen => {
+                    if self.fdb.remove(&k).is_ok() {
+                        removed += 1;
+                    }
+                }
+                Ok(_) => *counts.entry(k.vni).or_default() += 1,
+                Err(_) => {}
+            }
+        }
+        for (vni, n) in counts {
+            if self.vni_exists(vni) {
+                let _ = self.learned.insert(vni, n, 0);
+            }
+        }
+        removed
+    }
+
+    /// Every remote VTEP this gateway sends to (flood lists and FDB).
+    pub fn remote_vteps(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .fdb_entries()
+            .into_iter()
+            .filter(|(_, e)| e.kind != FDB_KIND_LOCAL)
+            .filter_map(|(_, e)| from_vtep(&e.remote))
+            .collect();
+        for vni in self.vni_ids() {
+            v.extend(self.flood_list(vni));
+        }
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}

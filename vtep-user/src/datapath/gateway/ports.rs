@@ -1,0 +1,106 @@
+//! Access ports: port → VNI (`PORTS`), each VNI's ports (`VNI_PORTS`) and the redirect map (`PORT_TX`).
+
+use super::*;
+
+impl Gateway {
+    /// The VNI of access port `ifindex`, if it is one.
+    pub fn port_vni(&self, ifindex: u32) -> Option<u32> {
+        self.ports
+            .get(&PortKey::untagged(ifindex), 0)
+            .ok()
+            .map(|p| p.vni)
+    }
+
+    /// Every access port: (ifindex, VNI).
+    pub fn port_list(&self) -> Vec<(u32, u32)> {
+        let mut v: Vec<(u32, u32)> = self
+            .ports
+            .iter()
+            .filter_map(|r| r.ok())
+            .map(|(k, p)| (k.ifindex, p.vni))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Makes `ifindex` an access port of `vni` in the maps (attaching the
+    /// programs is the loader's job: see [`crate::datapath::loader::attach`]).
+    pub fn port_set(&mut self, ifindex: u32, ifname: &str, vni: u32) -> Result<()> {
+        self.vni_info(vni)?;
+        let uplink = self.underlay()?.uplink_ifindex;
+        if ifindex == uplink {
+            return Err(GatewayError::IsUplink(ifname.into()));
+        }
+        if let Some(old) = self.port_vni(ifindex)
+            && old != vni
+        {
+            return Err(GatewayError::PortInUse {
+                ifname: ifname.into(),
+                vni: old,
+            });
+        }
+        let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
+        let n = (list.len as usize).min(MAX_VNI_PORTS);
+        if !list.ifindex[..n].contains(&ifindex) {
+            if n == MAX_VNI_PORTS {
+                return Err(GatewayError::PortListFull(vni));
+            }
+            list.ifindex[n] = ifindex;
+            list.len = n as u32 + 1;
+            self.vni_ports
+                .insert(vni, list, 0)
+                .map_err(map_err(names::VNI_PORTS))?;
+        }
+        self.ports
+            .insert(PortKey::untagged(ifindex), PortInfo { vni, flags: 0 }, 0)
+            .map_err(map_err(names::PORTS))
+    }
+
+    /// Removes access port `ifname` from the maps, detaches its programs and
+    /// flushes the FDB entries that point to it.
+    pub fn port_del(&mut self, ifname: &str) -> Result<()> {
+        let ifindex =
+            iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
+        match self.port_vni(ifindex) {
+            None => return Err(GatewayError::NotAPort(ifname.into())),
+            Some(vni) if self.vni_followed(vni) => return Err(GatewayError::FollowedVni(vni)),
+            Some(_) => {}
+        }
+        self.port_del_index(ifindex, ifname)
+    }
+
+    /// Removes access port `ifindex` (named `ifname` in messages).
+    pub fn port_del_index(&mut self, ifindex: u32, ifname: &str) -> Result<()> {
+        loader::detach(&self.pins, ifindex)
+            .map_err(|e| GatewayError::Attach(format!("{ifname}: {e:#}")))?;
+        if let Some(vni) = self.port_vni(ifindex)
+            && let Ok(mut list) = self.vni_ports.get(&vni, 0)
+        {
+            let n = (list.len as usize).min(MAX_VNI_PORTS);
+            let kept: Vec<u32> = list.ifindex[..n]
+                .iter()
+                .copied()
+                .filter(|&i| i != ifindex)
+                .collect();
+            list.ifindex = [0; MAX_VNI_PORTS];
+            list.ifindex[..kept.len()].copy_from_slice(&kept);
+            list.len = kept.len() as u32;
+            self.vni_ports
+                .insert(vni, list, 0)
+                .map_err(map_err(names::VNI_PORTS))?;
+        }
+        let _ = self.ports.remove(&PortKey::untagged(ifindex));
+        self.set_xdp_tx(ifindex, false)?;
+        let stale: Vec<FdbKey> = self
+            .fdb
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(_, e)| e.kind == FDB_KIND_LOCAL && e.ifindex == ifindex)
+            .map(|(k, _)| k)
+            .collect();
+        for k in stale {
+            self.fdb_remove_counted(&k);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The TOML config of `vtep run`: the validated model ([`Config`] and its
+//! parts), and its reading and validation (`validate`).
+//!
+//! A config is checked whole before anything is applied: every error names
+//! the field (`vni[1].flood[0]`) and says what is wrong, and a config with an
+//! error changes nothing. Interface names are checked against the system by
+//! the loader, which reports them with the same field names.
+
+use std::{fmt, net::IpAddr, path::Path, str::FromStr};
+
+use crate::model::addr::Mac;
+
+/// Which engine forwards: the XDP programs, or the AF_XDP engine in
+/// userspace behind small steering programs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Xdp,
+    Afxdp,
+}
+
+/// A config error: the field and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ConfigError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+        ConfigError {
+            field: field.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Which engine forwards (`engine = "xdp" | "afxdp"`).
+    pub engine: EngineKind,
+    /// AF_XDP engine: spin on the rings instead of sleeping in poll(2).
+    pub busy_poll: bool,
+    /// AF_XDP engine: the CPU its queue-0 worker is pinned to (queue q's: the
+    /// q-th after it, wrapping around).
+    pub afxdp_cpu: Option<usize>,
+    pub underlay: UnderlayConfig,
+    pub vnis: Vec<VniConfig>,
+    pub fdb: Vec<FdbConfig>,
+    /// `[follow]`: mirror kernel vxlan devices and their bridges.
+    pub follow: Option<FollowConfig>,
+}
+
+/// `[follow]`: which kernel vxlan devices vtep mirrors (their FDB, flood
+/// lists, bridge ports, VNI, port and local address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowConfig {
+    /// The devices, by name (`devices = [...]`); empty with `all`.
+    pub devices: Vec<String>,
+    /// Every vxlan device of the network namespace (`all = true`).
+    pub all: bool,
+    /// `underlay.local` was left out: the daemon takes it from the followed
+    /// devices before anything is applied (until then `underlay.local` is
+    /// unspecified).
+    pub local_from_link: bool,
+    /// `underlay.port` was left out: the daemon takes it from the followed
+    /// devices.
+    pub port_from_link: bool,
+    /// Receive buffer of the rtnetlink event socket, bytes (`rcvbuf`): an
+    /// overrun costs a full resync.
+    pub rcvbuf: usize,
+}
+
+impl FollowConfig {
+    /// Default receive buffer of the event socket: room for tens of
+    /// thousands of FDB events while the daemon is busy (an overrun costs a
+    /// resync).
+    pub const DEFAULT_RCVBUF: usize = 32 << 20;
+}
+
+impl FollowConfig {
+    /// Whether the device named `name` is to be followed.
+    pub fn wants(&self, name: &str) -> bool {
+        self.all || self.devices.iter().any(|d| d == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayConfig {
+    pub interface: String,
+    pub local: IpAddr,
+    pub port: u16,
+    pub srcport: (u16, u16),
+    pub ttl: u8,
+    pub udp_checksum: bool,
+}
+
+/// Default learned-entry lifetime, as the kernel bridge's `ageing_time`.
+pub const DEFAULT_AGEING: u32 = 300;
+/// Default outer UDP source-port range (the kernel vxlan driver's default is
+/// the local port range; this is the IANA dynamic range).
+pub const DEFAULT_SRCPORT: (u16, u16) = (49152, 65535);
+pub const DEFAULT_TTL: u8 = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VniConfig {
+    pub id: u32,
+    pub ports: Vec<String>,
+    pub flood: Vec<IpAddr>,
+    pub learning: bool,
+    pub ageing: u32,
+    pub maxaddress: u32,
+    pub check_source: bool,
+}
+
+impl VniConfig {
+    /// A VNI with the defaults, as `vtep vni add` creates it.
+    pub fn new(id: u32) -> Self {
+        VniConfig {
+            id,
+            ports: Vec::new(),
+            flood: Vec::new(),
+            learning: true,
+            ageing: DEFAULT_AGEING,
+            maxaddress: 0,
+            check_source: false,
+        }
+    }
+}
+
+/// Where a static FDB entry points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdbTarget {
+    Remote(IpAddr),
+    Port(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbConfig {
+    pub mac: Mac,
+    pub vni: u32,
+    pub target: FdbTarget,
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Ok(text.parse()?)
+    }
+}
+
+impl FromStr for Config {
+    type Err = ConfigError;
+
+    fn from_str(text: &str) -> Result<Self, ConfigError> {
+        validate::parse(text)
+    }
+}
+
+mod validate;
+
+pub use validate::{check_ifname, check_vni, parse_vtep};
+
+#[cfg(test)]
+mod tests;

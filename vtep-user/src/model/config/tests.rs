@@ -1,0 +1,230 @@
+//! Config parsing and validation, table by table.
+
+use super::*;
+use vtep_common::VXLAN_PORT;
+
+const GOOD: &str = r#"
+[underlay]
+interface = "eth0"
+local = "198.18.0.1"
+port = 4789
+srcport = [49152, 65535]
+ttl = 64
+udp_checksum = false
+[[vni]]
+id = 100
+ports = ["veth-w1"]
+flood = ["198.18.0.2"]
+learning = true
+ageing = 300
+maxaddress = 0
+[[fdb]]
+mac = "02:00:00:00:01:02"
+vni = 100
+dst = "198.18.0.2"
+"#;
+
+#[test]
+fn the_documented_example_parses() {
+    let c: Config = GOOD.parse().expect("example config");
+    assert_eq!(c.underlay.interface, "eth0");
+    assert_eq!(c.underlay.port, 4789);
+    assert_eq!(c.vnis[0].id, 100);
+    assert_eq!(
+        c.vnis[0].flood,
+        vec!["198.18.0.2".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(
+        c.fdb[0].target,
+        FdbTarget::Remote("198.18.0.2".parse().unwrap())
+    );
+}
+
+#[test]
+fn engine_is_chosen_by_name() {
+    let c: Config = format!("engine = \"afxdp\"\n[afxdp]\nbusy_poll = true\n{GOOD}")
+        .parse()
+        .unwrap();
+    assert_eq!(c.engine, EngineKind::Afxdp);
+    assert!(c.busy_poll);
+    let bad = format!("engine = \"dpdk\"\n{GOOD}")
+        .parse::<Config>()
+        .unwrap_err();
+    assert!(bad.reason.contains("dpdk"), "{bad}");
+    assert_eq!(GOOD.parse::<Config>().unwrap().engine, EngineKind::Xdp);
+}
+
+#[test]
+fn defaults_apply() {
+    let c: Config = "[underlay]\ninterface = \"eth0\"\nlocal = \"198.18.0.1\"\n[[vni]]\nid = 7\n"
+        .parse()
+        .unwrap();
+    assert_eq!(c.underlay.port, VXLAN_PORT);
+    assert_eq!(c.underlay.srcport, DEFAULT_SRCPORT);
+    assert_eq!(c.underlay.ttl, DEFAULT_TTL);
+    assert_eq!(c.vnis[0], VniConfig::new(7));
+}
+
+/// Each bad config is refused with an error naming the field.
+#[test]
+fn bad_configs_name_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("id = 100", "id = 0", "vni[0].id"),
+        ("id = 100", "id = 16777216", "vni[0].id"),
+        ("port = 4789", "port = 70000", "underlay.port"),
+        (
+            "srcport = [49152, 65535]",
+            "srcport = [6000, 5000]",
+            "underlay.srcport",
+        ),
+        (
+            "srcport = [49152, 65535]",
+            "srcport = [1]",
+            "underlay.srcport",
+        ),
+        ("ttl = 64", "ttl = 0", "underlay.ttl"),
+        (
+            "local = \"198.18.0.1\"",
+            "local = \"198.18.0.300\"",
+            "underlay.local",
+        ),
+        (
+            "local = \"198.18.0.1\"",
+            "local = \"2001:db8::1\"",
+            "underlay.local",
+        ),
+        (
+            "flood = [\"198.18.0.2\"]",
+            "flood = [\"nope\"]",
+            "vni[0].flood[0]",
+        ),
+        (
+            "flood = [\"198.18.0.2\"]",
+            "flood = [\"198.18.0.1\"]",
+            "vni[0].flood[0]",
+        ),
+        (
+            "mac = \"02:00:00:00:01:02\"",
+            "mac = \"02:00:00:00:01\"",
+            "fdb[0].mac",
+        ),
+        (
+            "mac = \"02:00:00:00:01:02\"",
+            "mac = \"01:00:5e:00:00:01\"",
+            "fdb[0].mac",
+        ),
+        ("vni = 100\ndst", "vni = 200\ndst", "fdb[0].vni"),
+        (
+            "dst = \"198.18.0.2\"",
+            "dst = \"198.18.0.2\"\nport = \"veth-w1\"",
+            "fdb[0].dst",
+        ),
+        ("dst = \"198.18.0.2\"", "port = \"other\"", "fdb[0].port"),
+        (
+            "ports = [\"veth-w1\"]",
+            "ports = [\"eth0\"]",
+            "vni[0].ports[0]",
+        ),
+        (
+            "ports = [\"veth-w1\"]",
+            "ports = [\"a-name-that-is-too-long\"]",
+            "vni[0].ports[0]",
+        ),
+        (
+            "udp_checksum = false",
+            "udp_checksum = 1",
+            "underlay.udp_checksum",
+        ),
+        ("maxaddress = 0", "maxaddress = -1", "vni[0].maxaddress"),
+        ("learning = true", "learning = \"yes\"", "vni[0].learning"),
+        ("vni = 100", "vni = \"100\"", "fdb[0].vni"),
+    ];
+    for (from, to, field) in cases {
+        assert!(GOOD.contains(from), "fixture lacks {from}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = text
+            .parse::<Config>()
+            .expect_err(&format!("{to} must be refused"));
+        assert_eq!(&err.field, field, "{to}: got {err}");
+    }
+}
+
+#[test]
+fn duplicate_vni_and_shared_port_are_refused() {
+    let dup = format!("{GOOD}\n[[vni]]\nid = 100\n");
+    assert_eq!(dup.parse::<Config>().unwrap_err().field, "vni[1].id");
+    let shared = format!("{GOOD}\n[[vni]]\nid = 200\nports = [\"veth-w1\"]\n");
+    assert_eq!(
+        shared.parse::<Config>().unwrap_err().field,
+        "vni[1].ports[0]"
+    );
+}
+
+#[test]
+fn unknown_keys_and_types_are_refused() {
+    let typo = GOOD.replace("ageing = 300", "agening = 300");
+    let err = typo.parse::<Config>().unwrap_err();
+    assert!(err.reason.contains("agening"), "{err}");
+    let ty = GOOD.replace("learning = true", "learning = \"yes\"");
+    assert!(ty.parse::<Config>().is_err());
+}
+
+const FOLLOW: &str = "[underlay]\ninterface = \"eth0\"\n[follow]\ndevices = [\"vxlan100\"]\n";
+
+#[test]
+fn follow_takes_devices_or_all() {
+    let c: Config = FOLLOW.parse().expect("follow config");
+    let f = c.follow.expect("[follow]");
+    assert_eq!(f.devices, vec!["vxlan100".to_owned()]);
+    assert!(!f.all && f.wants("vxlan100") && !f.wants("vxlan200"));
+    // local and port left out: the daemon takes them from the device.
+    assert!(f.local_from_link && f.port_from_link);
+    assert!(c.vnis.is_empty());
+
+    let all: Config = "[underlay]\ninterface = \"eth0\"\nlocal = \"198.18.0.1\"\nport = 8472\n\
+                           [follow]\nall = true\n"
+        .parse()
+        .expect("follow all");
+    let f = all.follow.expect("[follow]");
+    assert!(f.all && f.wants("flannel.1"));
+    assert!(!f.local_from_link && !f.port_from_link);
+    assert_eq!(all.underlay.port, 8472);
+    assert!(GOOD.parse::<Config>().unwrap().follow.is_none());
+}
+
+/// Each bad `[follow]` is refused with an error naming the field.
+#[test]
+fn bad_follow_configs_name_the_field() {
+    let cases: &[(&str, &str)] = &[
+        ("devices = []", "follow.devices"),
+        ("all = false", "follow.devices"),
+        ("all = true\ndevices = [\"vxlan100\"]", "follow.all"),
+        (
+            "devices = [\"vxlan100\", \"vxlan100\"]",
+            "follow.devices[1]",
+        ),
+        ("devices = [\"eth0\"]", "follow.devices[0]"),
+        (
+            "devices = [\"a-name-that-is-too-long\"]",
+            "follow.devices[0]",
+        ),
+        ("devices = [\"veth-w1\"]", "follow.devices[0]"),
+        ("all = true\nrcvbuf = 100", "follow.rcvbuf"),
+    ];
+    for (follow, field) in cases {
+        let err = format!("{GOOD}\n[follow]\n{follow}\n")
+            .parse::<Config>()
+            .expect_err(&format!("{follow} must be refused"));
+        assert_eq!(&err.field, field, "{follow}: got {err}");
+    }
+    let unknown = format!("{FOLLOW}device = \"x\"\n")
+        .parse::<Config>()
+        .unwrap_err();
+    assert!(unknown.reason.contains("device"), "{unknown}");
+    // Without [follow], underlay.local is required.
+    let no_local = GOOD.replace("local = \"198.18.0.1\"\n", "");
+    assert_eq!(
+        no_local.parse::<Config>().unwrap_err().field,
+        "underlay.local"
+    );
+}
