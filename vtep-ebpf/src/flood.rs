@@ -21,7 +21,7 @@
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{__sk_buff, TC_ACT_SHOT, xdp_action::XDP_PASS},
+    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT, xdp_action::XDP_PASS},
     helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
     programs::{TcContext, XdpContext},
 };
@@ -94,6 +94,25 @@ pub fn dispatch_access(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
         _ => Err(Reason::UnknownMeta),
+    }
+}
+
+/// The verdict of a TC program: its own (`Ok`), or the one its reason's
+/// outcome says (`Err`: `TC_ACT_SHOT` for a drop, else `TC_ACT_OK`), the
+/// reason counted once, here. Called by the entry points and by the test
+/// fixture's programs (`src/fixture.rs`).
+#[inline(always)]
+pub fn tc_verdict(r: Result<i32, Reason>) -> i32 {
+    match r {
+        Ok(action) => action,
+        Err(reason) => {
+            count(reason);
+            if reason.is_drop() {
+                TC_ACT_SHOT
+            } else {
+                TC_ACT_OK
+            }
+        }
     }
 }
 

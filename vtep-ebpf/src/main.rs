@@ -18,14 +18,18 @@
 
 use aya_ebpf::{
     bindings::{
-        TC_ACT_OK, TC_ACT_SHOT,
+        TC_ACT_OK,
         xdp_action::{XDP_DROP, XDP_PASS},
     },
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
 use vtep_common::Reason;
-use vtep_ebpf::{afxdp, decap, encap, flood, maps::count};
+use vtep_ebpf::{
+    afxdp, decap, encap,
+    flood::{self, tc_verdict},
+    maps::count,
+};
 
 /// Uplink XDP: VXLAN for this VTEP is decapsulated here.
 #[xdp]
@@ -81,24 +85,6 @@ fn xdp_verdict(r: Result<u32, Reason>) -> u32 {
         Err(reason) => {
             count(reason);
             if reason.is_drop() { XDP_DROP } else { XDP_PASS }
-        }
-    }
-}
-
-/// The verdict of a TC program: its own (`Ok`), or the one its reason's
-/// outcome says (`Err`: `TC_ACT_SHOT` for a drop, else `TC_ACT_OK`), the
-/// reason counted once, here.
-#[inline(always)]
-fn tc_verdict(r: Result<i32, Reason>) -> i32 {
-    match r {
-        Ok(action) => action,
-        Err(reason) => {
-            count(reason);
-            if reason.is_drop() {
-                TC_ACT_SHOT
-            } else {
-                TC_ACT_OK
-            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! BPF_PROG_TEST_RUN fixtures for the four datapath programs.
+//! BPF_PROG_TEST_RUN fixtures for the six datapath programs.
 //!
 //! Each table row is one frame through one program: the input bytes, the
 //! verdict, the output bytes (compared field by field), the XDP metadata
@@ -7,31 +7,46 @@
 //! object (private maps), configured as [`Datapath::load`] describes, inside
 //! a network namespace of its test ([`Netns`]), so nothing touches the host.
 //!
+//! A test run cannot put XDP metadata in front of an skb, so the TC
+//! programs' work is reached through the test-only programs of
+//! `vtep-ebpf/src/fixture.rs` (the `vtep-fixture` object): they call the
+//! same dispatch on a [`Meta`] the row injects (`TEST_META`), the SETUP of
+//! Cilium's BPF tests. Every [`Reason`] is produced by some row
+//! ([`every_reason_has_a_row`]).
+//!
 //! Frames are built byte by byte here, independently of `vtep_common::header`.
 //! Needs root (BPF and namespaces).
 
 use std::{
+    cell::Cell,
     ffi::CString,
     fs::File,
     mem::size_of,
+    num::NonZeroU32,
     ops::{Range, RangeInclusive},
-    os::fd::{AsFd as _, AsRawFd as _, RawFd},
+    os::fd::{AsRawFd as _, RawFd},
     panic::{AssertUnwindSafe, catch_unwind},
     process::Command,
 };
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
+    maps::{
+        Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, XskMap,
+    },
     programs::Program,
 };
-use vtep::lab::testrun::{TestRunAttr, XdpMd, test_run as bpf_test_run};
+use vtep::lab::testrun::{self, XdpMd};
 use vtep_common::{
-    FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
-    META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, Reason,
-    UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, programs,
-    reason::REASON_COUNT,
+    FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
+    META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
+    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
+    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
+    XSK_MAX_QUEUES, names, programs, reason::REASON_COUNT,
+};
+use xsk_rs::{
+    CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem,
+    config::{LibxdpFlags, SocketConfig, UmemConfig},
 };
 
 // ---- addresses ----------------------------------------------------------
@@ -420,6 +435,9 @@ const XDP_DROP: u32 = vtep::lab::testrun::XDP_DROP;
 const XDP_PASS: u32 = vtep::lab::testrun::XDP_PASS;
 const XDP_REDIRECT: u32 = vtep::lab::testrun::XDP_REDIRECT;
 const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
+/// What `bpf_redirect` and `bpf_redirect_neigh` return.
+const TC_ACT_REDIRECT: u32 = 7;
 
 /// Room for any output frame: the input, an outer header and metadata.
 const DATA_OUT_LEN: usize = 4096;
@@ -432,43 +450,28 @@ struct Run {
     frame: Vec<u8>,
 }
 
-fn test_run(prog_fd: RawFd, hook: Hook, input: &[u8]) -> Run {
-    let mut out = vec![0u8; DATA_OUT_LEN];
-    let ctx_in = XdpMd {
-        data_end: input.len() as u32,
-        ingress_ifindex: PORT1,
-        ..XdpMd::default()
+/// One run of `program` on `input`, arriving on `ingress` (XDP; queue 0).
+fn test_run(program: &Program, input: &[u8], ingress: u32) -> Run {
+    let ran = match program {
+        Program::Xdp(p) => {
+            testrun::xdp_once(p, input, XdpMd::arriving(input, ingress, 0), DATA_OUT_LEN).map(|r| {
+                Run {
+                    verdict: r.verdict,
+                    meta: r.meta,
+                    frame: r.frame,
+                }
+            })
+        }
+        Program::SchedClassifier(p) => {
+            testrun::tc_once(p, input, DATA_OUT_LEN).map(|(verdict, frame)| Run {
+                verdict,
+                meta: Vec::new(),
+                frame,
+            })
+        }
+        _ => panic!("neither XDP nor TC"),
     };
-    let mut ctx_out = XdpMd::default();
-    let mut attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: input.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: input.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
-        ..TestRunAttr::default()
-    };
-    if hook == Hook::Xdp {
-        attr.ctx_size_in = size_of::<XdpMd>() as u32;
-        attr.ctx_size_out = size_of::<XdpMd>() as u32;
-        attr.ctx_in = &ctx_in as *const XdpMd as u64;
-        attr.ctx_out = &mut ctx_out as *mut XdpMd as u64;
-    }
-    // SAFETY: every buffer attr points to (input, out, ctx_in, ctx_out)
-    // lives until the call returns, with the sizes given.
-    let rc = unsafe { bpf_test_run(&mut attr) };
-    if let Err(e) = rc {
-        panic!("BPF_PROG_TEST_RUN: {e}");
-    }
-    out.truncate(attr.data_size_out as usize);
-    // XDP output starts at data_meta; ctx_out.data is where the frame starts.
-    let frame = out.split_off(ctx_out.data as usize);
-    Run {
-        verdict: attr.retval,
-        meta: out,
-        frame,
-    }
+    ran.unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"))
 }
 
 // ---- the datapath under test ------------------------------------------------
@@ -487,6 +490,8 @@ impl Hook {
             (Hook::Xdp, XDP_PASS) => "XDP_PASS",
             (Hook::Xdp, XDP_REDIRECT) => "XDP_REDIRECT",
             (Hook::Tc, TC_ACT_OK) => "TC_ACT_OK",
+            (Hook::Tc, TC_ACT_SHOT) => "TC_ACT_SHOT",
+            (Hook::Tc, TC_ACT_REDIRECT) => "TC_ACT_REDIRECT",
             _ => "other",
         }
     }
@@ -512,14 +517,41 @@ struct Counters {
 struct Datapath {
     ebpf: Ebpf,
     hook: Hook,
-    prog_fd: RawFd,
+    program: &'static str,
+    /// Where an XDP run's frame arrives (PORT1 unless a row says).
+    ingress: u32,
+    /// Bytes of metadata an XDP run's frame arrives with (0 unless a row
+    /// says).
+    meta_in: usize,
+}
+
+/// The test-only programs of `vtep-ebpf/src/fixture.rs`: the TC dispatch
+/// on the metadata in `TEST_META`.
+static FIXTURE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-fixture"));
+
+/// The fixture object's programs.
+mod fixture {
+    /// `flood::dispatch_uplink` on `TEST_META`.
+    pub const UPLINK_TC: &str = "vtep_fixture_uplink_tc";
+    /// `flood::dispatch_access` on `TEST_META`.
+    pub const ACCESS_TC: &str = "vtep_fixture_access_tc";
+    /// Its one-entry array of the `Meta` to dispatch on.
+    pub const TEST_META: &str = "TEST_META";
+    pub const PROGRAMS: [&str; 2] = [UPLINK_TC, ACCESS_TC];
 }
 
 impl Datapath {
-    fn load(program: &str) -> Datapath {
+    /// `program` (vtep's, or the fixture object's), configured.
+    fn load(program: &'static str) -> Datapath {
+        let object = if fixture::PROGRAMS.contains(&program) {
+            FIXTURE_OBJECT
+        } else {
+            vtep::datapath::loader::object()
+        };
         let mut ebpf = EbpfLoader::new()
-            .load(vtep::datapath::loader::object())
-            .unwrap_or_else(|e| panic!("loading the eBPF object: {e}"));
+            .load(object)
+            .unwrap_or_else(|e| panic!("loading the eBPF object of {program}: {e}"));
         let prog = ebpf
             .program_mut(program)
             .unwrap_or_else(|| panic!("program {program} missing from the object"));
@@ -529,56 +561,74 @@ impl Datapath {
             _ => panic!("{program} is neither XDP nor TC"),
         };
         loaded.unwrap_or_else(|e| panic!("loading {program} (verifier): {e:?}"));
-        let prog_fd = prog
-            .fd()
-            .unwrap_or_else(|e| panic!("fd of {program}: {e}"))
-            .as_fd()
-            .as_raw_fd();
         let mut dp = Datapath {
             ebpf,
             hook,
-            prog_fd,
+            program,
+            ingress: PORT1,
+            meta_in: 0,
         };
         dp.configure();
         dp
     }
 
     fn configure(&mut self) {
-        self.set_underlay(Underlay {
-            local: VtepAddr::v4(LOCAL_VTEP),
-            uplink_ifindex: PORT1,
-            port: VXLAN_PORT,
-            srcport_min: *SRC_PORTS.start(),
-            srcport_max: *SRC_PORTS.end(),
-            ttl: TTL,
-            flags: 0,
-            uplink_mac: UPLINK_MAC,
-            mtu: 1500,
-        });
-        let neigh = NeighEntry {
-            dmac: ROUTER_MAC,
-            smac: UPLINK_MAC,
-            ifindex: PORT1,
-        };
-        self.hash::<VtepAddr, NeighEntry>(names::NEIGH)
-            .insert(VtepAddr::v4(REMOTE_VTEP), neigh, 0)
-            .expect("NEIGH insert");
-        self.port_tx_add(PORT1);
-        self.set_vni(VniInfo {
-            flags: VNI_F_LEARNING,
-            ..VniInfo::default()
-        });
-        let cpus = aya::util::nr_cpus().expect("number of possible CPUs");
-        let zero = vec![VniCounters::default(); cpus]
-            .try_into()
-            .expect("per-CPU counters");
-        self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS)
-            .insert(VNI, zero, 0)
-            .expect("VNI_STATS insert");
-        self.set_learned(0);
-        self.set_port(VNI);
-        self.fdb_set(LOCAL_MAC, static_local(PORT1));
-        self.fdb_set(REMOTE_MAC, static_remote(REMOTE_VTEP));
+        // The fixture object has only the maps its programs use.
+        if self.has(names::UNDERLAY) {
+            self.set_underlay(Underlay {
+                local: VtepAddr::v4(LOCAL_VTEP),
+                uplink_ifindex: PORT1,
+                port: VXLAN_PORT,
+                srcport_min: *SRC_PORTS.start(),
+                srcport_max: *SRC_PORTS.end(),
+                ttl: TTL,
+                flags: 0,
+                uplink_mac: UPLINK_MAC,
+                mtu: 1500,
+            });
+        }
+        if self.has(names::NEIGH) {
+            let neigh = NeighEntry {
+                dmac: ROUTER_MAC,
+                smac: UPLINK_MAC,
+                ifindex: PORT1,
+            };
+            self.hash::<VtepAddr, NeighEntry>(names::NEIGH)
+                .insert(VtepAddr::v4(REMOTE_VTEP), neigh, 0)
+                .expect("NEIGH insert");
+        }
+        if self.has(names::PORT_TX) {
+            self.port_tx_add(PORT1);
+        }
+        if self.has(names::VNIS) {
+            self.set_vni(VniInfo {
+                flags: VNI_F_LEARNING,
+                ..VniInfo::default()
+            });
+        }
+        if self.has(names::VNI_STATS) {
+            let cpus = aya::util::nr_cpus().expect("number of possible CPUs");
+            let zero = vec![VniCounters::default(); cpus]
+                .try_into()
+                .expect("per-CPU counters");
+            self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS)
+                .insert(VNI, zero, 0)
+                .expect("VNI_STATS insert");
+        }
+        if self.has(names::VNI_LEARNED) {
+            self.set_learned(0);
+        }
+        if self.has(names::PORTS) {
+            self.set_port(VNI);
+        }
+        if self.has(names::FDB) {
+            self.fdb_set(LOCAL_MAC, static_local(PORT1));
+            self.fdb_set(REMOTE_MAC, static_remote(REMOTE_VTEP));
+        }
+    }
+
+    fn has(&self, map: &str) -> bool {
+        self.ebpf.map(map).is_some()
     }
 
     /// The map `name`, typed.
@@ -665,14 +715,37 @@ impl Datapath {
             flags: VNI_F_LEARNING | VNI_F_CHECK_SOURCE,
             ..VniInfo::default()
         });
+        self.set_flood(vteps);
+    }
+
+    /// Makes `vteps` the flood list of VNI 100.
+    fn set_flood(&mut self, vteps: &[[u8; 4]]) {
         let mut list = FloodList::default();
-        for (slot, v) in list.vteps.iter_mut().zip(vteps) {
-            *slot = VtepAddr::v4(*v);
-        }
-        list.len = vteps.len() as u32;
-        self.hash::<u32, FloodList>(names::FLOOD)
-            .insert(VNI, list, 0)
-            .expect("FLOOD insert");
+        list.len = fill(&mut list.vteps, vteps.iter().map(|v| VtepAddr::v4(*v)));
+        self.set_for_vni(names::FLOOD, list);
+    }
+
+    /// Makes `ports` the access ports VNI 100 floods to.
+    fn set_vni_ports(&mut self, ports: &[u32]) {
+        let mut list = PortList::default();
+        list.len = fill(&mut list.ifindex, ports.iter().copied());
+        self.set_for_vni(names::VNI_PORTS, list);
+    }
+
+    /// VNI 100's entry in the hash map `name`.
+    fn set_for_vni<V: aya::Pod>(&mut self, name: &str, value: V) {
+        self.hash::<u32, V>(name)
+            .insert(VNI, value, 0)
+            .unwrap_or_else(|e| panic!("{name} insert: {e}"));
+    }
+
+    /// Fixture object: the metadata its program dispatches on. The map
+    /// holds a `Meta`; written as its four `u32` fields in order.
+    fn set_test_meta(&mut self, m: Meta) {
+        let words = [m.magic, m.action, m.vni, m.ifindex];
+        self.map::<Array<_, [u32; 4]>>(fixture::TEST_META)
+            .set(0, words, 0)
+            .expect("TEST_META set");
     }
 
     fn fdb_set(&mut self, mac: Mac, entry: FdbEntry) {
@@ -702,14 +775,19 @@ impl Datapath {
                 .sum()
         });
         let mut vni = VniCounters::default();
-        let stats = self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS);
-        for c in stats.get(&VNI, 0).expect("VNI_STATS get").iter() {
-            vni.add(c);
+        if self.has(names::VNI_STATS) {
+            let stats = self.map::<PerCpuHashMap<_, u32, VniCounters>>(names::VNI_STATS);
+            for c in stats.get(&VNI, 0).expect("VNI_STATS get").iter() {
+                vni.add(c);
+            }
         }
-        let learned = self
-            .hash::<u32, u64>(names::VNI_LEARNED)
-            .get(&VNI, 0)
-            .expect("VNI_LEARNED get");
+        let learned = if self.has(names::VNI_LEARNED) {
+            self.hash::<u32, u64>(names::VNI_LEARNED)
+                .get(&VNI, 0)
+                .expect("VNI_LEARNED get")
+        } else {
+            0
+        };
         Counters {
             reasons,
             vni,
@@ -718,9 +796,68 @@ impl Datapath {
     }
 
     fn run(&self, frame: &[u8]) -> Run {
-        test_run(self.prog_fd, self.hook, frame)
+        let program = self.ebpf.program(self.program).expect("loaded program");
+        if self.meta_in == 0 {
+            return test_run(program, frame, self.ingress);
+        }
+        // The frame behind metadata another program left; what comes back
+        // unchanged is not the program's output.
+        let brought = vec![0; self.meta_in];
+        let Program::Xdp(p) = program else {
+            panic!("metadata in front of a frame: XDP only");
+        };
+        let input = [&brought[..], frame].concat();
+        let ctx = XdpMd {
+            data: self.meta_in as u32,
+            ..XdpMd::arriving(&input, self.ingress, 0)
+        };
+        let r = testrun::xdp_once(p, &input, ctx, DATA_OUT_LEN)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"));
+        Run {
+            verdict: r.verdict,
+            meta: if r.meta == brought {
+                Vec::new()
+            } else {
+                r.meta
+            },
+            frame: r.frame,
+        }
+    }
+
+    /// Frames arrive with so much metadata in front of them (another
+    /// program's) that vtep's [`Meta`] does not fit: [`XDP_META_FULL`].
+    fn metadata_full(&mut self) {
+        self.meta_in = XDP_META_FULL;
+    }
+
+    /// Next hops from `bpf_fib_lookup` (`UNDERLAY_F_FIB`), with forwarding
+    /// on the uplink (the kernel answers `FWD_DISABLED` without it), and a
+    /// FIB with no route to any VTEP: the namespace has none.
+    fn fib_without_routes(&mut self) {
+        let knob = "/proc/sys/net/ipv4/conf/lo/forwarding";
+        std::fs::write(knob, "1").unwrap_or_else(|e| panic!("writing {knob}: {e}"));
+        self.update_underlay(|ul| ul.flags |= UNDERLAY_F_FIB);
+    }
+
+    /// Fills the FDB to its capacity with entries of another VNI.
+    fn fill_fdb(&mut self) {
+        let mut fdb = self.hash::<FdbKey, FdbEntry>(names::FDB);
+        // LOCAL_MAC and REMOTE_MAC are in already.
+        for i in 0..FDB_CAPACITY - 2 {
+            let b = i.to_be_bytes();
+            let mac = [0x02, 0xfd, b[0], b[1], b[2], b[3]];
+            fdb.insert(FdbKey::new(OTHER_VNI, mac), static_local(PORT1), 0)
+                .unwrap_or_else(|e| panic!("filling the FDB, entry {i}: {e}"));
+        }
     }
 }
+
+/// XDP metadata that leaves no room for vtep's [`Meta`] in front of it: a
+/// test run puts the frame at XDP_PACKET_HEADROOM (256 bytes), its
+/// metadata in that headroom, and `bpf_xdp_adjust_meta` keeps the start of
+/// the buffer for the kernel's `struct xdp_frame`. On Linux 6.18 a test
+/// run takes 208 bytes of metadata (not 224), and 16 more do not fit.
+const XDP_META_FULL: usize = 208;
 
 // ---- table rows ---------------------------------------------------------------
 
@@ -740,14 +877,31 @@ enum Output {
     },
 }
 
+impl Output {
+    /// `inner` to REMOTE_VTEP through the underlay router (the NEIGH entry),
+    /// from any source port of the range, without a UDP checksum.
+    fn via_router(inner: &[u8]) -> Output {
+        Output::Encap {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ports: SRC_PORTS,
+            inner: inner.to_vec(),
+            udp_checksum: false,
+        }
+    }
+}
+
 /// One frame through one program, and everything it must do.
 struct Case {
     name: &'static str,
-    setup: fn(&mut Datapath),
+    /// Run in the order given, on the freshly configured datapath.
+    setup: Vec<fn(&mut Datapath)>,
     input: Vec<u8>,
     verdict: u32,
     output: Output,
     meta: Option<Meta>,
+    /// Fixture programs: the metadata written to `TEST_META` first.
+    inject: Option<Meta>,
     /// Reason counters this frame adds (all others stay).
     reasons: Vec<(Reason, u64)>,
     /// VNI 100 counters this frame adds.
@@ -770,11 +924,12 @@ impl Case {
     fn new(name: &'static str, input: Vec<u8>, verdict: u32) -> Case {
         Case {
             name,
-            setup: |_| {},
+            setup: Vec::new(),
             output: Output::Frame(input.clone()),
             input,
             verdict,
             meta: None,
+            inject: None,
             reasons: Vec::new(),
             stats: VniCounters::default(),
             fdb: Vec::new(),
@@ -792,8 +947,15 @@ impl Case {
         Case::new(name, input, XDP_PASS).reason(Reason::NotVxlan)
     }
 
+    /// The row with no reason counted (the AF_XDP steering counts none).
+    fn uncounted(mut self) -> Case {
+        self.reasons.clear();
+        self
+    }
+
+    /// One more step of the row's setup.
     fn setup(mut self, setup: fn(&mut Datapath)) -> Case {
-        self.setup = setup;
+        self.setup.push(setup);
         self
     }
 
@@ -803,12 +965,13 @@ impl Case {
     }
 
     fn meta(mut self, action: u32, ifindex: u32) -> Case {
-        self.meta = Some(Meta {
-            magic: META_MAGIC,
-            action,
-            vni: VNI,
-            ifindex,
-        });
+        self.meta = Some(vni_meta(action, ifindex));
+        self
+    }
+
+    /// Fixture programs: dispatch on `action` for VNI 100 with `ifindex`.
+    fn injects(mut self, action: u32, ifindex: u32) -> Case {
+        self.inject = Some(vni_meta(action, ifindex));
         self
     }
 
@@ -844,9 +1007,14 @@ impl Case {
     }
 
     /// Runs the row on a fresh datapath; panics with the row's name.
-    fn run(&self, program: &str) {
+    fn run(&self, program: &'static str) {
         let mut dp = Datapath::load(program);
-        (self.setup)(&mut dp);
+        if let Some(m) = self.inject {
+            dp.set_test_meta(m);
+        }
+        for setup in &self.setup {
+            setup(&mut dp);
+        }
         let before = dp.counters();
         let run = dp.run(&self.input);
         let after = dp.counters();
@@ -917,6 +1085,26 @@ impl Case {
     }
 }
 
+/// Puts `items` in the first of `slots`; how many.
+fn fill<T>(slots: &mut [T], items: impl ExactSizeIterator<Item = T>) -> u32 {
+    let n = items.len();
+    assert!(n <= slots.len(), "{n} items for {} slots", slots.len());
+    for (slot, item) in slots.iter_mut().zip(items) {
+        *slot = item;
+    }
+    n as u32
+}
+
+/// Metadata for VNI 100: `action`, with `ifindex`.
+fn vni_meta(action: u32, ifindex: u32) -> Meta {
+    Meta {
+        magic: META_MAGIC,
+        action,
+        vni: VNI,
+        ifindex,
+    }
+}
+
 /// The non-zero reason counters, by name.
 fn named_reasons(counts: &[u64]) -> Vec<(&'static str, u64)> {
     Reason::ALL
@@ -979,7 +1167,7 @@ fn check_fdb(name: &str, mac: Mac, got: Option<FdbEntry>, want: Option<FdbEntry>
 
 /// Runs every row (each on its own datapath), then fails naming the rows
 /// that failed; each failure's message is printed as it happens.
-fn run_table(program: &str, cases: &[Case]) {
+fn run_table(program: &'static str, cases: &[Case]) {
     let failed: Vec<&str> = cases
         .iter()
         .filter(|case| catch_unwind(AssertUnwindSafe(|| case.run(program))).is_err())
@@ -1124,6 +1312,10 @@ fn uplink_cases() -> Vec<Case> {
         decapsulated("learning off", good.clone())
             .setup(|dp| dp.set_vni(VniInfo::default()))
             .fdb(FAR_MAC, None),
+        decapsulated("FDB full: the source is not learned", good.clone())
+            .setup(Datapath::fill_fdb)
+            .reason(Reason::FdbFull)
+            .fdb(FAR_MAC, None),
         decapsulated("maxaddress reached", good.clone())
             .setup(|dp| {
                 dp.set_max_addresses(1);
@@ -1223,6 +1415,15 @@ fn uplink_cases() -> Vec<Case> {
             Reason::UnknownSourceVtep,
         )
         .setup(|dp| dp.check_source(&[])),
+    ]
+    .into_iter()
+    .chain(not_vxlan_cases())
+    .collect()
+}
+
+/// Uplink frames that are not VXLAN for this VTEP: the host's.
+fn not_vxlan_cases() -> Vec<Case> {
+    vec![
         Case::not_vxlan("ARP", arp_request(ROUTER_MAC)),
         Case::not_vxlan(
             "UDP to another port",
@@ -1237,7 +1438,7 @@ fn uplink_cases() -> Vec<Case> {
             "later fragment",
             uplink_edited(|f| set_be16(f, at::IP_FRAG, 1)),
         ),
-        Case::not_vxlan("underlay not configured", good)
+        Case::not_vxlan("underlay not configured", from_remote(&inner_unicast()))
             .setup(|dp| dp.set_underlay(Underlay::default())),
     ]
 }
@@ -1331,6 +1532,12 @@ fn workload_to_remote_ip_len() -> u16 {
     (workload_to_remote().len() + at::INNER - ETH_LEN) as u16
 }
 
+/// A frame from WORKLOAD_MAC, which is learned on the access port, then
+/// dropped (untouched) under `reason`.
+fn dropped_after_learning(name: &'static str, input: Vec<u8>, reason: Reason) -> Case {
+    Case::drops(name, input, reason).learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
 fn access_cases() -> Vec<Case> {
     let port2_ifindex = port2();
     let to_port2 = tenant(PORT2_MAC, WORKLOAD_MAC);
@@ -1358,14 +1565,13 @@ fn access_cases() -> Vec<Case> {
         .reason(Reason::NoNeighbour)
         .stats(tx(&workload_to_remote()))
         .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        dropped_after_learning(
             "outer packet one byte over the MTU",
             workload_to_remote(),
             Reason::MtuExceeded,
         )
-        .setup(|dp| dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1))
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        .setup(|dp| dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1)),
+        dropped_after_learning(
             "outer packet over the MTU, no neighbour",
             workload_to_remote(),
             Reason::MtuExceeded,
@@ -1373,15 +1579,13 @@ fn access_cases() -> Vec<Case> {
         .setup(|dp| {
             dp.remove_neigh();
             dp.update_underlay(|ul| ul.mtu = workload_to_remote_ip_len() - 1);
-        })
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        }),
+        dropped_after_learning(
             "underlay not configured",
             workload_to_remote(),
             Reason::NoUnderlay,
         )
-        .setup(|dp| dp.set_underlay(Underlay::default()))
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        .setup(|dp| dp.set_underlay(Underlay::default())),
         Case::new("local switching", to_port2.clone(), XDP_REDIRECT)
             .setup(|dp| {
                 dp.fdb_set(PORT2_MAC, static_local(port2()));
@@ -1399,12 +1603,39 @@ fn access_cases() -> Vec<Case> {
         .reason(Reason::SkbDelivery)
         .stats(local(&to_port2))
         .learns(WORKLOAD_MAC, local_on(PORT1)),
-        Case::drops(
+        dropped_after_learning(
+            "local port without XDP, no room for metadata",
+            to_port2.clone(),
+            Reason::RedirectFailed,
+        )
+        .setup(|dp| dp.fdb_set(PORT2_MAC, static_local(port2())))
+        .setup(Datapath::metadata_full),
+        dropped_after_learning(
+            "FIB lookup: no route to the remote VTEP",
+            workload_to_remote(),
+            Reason::NoRoute,
+        )
+        .setup(Datapath::fib_without_routes),
+        dropped_after_learning(
+            "remote VTEP on an IPv6 underlay (not supported)",
+            workload_to_remote(),
+            Reason::NoRoute,
+        )
+        .setup(|dp| {
+            // 2001:db8::2
+            let mut v6 = [0; 16];
+            v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+            v6[15] = 2;
+            dp.fdb_set(
+                REMOTE_MAC,
+                FdbEntry::remote(VtepAddr::v6(v6), FDB_F_STATIC, 0),
+            );
+        }),
+        dropped_after_learning(
             "destination on the ingress port (hairpin)",
             tenant(LOCAL_MAC, WORKLOAD_MAC),
             Reason::Hairpin,
-        )
-        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        ),
         flooded_out("broadcast", tenant(BROADCAST, WORKLOAD_MAC)),
         flooded_out("ARP request", arp_request(WORKLOAD_MAC)),
         flooded_out("unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
@@ -1494,10 +1725,155 @@ fn encap_source_port_follows_the_flow() {
     );
 }
 
+// ---- AF_XDP steering ----------------------------------------------------------------
+
+/// An AF_XDP socket bound to queue 0 of the second access port (copy
+/// mode), for the steering programs to find in `XSKS`. Dropped with the
+/// test.
+struct BoundXsk {
+    _umem: Umem,
+    _tx: TxQueue,
+    _rx: RxQueue,
+    _rings: Option<(FillQueue, CompQueue)>,
+}
+
+thread_local! {
+    /// The socket of the test running on this thread, for row setups.
+    static XSK_FD: Cell<Option<RawFd>> = const { Cell::new(None) };
+}
+
+impl BoundXsk {
+    fn bind() -> BoundXsk {
+        ip(&format!("link set {PORT2} up"));
+        ip(&format!("link set {PORT2}-peer up"));
+        let umem_config = UmemConfig::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("UMEM config: {e}"));
+        let frames = NonZeroU32::new(64).expect("non-zero");
+        let (umem, _descs) = Umem::new(umem_config, frames, false)
+            .unwrap_or_else(|e| panic!("creating a UMEM: {e}"));
+        let config = SocketConfig::builder()
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .build();
+        let iface = PORT2.parse().expect("interface name");
+        // SAFETY: one socket on this (interface, queue); INHIBIT_PROG_LOAD:
+        // libxdp attaches nothing, so dropping it detaches nothing.
+        let (tx, rx, rings) = unsafe { Socket::new(config, &umem, &iface, 0) }
+            .unwrap_or_else(|e| panic!("AF_XDP socket on {PORT2} queue 0: {e}"));
+        XSK_FD.set(Some(rx.fd().as_raw_fd()));
+        BoundXsk {
+            _umem: umem,
+            _tx: tx,
+            _rx: rx,
+            _rings: rings,
+        }
+    }
+}
+
+impl Drop for BoundXsk {
+    fn drop(&mut self) {
+        XSK_FD.set(None);
+    }
+}
+
+/// The slot of the second access port in `XSKS` (any below PORT_CAPACITY).
+const PORT2_SLOT: u32 = 3;
+
+impl Datapath {
+    /// Frames arrive on the second access port, which has a slot in
+    /// `XSK_SLOTS` but no socket in `XSKS` (the engine is not running).
+    fn slot_without_socket(&mut self) {
+        self.ingress = port2();
+        self.hash::<u32, u32>(names::XSK_SLOTS)
+            .insert(port2(), PORT2_SLOT, 0)
+            .expect("XSK_SLOTS insert");
+    }
+
+    /// Frames arrive on the second access port, whose queue 0 has this
+    /// test's socket in `XSKS` (the AF_XDP engine's layout: slot ×
+    /// XSK_MAX_QUEUES + queue).
+    fn steer_port2(&mut self) {
+        let fd = XSK_FD.get().expect("a BoundXsk in this test");
+        self.slot_without_socket();
+        self.map::<XskMap<_>>(names::XSKS)
+            .set(PORT2_SLOT * XSK_MAX_QUEUES, fd, 0)
+            .expect("XSKS set");
+    }
+}
+
+/// A frame for the engine: redirected to the socket, untouched.
+fn steered(name: &'static str, input: Vec<u8>) -> Case {
+    Case::new(name, input, XDP_REDIRECT).setup(Datapath::steer_port2)
+}
+
+/// What the AF_XDP engine's uplink program sends to its socket: IPv4/UDP to
+/// this VTEP's address and port, whatever else is wrong with it (the
+/// engine counts that); the rest of the host's traffic passes.
+fn xsk_uplink_cases() -> Vec<Case> {
+    let good = from_remote(&inner_unicast());
+    vec![
+        steered("VXLAN for this VTEP", good.clone()),
+        steered("one 802.1Q tag", vlan_tagged(&good, 10)),
+        steered(
+            "IPv4 options (IHL 6)",
+            Outer::FROM_REMOTE.frame_with(&[1, 1, 1, 0], VNI, &inner_unicast()),
+        ),
+        steered(
+            "IHL 4: the engine's to count",
+            uplink_edited(|f| f[at::IP_VIHL] = 0x44),
+        ),
+        steered(
+            "first fragment (MF): the engine's to count",
+            uplink_edited(|f| set_be16(f, at::IP_FRAG, IPV4_MF)),
+        ),
+        steered(
+            "no I flag: the engine's to count",
+            uplink_edited(|f| f[at::VXLAN] = 0),
+        ),
+        Case::new("interface without a slot", good.clone(), XDP_PASS),
+        Case::new("slot without a socket", good, XDP_PASS).setup(Datapath::slot_without_socket),
+    ]
+    .into_iter()
+    // Not vtep's: passed, even with a socket there.
+    .chain(
+        not_vxlan_cases()
+            .into_iter()
+            .map(|c| c.uncounted().setup(Datapath::steer_port2)),
+    )
+    .collect()
+}
+
+/// The engine's access-port program: every frame to the socket.
+fn xsk_access_cases() -> Vec<Case> {
+    vec![
+        steered("unicast", workload_to_remote()),
+        steered("broadcast", tenant(BROADCAST, WORKLOAD_MAC)),
+        steered("ARP request", arp_request(WORKLOAD_MAC)),
+        steered(
+            "802.1Q-tagged frame",
+            vlan_tagged(&workload_to_remote(), 10),
+        ),
+        Case::new("interface without a slot", workload_to_remote(), XDP_PASS),
+        Case::new("slot without a socket", workload_to_remote(), XDP_PASS)
+            .setup(Datapath::slot_without_socket),
+    ]
+}
+
+/// Both steering programs, against one socket.
+#[test]
+fn xsk_steering() {
+    let _netns = Netns::enter();
+    let _xsk = BoundXsk::bind();
+    run_table(programs::XSK_UPLINK, &xsk_uplink_cases());
+    run_table(programs::XSK_ACCESS, &xsk_access_cases());
+}
+
 // ---- TC programs ----------------------------------------------------------------
 
-/// BPF_PROG_TEST_RUN cannot give an skb XDP metadata: what is reachable is
-/// that frames without it are not vtep's, and go on untouched.
+/// BPF_PROG_TEST_RUN cannot give an skb XDP metadata: what is reachable in
+/// the real programs is that frames without it are not vtep's, and go on
+/// untouched. What they do with metadata: [`uplink_tc_cases`] and
+/// [`access_tc_cases`], through the fixture programs.
 fn tc_cases() -> Vec<Case> {
     vec![
         Case::new("IPv4 frame", tenant(REMOTE_MAC, WORKLOAD_MAC), TC_ACT_OK),
@@ -1517,6 +1893,190 @@ fn uplink_tc_without_metadata() {
 fn access_tc_without_metadata() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_TC, &tc_cases());
+}
+
+// ---- TC dispatch, on injected metadata --------------------------------------------
+
+impl Datapath {
+    /// Brings the second access port (and its peer) up or down: cloning a
+    /// flood copy to a port that is down fails. (The namespace is the
+    /// table's: every row that needs one or the other says so.)
+    fn port2_link(&mut self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&format!("link set {PORT2} {state}"));
+        ip(&format!("link set {PORT2}-peer {state}"));
+    }
+
+    /// VNI 100 floods to PORT1 and the second access port, both up.
+    fn both_ports(&mut self) {
+        self.port2_link(true);
+        self.set_vni_ports(&[PORT1, port2()]);
+    }
+}
+
+/// An ifindex no device of the test's namespace has.
+const NO_SUCH_PORT: u32 = 999;
+/// A `Meta::action` no TC program knows.
+const UNKNOWN_ACTION: u32 = 99;
+
+/// What the TC flood leaves behind: the frame, dropped, its copies sent.
+fn flood_tc(name: &'static str, input: Vec<u8>, from: u32) -> Case {
+    Case::new(name, input, TC_ACT_SHOT).injects(META_FLOOD, from)
+}
+
+fn local_copies(frame: &[u8], n: u64) -> VniCounters {
+    VniCounters {
+        local_packets: n,
+        local_bytes: n * frame.len() as u64,
+        ..VniCounters::default()
+    }
+}
+
+/// `n` local copies of `frame` and one encapsulated copy of it.
+fn local_and_tx(frame: &[u8], n: u64) -> VniCounters {
+    let mut c = local_copies(frame, n);
+    c.add(&tx(frame));
+    c
+}
+
+/// The decapsulated frames `vtep_uplink` passes to `vtep_uplink_tc`. A
+/// redirect is a verdict here (`TC_ACT_REDIRECT`): a test run does not
+/// carry it out.
+fn uplink_tc_cases() -> Vec<Case> {
+    let bum = tenant(BROADCAST, FAR_MAC);
+    let port2_ifindex = port2();
+    vec![
+        flood_tc(
+            "flood: a copy to every access port of the VNI",
+            bum.clone(),
+            0,
+        )
+        .setup(Datapath::both_ports)
+        .stats(local_copies(&bum, 2)),
+        flood_tc("flood: no access ports in the VNI", bum.clone(), 0),
+        flood_tc("flood: a member port that is down", bum.clone(), 0)
+            .setup(|dp| {
+                dp.port2_link(false);
+                dp.set_vni_ports(&[PORT1, port2()]);
+            })
+            .reason(Reason::FloodFailed)
+            .stats(local_copies(&bum, 1)),
+        flood_tc("flood: a member port that is gone", bum.clone(), 0)
+            .setup(|dp| dp.set_vni_ports(&[NO_SUCH_PORT, PORT1]))
+            .reason(Reason::FloodFailed)
+            .stats(local_copies(&bum, 1)),
+        Case::new(
+            "deliver on the skb path",
+            tenant(PORT2_MAC, FAR_MAC),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_DELIVER, port2_ifindex),
+        Case::new("unknown action", bum.clone(), TC_ACT_SHOT)
+            .injects(UNKNOWN_ACTION, 0)
+            .reason(Reason::UnknownMeta),
+        Case::new(
+            "neighbour hand-off: the access side's, not the uplink's",
+            from_remote(&inner_unicast()),
+            TC_ACT_SHOT,
+        )
+        .injects(META_NEIGH, 0)
+        .reason(Reason::UnknownMeta),
+    ]
+}
+
+#[test]
+fn uplink_tc_dispatch() {
+    let _netns = Netns::enter();
+    run_table(fixture::UPLINK_TC, &uplink_tc_cases());
+}
+
+/// A flood from WORKLOAD_MAC on PORT1: a local copy to the second port, and
+/// `inner` encapsulated for REMOTE_VTEP, the flood list, from the outer
+/// MACs of its next hop (the frame keeps the outer header of the last copy
+/// sent).
+fn flooded_to_remote(name: &'static str, inner: Vec<u8>) -> Case {
+    flood_tc(name, inner.clone(), PORT1)
+        .setup(|dp| {
+            dp.both_ports();
+            dp.set_flood(&[REMOTE_VTEP]);
+        })
+        .output(Output::via_router(&inner))
+        .stats(local_and_tx(&inner, 1))
+}
+
+/// The frames `vtep_access` passes to `vtep_access_tc`.
+fn access_tc_cases() -> Vec<Case> {
+    let bum = tenant(BROADCAST, WORKLOAD_MAC);
+    let port2_ifindex = port2();
+    // As `vtep_access` hands it over: encapsulated, outer MACs left zero.
+    let encapsulated =
+        Outer::to_remote_vtep(ZERO_MAC, ZERO_MAC, 50_000).frame(&workload_to_remote());
+    vec![
+        flooded_to_remote("flood: other ports and the flood list", bum.clone()),
+        flooded_to_remote("flood: ARP request", arp_request(WORKLOAD_MAC)),
+        flooded_to_remote("flood: unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
+        flooded_to_remote("flood: a flood-list VTEP without a neighbour", bum.clone())
+            .setup(|dp| dp.set_flood(&[REMOTE_VTEP, OTHER_VTEP]))
+            .reason(Reason::FloodFailed),
+        flooded_to_remote("flood: outer UDP checksum", bum.clone())
+            .setup(|dp| {
+                dp.update_underlay(|ul| {
+                    ul.flags |= UNDERLAY_F_UDP_CSUM;
+                    (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
+                })
+            })
+            .output(Output::Encap {
+                dmac: ROUTER_MAC,
+                smac: UPLINK_MAC,
+                ports: CSUM_SRC_PORT..=CSUM_SRC_PORT,
+                inner: bum.clone(),
+                udp_checksum: true,
+            }),
+        flood_tc(
+            "flood: no flood list, local copies only",
+            bum.clone(),
+            PORT1,
+        )
+        .setup(Datapath::both_ports)
+        .stats(local_copies(&bum, 1)),
+        flood_tc("flood: underlay not configured", bum.clone(), PORT1)
+            .setup(|dp| {
+                dp.both_ports();
+                dp.set_flood(&[REMOTE_VTEP]);
+                dp.set_underlay(Underlay::default());
+            })
+            .reason(Reason::NoUnderlay)
+            .stats(local_copies(&bum, 1)),
+        Case::new(
+            "neighbour hand-off: bpf_redirect_neigh to the uplink",
+            encapsulated.clone(),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_NEIGH, 0),
+        Case::new(
+            "neighbour hand-off, underlay not configured",
+            encapsulated,
+            TC_ACT_SHOT,
+        )
+        .injects(META_NEIGH, 0)
+        .setup(|dp| dp.set_underlay(Underlay::default()))
+        .reason(Reason::NoUnderlay),
+        Case::new(
+            "deliver on the skb path",
+            tenant(PORT2_MAC, WORKLOAD_MAC),
+            TC_ACT_REDIRECT,
+        )
+        .injects(META_DELIVER, port2_ifindex),
+        Case::new("unknown action", bum, TC_ACT_SHOT)
+            .injects(UNKNOWN_ACTION, PORT1)
+            .reason(Reason::UnknownMeta),
+    ]
+}
+
+#[test]
+fn access_tc_dispatch() {
+    let _netns = Netns::enter();
+    run_table(fixture::ACCESS_TC, &access_tc_cases());
 }
 
 // ---- followed VNIs (kernel fallback) ------------------------------------------------
@@ -1692,13 +2252,7 @@ fn access_followed_cases() -> Vec<Case> {
             XDP_REDIRECT,
         )
         .setup(fresh)
-        .output(Output::Encap {
-            dmac: ROUTER_MAC,
-            smac: UPLINK_MAC,
-            ports: SRC_PORTS,
-            inner: inner.clone(),
-            udp_checksum: false,
-        })
+        .output(Output::via_router(&inner))
         .stats(tx(&inner)),
         Case::new(
             "followed: to a mirrored local MAC on another port",
@@ -1735,6 +2289,74 @@ fn access_encap_followed() {
     run_table(programs::ACCESS_XDP, &access_followed_cases());
 }
 
+// ---- every reason ------------------------------------------------------------------
+
+/// Every table of rows, with the program its test runs it on.
+fn tables() -> Vec<(&'static str, Vec<Case>)> {
+    vec![
+        (programs::UPLINK_XDP, uplink_cases()),
+        (programs::UPLINK_XDP, uplink_followed_cases()),
+        (programs::ACCESS_XDP, access_cases()),
+        (programs::ACCESS_XDP, access_followed_cases()),
+        (programs::UPLINK_TC, tc_cases()),
+        (programs::ACCESS_TC, tc_cases()),
+        (fixture::UPLINK_TC, uplink_tc_cases()),
+        (fixture::ACCESS_TC, access_tc_cases()),
+        (programs::XSK_UPLINK, xsk_uplink_cases()),
+        (programs::XSK_ACCESS, xsk_access_cases()),
+    ]
+}
+
+/// Reasons no BPF_PROG_TEST_RUN row can produce, each with the why.
+const NO_ROW: &[(Reason, &str)] = &[
+    (
+        Reason::StripFailed,
+        "decap's bpf_xdp_adjust_head and _tail fail only on a frame shorter than \
+         an Ethernet header after them, and the uplink parse has already checked \
+         that the inner Ethernet header is there",
+    ),
+    (
+        Reason::StaleSteering,
+        "counted by the AF_XDP engine in userspace, not by a BPF program",
+    ),
+];
+
+/// Every reason is counted by at least one row of the tables (each table
+/// has its own test, which checks that its rows count what they say), or
+/// is on [`NO_ROW`] with the reason why not: a new drop without a row
+/// fails here.
+#[test]
+fn every_reason_has_a_row() {
+    let _netns = Netns::enter();
+    let mut rows: Vec<Vec<&str>> = vec![Vec::new(); Reason::ALL.len()];
+    let tables = tables();
+    for (_, cases) in &tables {
+        for case in cases {
+            for (reason, _) in &case.reasons {
+                rows[*reason as usize].push(case.name);
+            }
+        }
+    }
+    let exempt = |r: Reason| NO_ROW.iter().any(|(e, _)| *e == r);
+    let missing: Vec<&str> = Reason::ALL
+        .iter()
+        .filter(|r| rows[**r as usize].is_empty() && !exempt(**r))
+        .map(|r| r.name())
+        .collect();
+    assert!(missing.is_empty(), "reasons no row produces: {missing:?}");
+    for (r, why) in NO_ROW {
+        assert!(
+            rows[*r as usize].is_empty(),
+            "{} is on NO_ROW ({why}) but rows produce it: {:?}",
+            r.name(),
+            rows[*r as usize]
+        );
+    }
+    for r in Reason::ALL {
+        println!("{:20} {} row(s)", r.name(), rows[r as usize].len());
+    }
+}
+
 // ---- verifier budget ------------------------------------------------------------
 
 /// Instructions the verifier may process for one program (the kernel's
@@ -1754,6 +2376,10 @@ fn programs_verify_within_half_the_budget() {
         programs::ACCESS_XDP,
         programs::UPLINK_TC,
         programs::ACCESS_TC,
+        programs::XSK_UPLINK,
+        programs::XSK_ACCESS,
+        fixture::UPLINK_TC,
+        fixture::ACCESS_TC,
     ] {
         let dp = Datapath::load(program);
         let info = dp
@@ -1765,7 +2391,7 @@ fn programs_verify_within_half_the_budget() {
         let insns = info
             .verified_instruction_count()
             .unwrap_or_else(|| panic!("{program}: the kernel reports no verified instructions"));
-        println!("{program:16} {insns:>9} instructions verified");
+        println!("{program:22} {insns:>9} instructions verified");
         if insns > VERIFIER_LIMIT / 2 {
             over.push((program, insns));
         }

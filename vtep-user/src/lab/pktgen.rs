@@ -26,7 +26,6 @@
 
 use std::{
     net::Ipv4Addr,
-    os::fd::{AsFd as _, AsRawFd as _, RawFd},
     thread,
     time::{Duration, Instant},
 };
@@ -381,8 +380,12 @@ fn load_xdp(ebpf: &mut Ebpf, name: &str) -> Result<ProgramFd> {
     Ok(prog.fd()?.try_clone()?)
 }
 
-fn raw(fd: &ProgramFd) -> RawFd {
-    fd.as_fd().as_raw_fd()
+/// The loaded XDP program `name` of `ebpf`, to test-run.
+fn xdp<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
+    ebpf.program(name)
+        .with_context(|| format!("program {name} missing from the object"))?
+        .try_into()
+        .with_context(|| format!("program {name}"))
 }
 
 fn typed_map<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<T>
@@ -460,7 +463,7 @@ const fn size_of_cpu_set() -> usize {
 }
 
 fn send_loop(
-    fd: RawFd,
+    prog: &Xdp,
     frame: &[u8],
     ifindex: u32,
     batch: u32,
@@ -479,7 +482,7 @@ fn send_loop(
             break;
         }
         let n = left.min(chunk);
-        testrun::xdp_live(fd, frame, ifindex, n as u32, batch)
+        testrun::xdp_live(prog, frame, ifindex, n as u32, batch)
             .context("BPF_PROG_TEST_RUN (live frames)")?;
         sent += n;
         if let Some(rate) = plan.rate {
@@ -518,8 +521,7 @@ fn generate(args: &GenArgs, json: bool) -> Result<()> {
     typed_map::<Array<_, GenConfig>>(&mut ebpf, lab::names::GEN_CONFIG)?
         .set(0, t.config, 0)
         .context("setting the generator's config")?;
-    let prog = load_xdp(&mut ebpf, lab::programs::GEN)?;
-    let fd = raw(&prog);
+    let prog: &Xdp = loader::load_xdp(&mut ebpf, lab::programs::GEN)?;
 
     let total = match (args.count, args.duration) {
         (Some(c), _) => Some(c),
@@ -543,7 +545,7 @@ fn generate(args: &GenArgs, json: bool) -> Result<()> {
                 let frame = &t.frame;
                 s.spawn(move || -> Result<ThreadResult> {
                     pin_to_cpu(cpu)?;
-                    let (packets, took) = send_loop(fd, frame, ifindex, args.batch, plan)?;
+                    let (packets, took) = send_loop(prog, frame, ifindex, args.batch, plan)?;
                     Ok(ThreadResult {
                         cpu,
                         packets,
@@ -799,7 +801,7 @@ fn cost(args: &CostArgs, json: bool) -> Result<()> {
     let access_fd = load_xdp(&mut dp, programs::ACCESS_XDP)?;
     let mut lab_obj = load_lab()?;
     let drop_fd = load_xdp(&mut lab_obj, lab::programs::DROP)?;
-    let harness_fd = load_xdp(&mut lab_obj, lab::programs::COST)?;
+    loader::load_xdp(&mut lab_obj, lab::programs::COST)?;
 
     let inner = |dst_mac, src_mac| Plain {
         dst_mac,
@@ -832,10 +834,14 @@ fn cost(args: &CostArgs, json: bool) -> Result<()> {
     };
     let floor_frame = plain_frame(&inner(REMOTE_MAC, LOCAL_MAC), 64);
     let (_, floor_ns) = best(&mut || {
-        testrun::xdp_repeat(raw(&drop_fd), &floor_frame, PORT, args.repeat)
-            .context("BPF_PROG_TEST_RUN of lab_drop")
+        testrun::xdp_repeat(
+            xdp(&lab_obj, lab::programs::DROP)?,
+            &floor_frame,
+            PORT,
+            args.repeat,
+        )
+        .context("BPF_PROG_TEST_RUN of lab_drop")
     })?;
-    let harness = raw(&harness_fd);
     let through_harness = |lab_obj: &mut Ebpf, target: &ProgramFd, frame: &[u8]| {
         let mut len = typed_map::<Array<_, u32>>(lab_obj, lab::names::COST_LEN)?;
         len.set(0, frame.len() as u32, 0)?;
@@ -843,6 +849,7 @@ fn cost(args: &CostArgs, json: bool) -> Result<()> {
         progs
             .set(0, target, 0)
             .context("setting the harness's target")?;
+        let harness = xdp(lab_obj, lab::programs::COST)?;
         best(&mut || {
             testrun::xdp_repeat(harness, frame, PORT, args.repeat)
                 .context("BPF_PROG_TEST_RUN through lab_cost")

@@ -4,21 +4,18 @@
 //! program returns `XDP_TX` for is really sent out of an interface
 //! (`vtep pktgen`, the method of xdp-trafficgen).
 //!
-//! The raw `bpf(2)` syscall through libc: aya 0.14 exposes no test run.
+//! Through aya's own [`TestRun`]: it covers all of it (input and output
+//! data, an input and output context, `repeat` with the kernel's timing,
+//! and live frames with a batch size through [`TestRunAttrs::xdp_live_frames`]).
+//! What is vtep's here is the XDP context ([`XdpMd`], which aya leaves to the
+//! caller as bytes) and the split of an XDP run's output into metadata and
+//! frame.
 
-use std::{
-    io,
-    mem::{offset_of, size_of},
-    os::fd::RawFd,
+use std::{mem::size_of, time::Duration};
+
+use aya::programs::{
+    ProgramError, SchedClassifier, TestRun as _, TestRunAttrs, TestRunOptions, Xdp,
 };
-
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
-
-/// Run on the given CPU (`TestRun::cpu`); not for XDP.
-pub const BPF_F_TEST_RUN_ON_CPU: u32 = 1 << 0;
-/// XDP live frames: verdicts are carried out (XDP_TX sends, XDP_REDIRECT
-/// redirects) instead of reported.
-pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
@@ -31,41 +28,9 @@ pub const MAX_BATCH: u32 = 256;
 /// Largest frame a live-frames run takes (a 4 KiB page less its heads).
 pub const MAX_LIVE_FRAME: usize = 3408;
 
-/// The `test` member of `union bpf_attr`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TestRunAttr {
-    pub prog_fd: u32,
-    pub retval: u32,
-    pub data_size_in: u32,
-    pub data_size_out: u32,
-    pub data_in: u64,
-    pub data_out: u64,
-    pub repeat: u32,
-    pub duration: u32,
-    pub ctx_size_in: u32,
-    pub ctx_size_out: u32,
-    pub ctx_in: u64,
-    pub ctx_out: u64,
-    pub flags: u32,
-    pub cpu: u32,
-    pub batch_size: u32,
-    pub _pad: u32,
-}
-
-const _: () = {
-    assert!(offset_of!(TestRunAttr, data_in) == 16);
-    assert!(offset_of!(TestRunAttr, repeat) == 32);
-    assert!(offset_of!(TestRunAttr, ctx_size_in) == 40);
-    assert!(offset_of!(TestRunAttr, ctx_in) == 48);
-    assert!(offset_of!(TestRunAttr, flags) == 64);
-    assert!(offset_of!(TestRunAttr, batch_size) == 72);
-    assert!(size_of::<TestRunAttr>() == 80);
-};
-
 /// `struct xdp_md`, the context of an XDP test run.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XdpMd {
     pub data: u32,
     pub data_end: u32,
@@ -75,92 +40,159 @@ pub struct XdpMd {
     pub egress_ifindex: u32,
 }
 
+/// The size of [`XdpMd`] in bytes.
+const XDP_MD_LEN: usize = size_of::<XdpMd>();
+
 impl XdpMd {
-    /// The context of `frame` arriving on `ifindex`.
-    fn arriving(frame: &[u8], ifindex: u32) -> Self {
+    /// The context of `frame` arriving on `ifindex`, receive queue
+    /// `rx_queue_index` (which the device must have).
+    pub fn arriving(frame: &[u8], ifindex: u32, rx_queue_index: u32) -> Self {
         XdpMd {
             data_end: frame.len() as u32,
             ingress_ifindex: ifindex,
+            rx_queue_index,
             ..XdpMd::default()
+        }
+    }
+
+    fn words(&self) -> [u32; XDP_MD_LEN / 4] {
+        [
+            self.data,
+            self.data_end,
+            self.data_meta,
+            self.ingress_ifindex,
+            self.rx_queue_index,
+            self.egress_ifindex,
+        ]
+    }
+
+    /// The bytes the kernel takes as `ctx_in`.
+    fn to_bytes(self) -> [u8; XDP_MD_LEN] {
+        let mut bytes = [0; XDP_MD_LEN];
+        for (b, w) in bytes.chunks_exact_mut(4).zip(self.words()) {
+            b.copy_from_slice(&w.to_ne_bytes());
+        }
+        bytes
+    }
+
+    /// The context the kernel wrote back as `ctx_out`.
+    fn from_bytes(bytes: &[u8; XDP_MD_LEN]) -> Self {
+        let mut w = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4-byte chunk")));
+        let mut next = || w.next().expect("six words");
+        XdpMd {
+            data: next(),
+            data_end: next(),
+            data_meta: next(),
+            ingress_ifindex: next(),
+            rx_queue_index: next(),
+            egress_ifindex: next(),
         }
     }
 }
 
-/// The attributes of a run of `prog_fd` on `frame` in context `ctx`, `repeat`
-/// times (both must outlive the call that uses them).
-fn xdp_attr(prog_fd: RawFd, frame: &[u8], ctx: &XdpMd, repeat: u32) -> TestRunAttr {
-    TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat,
-        ctx_size_in: size_of::<XdpMd>() as u32,
-        ctx_in: ctx as *const XdpMd as u64,
-        ..TestRunAttr::default()
-    }
+/// The mean time of one run of a test run, in whole ns as the kernel
+/// measured it (it reports whole ns).
+fn ns(d: Duration) -> u32 {
+    u32::try_from(d.as_nanos()).unwrap_or(u32::MAX)
 }
 
-/// `bpf(BPF_PROG_TEST_RUN, attr)`; the kernel fills in `retval`,
-/// `duration` and the output sizes.
-///
-/// # Safety
-///
-/// Every buffer `attr` points to (`data_in`, `data_out`, `ctx_in`,
-/// `ctx_out`) must be valid, with the size given next to it, until the call
-/// returns; the output buffers writable.
-pub unsafe fn test_run(attr: &mut TestRunAttr) -> io::Result<()> {
-    // SAFETY: attr is a bpf_attr for BPF_PROG_TEST_RUN of the size given;
-    // the caller guarantees its buffers.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            attr as *mut TestRunAttr,
-            size_of::<TestRunAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Runs the XDP program `prog_fd` `repeat` times on `frame` "received" on
+/// Runs the XDP program `prog` `repeat` times on `frame` "received" on
 /// `ifindex` (no output buffers); the verdict of the last run and the mean
 /// time of one run in ns, as the kernel measured it (whole ns; time the
 /// thread spent scheduled out is not counted). The wall clock of the call
 /// would not do: a test run with `repeat` > 1 switches a static key on and
 /// off, milliseconds per call.
 pub fn xdp_repeat(
-    prog_fd: RawFd,
+    prog: &Xdp,
     frame: &[u8],
     ifindex: u32,
     repeat: u32,
-) -> io::Result<(u32, u32)> {
-    let ctx = XdpMd::arriving(frame, ifindex);
-    let mut attr = xdp_attr(prog_fd, frame, &ctx, repeat);
-    // SAFETY: frame and ctx outlive the call, with the sizes given.
-    unsafe { test_run(&mut attr)? };
-    Ok((attr.retval, attr.duration))
+) -> Result<(u32, u32), ProgramError> {
+    let ctx = XdpMd::arriving(frame, ifindex, 0).to_bytes();
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&ctx),
+        repeat,
+        ..TestRunOptions::new()
+    })?;
+    Ok((r.return_value, ns(r.duration)))
 }
 
-/// Live frames: runs `prog_fd` on `count` copies of `frame` as if each had
+/// Live frames: runs `prog` on `count` copies of `frame` as if each had
 /// arrived on `ifindex`, carrying out the verdicts (XDP_TX sends the frame
 /// out of `ifindex`), `batch` frames per kernel iteration.
 pub fn xdp_live(
-    prog_fd: RawFd,
+    prog: &Xdp,
     frame: &[u8],
     ifindex: u32,
     count: u32,
     batch: u32,
-) -> io::Result<()> {
-    let ctx = XdpMd::arriving(frame, ifindex);
-    let mut attr = TestRunAttr {
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
-        batch_size: batch,
-        ..xdp_attr(prog_fd, frame, &ctx, count)
-    };
-    // SAFETY: frame and ctx outlive the call, with the sizes given.
-    unsafe { test_run(&mut attr) }
+) -> Result<(), ProgramError> {
+    let ctx = XdpMd::arriving(frame, ifindex, 0).to_bytes();
+    prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        ctx_in: Some(&ctx),
+        repeat: count,
+        attrs: TestRunAttrs::new().xdp_live_frames(batch),
+        ..TestRunOptions::new()
+    })?;
+    Ok(())
+}
+
+/// What one run of an XDP program gave back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpRun {
+    pub verdict: u32,
+    /// The XDP metadata in front of the frame (empty when none).
+    pub meta: Vec<u8>,
+    pub frame: Vec<u8>,
+}
+
+/// Runs the XDP program `prog` once on `frame` in context `ctx`, with room
+/// for `out_len` bytes of output (metadata and frame).
+pub fn xdp_once(
+    prog: &Xdp,
+    frame: &[u8],
+    ctx: XdpMd,
+    out_len: usize,
+) -> Result<XdpRun, ProgramError> {
+    let mut out = vec![0; out_len];
+    let ctx_in = ctx.to_bytes();
+    let mut ctx_out = [0; XDP_MD_LEN];
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: Some(&ctx_in),
+        ctx_out: Some(&mut ctx_out),
+        ..TestRunOptions::new()
+    })?;
+    out.truncate(r.data_size_out as usize);
+    // The output starts at data_meta; ctx_out.data is where the frame starts.
+    let at = (XdpMd::from_bytes(&ctx_out).data as usize).min(out.len());
+    let frame = out.split_off(at);
+    Ok(XdpRun {
+        verdict: r.return_value,
+        meta: out,
+        frame,
+    })
+}
+
+/// Runs the TC program `prog` once on `frame` (an skb on the namespace's
+/// loopback device), with room for `out_len` bytes of output; its verdict
+/// (a `TC_ACT_*`) and the frame as it left the program.
+pub fn tc_once(
+    prog: &SchedClassifier,
+    frame: &[u8],
+    out_len: usize,
+) -> Result<(u32, Vec<u8>), ProgramError> {
+    let mut out = vec![0; out_len];
+    let r = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..TestRunOptions::new()
+    })?;
+    out.truncate(r.data_size_out as usize);
+    Ok((r.return_value, out))
 }
