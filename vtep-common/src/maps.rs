@@ -242,7 +242,7 @@ impl FdbEntry {
 }
 
 /// `VniInfo::flags`: learn source MACs in this VNI. In a followed VNI
-/// (`VNI_F_KERNEL_FALLBACK`), the kernel's vxlan device learns remote MACs
+/// (`VNI_F_FOLLOWED`), the kernel's vxlan device learns remote MACs
 /// (its `learning`): the uplink lets it see their frames now and then.
 pub const VNI_F_LEARNING: u32 = 1 << 0;
 /// `VniInfo::flags`: accept VXLAN only from VTEPs in the VNI's flood list.
@@ -252,7 +252,7 @@ pub const VNI_F_CHECK_SOURCE: u32 = 1 << 1;
 /// mirrored FDB knows and passes everything else, untouched, to the kernel
 /// (`kernel-fallback`). Its FDB entries and flood list belong to the
 /// follower, not to the CLI.
-pub const VNI_F_KERNEL_FALLBACK: u32 = 1 << 2;
+pub const VNI_F_FOLLOWED: u32 = 1 << 2;
 
 /// Value of the `VNIS` map, keyed by VNI (`u32`, host order).
 #[repr(C)]

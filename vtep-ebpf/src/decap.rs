@@ -7,7 +7,7 @@
 //! outer headers and goes to the access port of its inner destination, or
 //! to TC for flooding.
 //!
-//! In a followed VNI (`VNI_F_KERNEL_FALLBACK`) the kernel's vxlan device and
+//! In a followed VNI (`VNI_F_FOLLOWED`) the kernel's vxlan device and
 //! bridge own learning and flooding: vtep decapsulates only frames for MACs
 //! mirrored behind a local port, and passes every other frame untouched to
 //! the kernel (`kernel-fallback`), which forwards it as if vtep were not
@@ -23,7 +23,7 @@ use aya_ebpf::{
 use network_types::eth::EthHdr;
 use vtep_common::{
     FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE,
-    VNI_F_KERNEL_FALLBACK, VniInfo, VtepAddr,
+    VNI_F_FOLLOWED, VniInfo, VtepAddr,
     fdb::{Forward, Place, forward},
     header::{Uplink, is_multicast, is_valid_source, parse_vxlan_v4},
 };
@@ -69,7 +69,7 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
         return Err(Reason::BadSourceMac);
     }
     let inner_len = d.inner_len as u64;
-    if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
+    if info.flags & VNI_F_FOLLOWED != 0 {
         return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote);
     }
     learn(ctx, vni, info, inner_eth.src_addr, Place::Vtep(remote));

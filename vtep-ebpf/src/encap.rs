@@ -6,7 +6,7 @@
 //! hop with `bpf_fib_lookup`, redirect to the uplink), or nobody known /
 //! broadcast / multicast (flood, through TC).
 //!
-//! In a followed VNI (`VNI_F_KERNEL_FALLBACK`; the port is a port of the
+//! In a followed VNI (`VNI_F_FOLLOWED`; the port is a port of the
 //! kernel bridge vtep follows) the bridge owns learning and flooding: vtep
 //! switches or encapsulates only what the mirrored FDB knows and passes
 //! every other frame untouched to the bridge (`kernel-fallback`).
@@ -28,7 +28,7 @@ use aya_ebpf::{
 use network_types::eth::EthHdr;
 use vtep_common::{
     AF_INET, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB, UNDERLAY_F_UDP_CSUM,
-    Underlay, VNI_F_KERNEL_FALLBACK, VtepAddr,
+    Underlay, VNI_F_FOLLOWED, VtepAddr,
     fdb::{Forward, Place, forward},
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
@@ -61,7 +61,7 @@ pub fn try_access(ctx: &XdpContext) -> Result<u32, Reason> {
         return Err(Reason::BadSourceMac);
     }
     let len = (ctx.data_end() - ctx.data()) as u64;
-    if info.flags & VNI_F_KERNEL_FALLBACK != 0 {
+    if info.flags & VNI_F_FOLLOWED != 0 {
         return followed(ctx, vni, ifindex, &eth, len);
     }
     learn(ctx, vni, info, eth.src_addr, Place::Port(ifindex));

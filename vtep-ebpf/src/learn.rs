@@ -73,7 +73,7 @@ fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, now: u64) {
     }
 }
 
-/// In a kernel-fallback VNI (`VNI_F_KERNEL_FALLBACK`) the kernel learns,
+/// In a kernel-fallback VNI (`VNI_F_FOLLOWED`) the kernel learns,
 /// not vtep: the follower mirrors what its bridge and vxlan device know. But
 /// a frame vtep forwards itself never reaches the bridge, so the bridge would
 /// let the entry of a busy workload age out — and zebra would withdraw its

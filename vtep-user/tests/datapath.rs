@@ -41,7 +41,7 @@ use vtep_common::{
     FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
     META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
     PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
-    VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
+    VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
     XSK_MAX_QUEUES, names, programs, reason::REASON_COUNT,
 };
 use xsk_rs::{
@@ -2113,7 +2113,7 @@ impl Datapath {
     /// seen) instead of static.
     fn follow(&mut self, learning: bool) {
         self.set_vni(VniInfo {
-            flags: VNI_F_KERNEL_FALLBACK | if learning { VNI_F_LEARNING } else { 0 },
+            flags: VNI_F_FOLLOWED | if learning { VNI_F_LEARNING } else { 0 },
             ..VniInfo::default()
         });
         self.fdb_set(LOCAL_MAC, followed_local(PORT1, just_now()));

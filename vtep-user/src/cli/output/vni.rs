@@ -12,7 +12,7 @@ use std::{
     net::IpAddr,
 };
 
-use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniInfo};
+use vtep_common::{VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING, VniInfo};
 
 use super::Printer;
 
@@ -44,11 +44,7 @@ pub fn show<W: Write>(p: &mut Printer<W>, rows: &[VniRow]) -> io::Result<()> {
         )?;
         p.uint("learned", "learned {}", r.learned)?;
         // Mirrored from a kernel vxlan device ([follow]).
-        p.on_off(
-            "followed",
-            "followed {}",
-            flags & VNI_F_KERNEL_FALLBACK != 0,
-        )?;
+        p.on_off("followed", "followed {}", flags & VNI_F_FOLLOWED != 0)?;
         p.nl()?;
         p.indent()?;
         p.list("ports", "ports {}", &r.ports)?;
@@ -119,7 +115,7 @@ mod tests {
             // Followed, the kernel's device learning.
             VniRow {
                 vni: 300,
-                info: info(VNI_F_KERNEL_FALLBACK | VNI_F_LEARNING, 0, 0),
+                info: info(VNI_F_FOLLOWED | VNI_F_LEARNING, 0, 0),
                 ports: vec!["t3w1".into()],
                 flood: vec!["198.18.0.4".parse().unwrap()],
                 learned: 0,

@@ -8,7 +8,7 @@
 //! comes. It mirrors, for each followed vxlan device:
 //!
 //! - the device's VNI, as a VNI in kernel-fallback mode
-//!   (`VNI_F_KERNEL_FALLBACK`: the datapath forwards what the mirror knows
+//!   (`VNI_F_FOLLOWED`: the datapath forwards what the mirror knows
 //!   and passes everything else, untouched, to the kernel);
 //! - remote MACs: the device's own (`self`) entries with a `dst`, static,
 //!   learned or `extern_learn` (EVPN type-2 routes);

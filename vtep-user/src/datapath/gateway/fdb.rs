@@ -110,10 +110,7 @@ impl Gateway {
         let infos: Vec<(u32, VniInfo)> = self.vnis.iter().filter_map(|r| r.ok()).collect();
         // Followed VNIs hold no learned entries (the kernel learns): with
         // only those, there is nothing to walk the FDB for.
-        if infos
-            .iter()
-            .all(|(_, i)| i.flags & VNI_F_KERNEL_FALLBACK != 0)
-        {
+        if infos.iter().all(|(_, i)| i.flags & VNI_F_FOLLOWED != 0) {
             return 0;
         }
         let ageing: BTreeMap<u32, u32> =

@@ -20,8 +20,7 @@ use aya::maps::{
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, FloodList, MAX_FLOOD,
     MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_KERNEL_FALLBACK, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names,
-    reason::REASON_COUNT,
+    VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, reason::REASON_COUNT,
 };
 
 use crate::{

@@ -22,7 +22,7 @@ impl Gateway {
     pub fn vni_followed(&self, vni: u32) -> bool {
         self.vnis
             .get(&vni, 0)
-            .is_ok_and(|i| i.flags & VNI_F_KERNEL_FALLBACK != 0)
+            .is_ok_and(|i| i.flags & VNI_F_FOLLOWED != 0)
     }
 
     /// Creates a VNI, or with `replace` updates its settings (ports and
@@ -50,13 +50,13 @@ impl Gateway {
         self.vni_put(v.id, info)
     }
 
-    /// Creates or updates a followed VNI (`VNI_F_KERNEL_FALLBACK`: the
+    /// Creates or updates a followed VNI (`VNI_F_FOLLOWED`: the
     /// kernel learns and ages, vtep does not). `learning`: the kernel's
     /// vxlan device learns remote MACs, so the datapath lets it see remote
     /// sources (`VNI_F_LEARNING`). For the follower only.
     pub fn vni_follow(&mut self, vni: u32, learning: bool) -> Result<()> {
         let info = VniInfo {
-            flags: VNI_F_KERNEL_FALLBACK | if learning { VNI_F_LEARNING } else { 0 },
+            flags: VNI_F_FOLLOWED | if learning { VNI_F_LEARNING } else { 0 },
             max_addresses: 0,
             ageing_secs: 0,
             _pad: 0,
