@@ -127,6 +127,7 @@ pub fn ip_sum_without_source(hdr: &[u8; crate::header::IPV4_LEN]) -> u32 {
 mod pod {
     // SAFETY: #[repr(C)], Copy, every padding byte an explicit field.
     unsafe impl aya::Pod for super::GenConfig {}
+    // SAFETY: #[repr(C)] and Copy, u64 counters only (no padding).
     unsafe impl aya::Pod for super::SinkCounters {}
 }
 

@@ -88,7 +88,7 @@ fn datapath_log_level() -> u8 {
 /// adopts a pinned map whatever its size, so one pinned by an older vtep
 /// with fewer entries (a reason added since) would leave the new entries
 /// uncounted and unreadable.
-const COUNTER_MAPS: [(&str, u32); 1] = [(names::REASONS, REASON_COUNT as u32)];
+const COUNTER_MAPS: [(&str, u32); 1] = [(names::REASONS, REASON_COUNT)];
 
 /// Unpins every [`COUNTER_MAPS`] map too small for this build, so that the
 /// load creates it anew: those counts start again from zero, and the log
