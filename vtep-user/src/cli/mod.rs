@@ -8,6 +8,7 @@
 //! [`output`]'s, written to stdout a row at a time; a reader that
 //! goes away (`vtep fdb show | head -1`) ends the command quietly.
 
+pub mod docs;
 pub mod output;
 
 use std::{
@@ -97,6 +98,9 @@ pub enum Command {
     /// frames), count them at the far end (`sink`), or time vtep's XDP
     /// programs (`cost`): the benchmark lab's tools.
     Pktgen(Box<crate::lab::pktgen::PktgenArgs>),
+    /// `completions SHELL`, `man DIR`: what `cargo xtask dist` packages.
+    #[command(flatten)]
+    Docs(docs::DocsCommand),
 }
 
 /// `MAC vni VNI [dst IP | dev IFNAME]`.
@@ -244,6 +248,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),
         Command::Pktgen(args) => crate::lab::pktgen::main(*args, cli.json),
+        Command::Docs(command) => docs::run(command),
         Command::Stats { all } => {
             let stats = Gateway::open(pin)?.stats()?;
             print(cli.json, |p| output::stats(p, &stats, all))
