@@ -5,11 +5,13 @@
 //! - `demo`: walk through vtep in a namespace lab, showing every command.
 //! - `layers`: check that vtep-user's imports point down its layers.
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
+//! - `dist`: the release binary and a Debian package of it (unit, completions, man pages).
 
 mod bench;
 mod cmd;
 mod demo;
 mod demo_evpn;
+mod dist;
 mod layers;
 mod setup;
 mod test;
@@ -38,6 +40,8 @@ enum Task {
     Bench(bench::Options),
     /// Check that vtep-user's modules import only from the layers below them.
     Layers,
+    /// Build the release binary and a Debian package of it (target/dist/).
+    Dist,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Task::Demo(options) => demo::run(&options),
         Task::Bench(options) => bench::run(&options),
         Task::Layers => layers::run(),
+        Task::Dist => dist::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
