@@ -151,4 +151,15 @@ mod tests {
         let run = &pages.iter().find(|(n, _)| n == "vtep-run.8").unwrap().1;
         assert!(String::from_utf8_lossy(run).contains("\\-\\-config"));
     }
+
+    /// The example config the Debian package installs as /etc/vtep/vtep.toml
+    /// (`cargo xtask dist`) is one that `vtep run` accepts.
+    #[test]
+    fn the_packaged_example_config_parses() {
+        let text = include_str!("../../../packaging/vtep.toml");
+        let config: crate::model::config::Config = text
+            .parse()
+            .unwrap_or_else(|e| panic!("packaging/vtep.toml: {e}"));
+        assert_eq!(config.vnis.len(), 1);
+    }
 }
