@@ -16,7 +16,7 @@ use tokio::{
 use crate::{
     control::{afxdp, apply, follow},
     datapath::{gateway::Gateway, loader, pins::Pins},
-    model::config::{Config, EngineKind},
+    model::config::EngineKind,
     system::{bpffs, clock, netlink, notify},
 };
 
@@ -24,7 +24,7 @@ use crate::{
 const TICK: Duration = Duration::from_secs(1);
 
 pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> Result<()> {
-    let mut cfg = Config::from_file(config_path)
+    let mut cfg = apply::read_config(config_path)
         .with_context(|| format!("config {}", config_path.display()))?;
     if let Some(engine) = engine {
         cfg.engine = engine;
