@@ -32,7 +32,7 @@ use crate::{
         addr::{Mac, to_vtep},
         config::{EngineKind, VniConfig, check_vni, parse_vtep},
     },
-    system::{clock, iface},
+    system::{bpffs, clock, iface},
 };
 
 use output::{IfNames, Printer};
@@ -234,10 +234,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
         Command::Down => {
+            // Taken first, so that no `vtep run` starts on what goes; its
+            // drop removes the lock file a killed daemon left (a running
+            // daemon keeps its own).
+            let lock = bpffs::try_lock(pin)?.ok();
             let n = loader::down(&Pins::new(pin))?;
             if n == 0 {
                 eprintln!("vtep: nothing pinned at {}", pin.display());
             }
+            drop(lock);
             Ok(())
         }
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
