@@ -1,6 +1,7 @@
 //! `vtep run`: bring the gateway up from a config, then keep it: age
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
-//! stops the daemon and leaves the datapath forwarding with its tables.
+//! stops the daemon and leaves the datapath forwarding with its tables; the
+//! daemon's run lock goes with it.
 
 use std::{os::fd::RawFd, path::Path, time::Duration};
 

@@ -1,10 +1,11 @@
 //! The TOML config of `vtep run`: the validated model ([`Config`] and its
 //! parts), and its reading and validation (`validate`).
 //!
-//! A config is checked whole before anything is applied: every error names
-//! the field (`vni[1].flood[0]`) and says what is wrong, and a config with an
-//! error changes nothing. Interface names are checked against the system by
-//! the loader, which reports them with the same field names.
+//! A config is checked whole before anything is applied: every problem is
+//! reported ([`ConfigErrors`], one line each), each naming the field
+//! (`vni[1].flood[0]`) and saying what is wrong, and a config with an error
+//! changes nothing. Interface names are checked against the system by
+//! `control::apply`, which adds its findings to the same list.
 
 use std::{fmt, net::IpAddr, str::FromStr};
 
