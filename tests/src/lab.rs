@@ -59,6 +59,13 @@ pub const FLOOD_MAC: &str = "00:00:00:00:00:00";
 /// Where the lab mounts one bpffs per vtep host (outside /sys, so that every
 /// `ip netns exec` sees the same instance).
 pub const PIN_ROOT: &str = "/run/vtep-lab";
+/// The run lock file `vtep run` holds for `host`'s gateway, in
+/// `/run/vtep` (its pin path with the slashes as `%`, as vtep names it).
+pub fn run_lock(host: &Host) -> PathBuf {
+    let name = host.pin_path.to_string_lossy().replace('/', "%");
+    Path::new("/run/vtep").join(format!("{name}.lock"))
+}
+
 /// Where the lab keeps configurations and logs; kept after a failed run.
 pub const LOG_ROOT: &str = "/tmp/vtep-lab";
 
@@ -378,6 +385,13 @@ impl Drop for Lab {
         for host in &state.vtep_hosts {
             vtep::down(host);
         }
+        // Every daemon is gone and `vtep down` ran: no run lock is left.
+        let locks: Vec<PathBuf> = state
+            .vtep_hosts
+            .iter()
+            .map(run_lock)
+            .filter(|lock| lock.exists())
+            .collect();
         for dir in state.mounts.iter().rev() {
             unmount(dir);
         }
@@ -393,8 +407,20 @@ impl Drop for Lab {
                 self.prefix,
                 self.dir.display()
             );
+            for lock in &locks {
+                eprintln!("lab {}: {} was left behind", self.prefix, lock.display());
+                let _ = std::fs::remove_file(lock);
+            }
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
+            for lock in &locks {
+                let _ = std::fs::remove_file(lock);
+            }
+            assert!(
+                locks.is_empty(),
+                "lab {}: run locks left after its daemons stopped and `vtep down`: {locks:?}",
+                self.prefix
+            );
         }
     }
 }

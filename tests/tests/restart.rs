@@ -4,7 +4,7 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use vtep_tests::lab::{Flood, Lab, UPLINK, VniConfig, mac};
+use vtep_tests::lab::{Flood, Lab, UPLINK, VniConfig, mac, run_lock, wait_until};
 
 const VNI: u32 = 100;
 /// Echo requests per second of the background ping (`-i 0.05`).
@@ -102,4 +102,48 @@ fn down_removes_pins_and_datapath() {
         );
     }
     lab.assert_no_ping(&ov.workloads[0], &ov.workloads[1].ip);
+}
+
+/// A daemon removes its run lock's file when it stops; `vtep down` removes
+/// the one a killed daemon could not, and leaves a running daemon's alone.
+#[test]
+fn no_run_lock_outlives_its_daemon() {
+    let lab = Lab::new("lock");
+    let mut ov = lab.overlay(2, &VniConfig::new(VNI), Flood::FullMesh);
+    let (h1, h2) = (ov.hosts[0].clone(), ov.hosts[1].clone());
+    let lock = run_lock(&h1);
+    assert!(lock.exists(), "vtep run is up without {}", lock.display());
+    ov.stop(0);
+    assert!(
+        !lock.exists(),
+        "vtep run stopped and left {}",
+        lock.display()
+    );
+
+    ov.restart(&lab, 0);
+    assert!(lock.exists(), "vtep run is up without {}", lock.display());
+    let pid = libc::pid_t::try_from(ov.daemons[0].pid()).expect("a pid");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(killed, 0, "kill -9 {pid}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !ov.daemons[0].is_running()),
+        "vtep run (pid {pid}) lives on after SIGKILL"
+    );
+    assert!(
+        lock.exists(),
+        "a killed daemon cannot remove {}",
+        lock.display()
+    );
+    let down = lab.vtep(&h1, "down");
+    assert!(down.success(), "{down}");
+    assert!(!lock.exists(), "vtep down left {}", lock.display());
+
+    // A running daemon keeps its lock through `vtep down`.
+    let down = lab.vtep(&h2, "down");
+    assert!(down.success(), "{down}");
+    assert!(
+        run_lock(&h2).exists(),
+        "vtep down removed the run lock of a running daemon"
+    );
 }

@@ -1,6 +1,7 @@
 //! `vtep run`: bring the gateway up from a config, then keep it: age
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
-//! stops the daemon and leaves the datapath forwarding with its tables.
+//! stops the daemon and leaves the datapath forwarding with its tables; the
+//! daemon's run lock goes with it.
 
 use std::{os::fd::RawFd, path::Path, time::Duration};
 
@@ -10,13 +11,13 @@ use tokio::{
         Interest,
         unix::{AsyncFd, AsyncFdReadyGuard},
     },
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
 };
 
 use crate::{
     control::{afxdp, apply, follow},
     datapath::{gateway::Gateway, loader, pins::Pins},
-    model::config::{Config, EngineKind},
+    model::config::EngineKind,
     system::{bpffs, clock, netlink, notify},
 };
 
@@ -24,7 +25,7 @@ use crate::{
 const TICK: Duration = Duration::from_secs(1);
 
 pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> Result<()> {
-    let mut cfg = Config::from_file(config_path)
+    let mut cfg = apply::read_config(config_path)
         .with_context(|| format!("config {}", config_path.display()))?;
     if let Some(engine) = engine {
         cfg.engine = engine;
@@ -41,6 +42,17 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         .with_context(|| format!("config {}", config_path.display()))?;
     let resolved =
         apply::resolve(&cfg).with_context(|| format!("config {}", config_path.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    // SIGTERM and SIGINT are caught from here on: one that comes while the
+    // gateway is brought up stops the daemon once it is up, the way every
+    // stop goes (which removes the run lock's file).
+    let stop = {
+        let _in_runtime = rt.enter();
+        Stop::new()?
+    };
     let _lock = bpffs::lock_pin_path(pin_path)?;
     bpffs::ensure_bpffs(pin_path)?;
     let pins = Pins::new(pin_path);
@@ -99,10 +111,6 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         }
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
     notify::notify_ready();
     let ul = apply::underlay(&cfg, &resolved);
     if !resolved.fib {
@@ -118,6 +126,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         loaded.log,
         runner,
         follower,
+        stop,
     ))?;
     if let Some(runner) = runner {
         runner.stop();
@@ -136,12 +145,11 @@ async fn housekeeping(
     log: Option<loader::DatapathLog>,
     mut runner: Option<afxdp::Runner>,
     mut follower: Option<follow::Follower>,
+    mut stop: Stop,
 ) -> Result<Option<afxdp::Runner>> {
     if let Some(log) = log {
         tokio::spawn(print_datapath_log(log));
     }
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
     let mut delivery = apply::DeliveryState::default();
@@ -182,14 +190,30 @@ async fn housekeeping(
                     log::error!("AF_XDP engine: {e:#}");
                 }
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = stop.term.recv() => break,
+            _ = stop.int.recv() => break,
         }
     }
     if let Some(f) = &follower {
         log::info!("{}", f.summary());
     }
     Ok(runner)
+}
+
+/// The signals that stop the daemon: SIGTERM and SIGINT.
+struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    /// Catches them (in a runtime's context).
+    fn new() -> Result<Self> {
+        Ok(Stop {
+            term: signal(SignalKind::terminate()).context("catching SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("catching SIGINT")?,
+        })
+    }
 }
 
 /// Waits until `fd` is readable; never, without one.

@@ -33,7 +33,7 @@ use crate::{
         addr::{Mac, to_vtep},
         config::{EngineKind, VniConfig, check_vni, parse_vtep},
     },
-    system::{clock, iface},
+    system::{bpffs, clock, iface},
 };
 
 use output::{IfNames, Printer};
@@ -238,10 +238,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
         Command::Down => {
+            // Taken first, so that no `vtep run` starts on what goes; its
+            // drop removes the lock file a killed daemon left (a running
+            // daemon keeps its own).
+            let lock = bpffs::try_lock(pin)?.ok();
             let n = loader::down(&Pins::new(pin))?;
             if n == 0 {
                 eprintln!("vtep: nothing pinned at {}", pin.display());
             }
+            drop(lock);
             Ok(())
         }
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
@@ -270,8 +275,9 @@ fn changed(pin: &std::path::Path, result: Result<()>) -> Result<()> {
     Ok(())
 }
 
+/// The commands below read their arguments whole before they open the
+/// gateway: a malformed one is refused as such, with or without a gateway.
 fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
-    let mut gw = Gateway::open(pin)?;
     let (verb, a) = match command {
         FdbCommand::Show { args } => {
             let kw = keywords("fdb show", &args, &["vni"])?;
@@ -279,6 +285,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
                 .get("vni")
                 .map(|v| parse_vni("fdb show", v))
                 .transpose()?;
+            let gw = Gateway::open(pin)?;
             if let Some(v) = vni {
                 gw.vni_info(v)?;
             }
@@ -300,6 +307,7 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
     };
     let vni = parse_vni(&what, vni)?;
     let (dst, dev) = fdb_place(&what, &kw)?;
+    let mut gw = Gateway::open(pin)?;
     if let Some(d) = dst {
         let local = crate::model::addr::from_vtep(&gw.underlay()?.local);
         if local == Some(d) {
@@ -393,43 +401,67 @@ fn fdb_show(gw: &Gateway, vni: Option<u32>, json: bool) -> Result<()> {
     })
 }
 
-fn vni_settings(what: &str, base: VniConfig, args: &[String]) -> Result<VniConfig> {
-    let kw = keywords(
-        what,
-        args,
-        &["learning", "ageing", "maxaddress", "check_source"],
-    )?;
-    let mut v = base;
-    for (k, val) in kw {
-        match k {
-            "learning" => v.learning = on_off(what, k, val)?,
-            "check_source" => v.check_source = on_off(what, k, val)?,
-            "ageing" => {
-                v.ageing = val
-                    .parse()
-                    .with_context(|| format!("{what}: ageing {val:?} is not a number of seconds"))?
+/// The settings `vni add|set` change: `[learning on|off] [ageing SECS]
+/// [maxaddress N] [check_source on|off]`, each one left out kept as it is.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct VniSettings {
+    learning: Option<bool>,
+    check_source: Option<bool>,
+    ageing: Option<u32>,
+    maxaddress: Option<u32>,
+}
+
+impl VniSettings {
+    fn parse(what: &str, args: &[String]) -> Result<Self> {
+        let kw = keywords(
+            what,
+            args,
+            &["learning", "ageing", "maxaddress", "check_source"],
+        )?;
+        let mut v = VniSettings::default();
+        for (k, val) in kw {
+            match k {
+                "learning" => v.learning = Some(on_off(what, k, val)?),
+                "check_source" => v.check_source = Some(on_off(what, k, val)?),
+                "ageing" => {
+                    v.ageing = Some(val.parse().with_context(|| {
+                        format!("{what}: ageing {val:?} is not a number of seconds")
+                    })?)
+                }
+                "maxaddress" => {
+                    v.maxaddress =
+                        Some(val.parse().with_context(|| {
+                            format!("{what}: maxaddress {val:?} is not a number")
+                        })?)
+                }
+                _ => unreachable!("keywords() checked {k}"),
             }
-            "maxaddress" => {
-                v.maxaddress = val
-                    .parse()
-                    .with_context(|| format!("{what}: maxaddress {val:?} is not a number"))?
-            }
-            _ => unreachable!("keywords() checked {k}"),
+        }
+        Ok(v)
+    }
+
+    fn apply(&self, base: VniConfig) -> VniConfig {
+        VniConfig {
+            learning: self.learning.unwrap_or(base.learning),
+            check_source: self.check_source.unwrap_or(base.check_source),
+            ageing: self.ageing.unwrap_or(base.ageing),
+            maxaddress: self.maxaddress.unwrap_or(base.maxaddress),
+            ..base
         }
     }
-    Ok(v)
 }
 
 fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
-    let mut gw = Gateway::open(pin)?;
     match command {
         VniCommand::Add { vni, args } => {
             let id = parse_vni("vni add", &vni)?;
-            let v = vni_settings("vni add", VniConfig::new(id), &args)?;
-            Ok(gw.vni_set(&v, false)?)
+            let v = VniSettings::parse("vni add", &args)?.apply(VniConfig::new(id));
+            Ok(Gateway::open(pin)?.vni_set(&v, false)?)
         }
         VniCommand::Set { vni, args } => {
             let id = parse_vni("vni set", &vni)?;
+            let settings = VniSettings::parse("vni set", &args)?;
+            let mut gw = Gateway::open(pin)?;
             let info = gw.vni_info(id)?;
             let base = VniConfig {
                 learning: info.flags & VNI_F_LEARNING != 0,
@@ -438,11 +470,14 @@ fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
                 maxaddress: info.max_addresses,
                 ..VniConfig::new(id)
             };
-            let v = vni_settings("vni set", base, &args)?;
-            Ok(gw.vni_set(&v, true)?)
+            Ok(gw.vni_set(&settings.apply(base), true)?)
         }
-        VniCommand::Del { vni } => Ok(gw.vni_del(parse_vni("vni del", &vni)?)?),
+        VniCommand::Del { vni } => {
+            let id = parse_vni("vni del", &vni)?;
+            Ok(Gateway::open(pin)?.vni_del(id)?)
+        }
         VniCommand::Show => {
+            let gw = Gateway::open(pin)?;
             let mut names = IfNames::default();
             let rows = gw
                 .vni_ids()
@@ -467,7 +502,6 @@ fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
 }
 
 fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
-    let mut gw = Gateway::open(pin)?;
     match command {
         PortCommand::Add { ifname, args } => {
             let kw = keywords("port add", &args, &["vni"])?;
@@ -475,10 +509,11 @@ fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
                 bail!("port add: missing `vni VNI`");
             };
             let vni = parse_vni("port add", vni)?;
-            apply::add_port(&mut gw, &ifname, vni)
+            apply::add_port(&mut Gateway::open(pin)?, &ifname, vni)
         }
-        PortCommand::Del { ifname } => Ok(gw.port_del(&ifname)?),
+        PortCommand::Del { ifname } => Ok(Gateway::open(pin)?.port_del(&ifname)?),
         PortCommand::Show => {
+            let gw = Gateway::open(pin)?;
             let mut names = IfNames::default();
             let rows: Vec<output::PortRow> = gw
                 .port_list()
@@ -563,6 +598,110 @@ mod tests {
         assert!(parse_vni("x", "0").is_err());
         assert!(parse_vni("x", "16777216").is_err());
         assert!(parse_vni("x", "ten").is_err());
+    }
+
+    /// A malformed argument is refused as such, before the command looks
+    /// for a gateway (there is none at this pin path).
+    #[test]
+    fn malformed_arguments_are_refused_before_the_gateway_is_opened() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &[
+                    "fdb",
+                    "add",
+                    "02:00:00:00:01",
+                    "vni",
+                    "100",
+                    "dst",
+                    "198.18.0.2",
+                ],
+                "fdb add: \"02:00:00:00:01\" is not a MAC address (expected six hex bytes, \
+                 like 02:00:00:00:01:02)",
+            ),
+            (
+                &[
+                    "fdb",
+                    "add",
+                    "02:00:00:00:01:02",
+                    "vni",
+                    "0",
+                    "dst",
+                    "198.18.0.2",
+                ],
+                "fdb add: 0 is outside 1..=16777215",
+            ),
+            (
+                &[
+                    "fdb",
+                    "del",
+                    "02:00:00:00:01:02",
+                    "vni",
+                    "100",
+                    "dst",
+                    "198.18.0.300",
+                ],
+                "fdb del: \"198.18.0.300\" is not an IP address",
+            ),
+            (
+                &["fdb", "show", "vni", "ten"],
+                "fdb show: VNI \"ten\" is not a number: invalid digit found in string",
+            ),
+            (
+                &["vni", "add", "16777216"],
+                "vni add: 16777216 is outside 1..=16777215",
+            ),
+            (
+                &["vni", "set", "100", "learning", "maybe"],
+                "vni set: learning takes on or off, not \"maybe\"",
+            ),
+            (
+                &["vni", "del", "x"],
+                "vni del: VNI \"x\" is not a number: invalid digit found in string",
+            ),
+            (
+                &["port", "add", "t1w1", "vni", "1e3"],
+                "port add: VNI \"1e3\" is not a number: invalid digit found in string",
+            ),
+        ];
+        for (args, error) in cases {
+            let argv = ["vtep", "--pin-path", "/nonexistent/vtep-h7"]
+                .iter()
+                .chain(args.iter());
+            let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let e = run(cli).expect_err(&format!("{args:?} must be refused"));
+            assert_eq!(format!("{e:#}"), *error, "{args:?}");
+        }
+        // Well-formed, it is the missing gateway that refuses it.
+        let cli = Cli::try_parse_from([
+            "vtep",
+            "--pin-path",
+            "/nonexistent/vtep-h7",
+            "vni",
+            "del",
+            "100",
+        ])
+        .unwrap();
+        let e = run(cli).unwrap_err();
+        assert!(format!("{e:#}").starts_with("no vtep gateway at"), "{e:#}");
+    }
+
+    #[test]
+    fn vni_settings_change_only_what_is_given() {
+        let base = VniConfig {
+            ageing: 60,
+            ..VniConfig::new(7)
+        };
+        let v = VniSettings::parse("vni set", &s(&["learning", "off", "maxaddress", "10"]))
+            .unwrap()
+            .apply(base.clone());
+        assert_eq!(
+            v,
+            VniConfig {
+                learning: false,
+                maxaddress: 10,
+                ..base
+            }
+        );
     }
 
     #[test]

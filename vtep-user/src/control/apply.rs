@@ -1,7 +1,7 @@
 //! Applying a config to a gateway, and adding access ports: the steps the
 //! daemon and the CLI share.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{Context as _, Result};
 use vtep_common::{
@@ -16,7 +16,7 @@ use crate::{
     },
     model::{
         addr::to_vtep,
-        config::{Config, ConfigError, FdbTarget},
+        config::{Config, ConfigError, ConfigErrors, FdbTarget},
     },
     system::{
         iface::{self, FarEnd},
@@ -35,36 +35,67 @@ pub struct Resolved {
     pub ports: BTreeMap<String, u32>,
 }
 
-/// Resolves every interface of `cfg` before anything is changed, so that a
-/// missing one refuses the config whole, naming the field.
-pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
-    let missing = |field: String, name: &str| {
-        ConfigError::new(
-            field,
-            format!("no interface named {name:?} in this network namespace"),
-        )
-    };
-    let name = &cfg.underlay.interface;
-    let uplink = iface::ifindex(name).ok_or_else(|| missing("underlay.interface".into(), name))?;
-    let (uplink_mac, uplink_mtu) = Rtnl::new()
-        .and_then(|mut r| r.link_mac_mtu(uplink))
-        .map_err(|e| ConfigError::new("underlay.interface", format!("{name}: {e}")))?;
-    let uplink_mtu = uplink_mtu.min(u32::from(u16::MAX)) as u16;
-    let mut ports = BTreeMap::new();
-    for (i, v) in cfg.vnis.iter().enumerate() {
-        for (j, p) in v.ports.iter().enumerate() {
-            let ifindex =
-                iface::ifindex(p).ok_or_else(|| missing(format!("vni[{i}].ports[{j}]"), p))?;
-            ports.insert(p.clone(), ifindex);
-        }
-    }
-    Ok(Resolved {
-        uplink,
-        uplink_mac,
-        uplink_mtu,
-        fib: iface::ipv4_forwarding(name),
-        ports,
+/// Reads and checks the config at `path`, and when it is refused, which of
+/// the interfaces it names do not exist: every problem in one list.
+pub fn read_config(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)?;
+    text.parse::<Config>().map_err(|mut e| {
+        let missing = missing_interfaces(&e.interfaces);
+        e.errors.extend(missing);
+        e.into()
     })
+}
+
+fn missing_interfaces(named: &[(String, String)]) -> Vec<ConfigError> {
+    named
+        .iter()
+        .filter(|(_, name)| iface::ifindex(name).is_none())
+        .map(|(field, name)| {
+            ConfigError::new(
+                field.clone(),
+                format!("no interface named {name:?} in this network namespace"),
+            )
+        })
+        .collect()
+}
+
+/// Resolves every interface of `cfg` before anything is changed, so that a
+/// missing one refuses the config whole, naming the field (every missing
+/// one, not only the first).
+pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigErrors> {
+    let mut errors = missing_interfaces(&cfg.interfaces());
+    let name = &cfg.underlay.interface;
+    let uplink = iface::ifindex(name).and_then(|uplink| {
+        match Rtnl::new().and_then(|mut r| r.link_mac_mtu(uplink)) {
+            Ok((mac, mtu)) => Some((uplink, mac, mtu.min(u32::from(u16::MAX)) as u16)),
+            Err(e) => {
+                errors.push(ConfigError::new(
+                    "underlay.interface",
+                    format!("{name}: {e}"),
+                ));
+                None
+            }
+        }
+    });
+    let ports = cfg
+        .vnis
+        .iter()
+        .flat_map(|v| &v.ports)
+        .filter_map(|p| Some((p.clone(), iface::ifindex(p)?)))
+        .collect();
+    match uplink {
+        Some((uplink, uplink_mac, uplink_mtu)) if errors.is_empty() => Ok(Resolved {
+            uplink,
+            uplink_mac,
+            uplink_mtu,
+            fib: iface::ipv4_forwarding(name),
+            ports,
+        }),
+        _ => Err(ConfigErrors {
+            errors,
+            interfaces: Vec::new(),
+        }),
+    }
 }
 
 /// The `UNDERLAY` entry of a config.

@@ -1,12 +1,13 @@
 //! The TOML config of `vtep run`: the validated model ([`Config`] and its
 //! parts), and its reading and validation (`validate`).
 //!
-//! A config is checked whole before anything is applied: every error names
-//! the field (`vni[1].flood[0]`) and says what is wrong, and a config with an
-//! error changes nothing. Interface names are checked against the system by
-//! the loader, which reports them with the same field names.
+//! A config is checked whole before anything is applied: every problem is
+//! reported ([`ConfigErrors`], one line each), each naming the field
+//! (`vni[1].flood[0]`) and saying what is wrong, and a config with an error
+//! changes nothing. Interface names are checked against the system by
+//! `control::apply`, which adds its findings to the same list.
 
-use std::{fmt, net::IpAddr, path::Path, str::FromStr};
+use std::{fmt, net::IpAddr, str::FromStr};
 
 use crate::model::addr::Mac;
 
@@ -36,6 +37,50 @@ impl ConfigError {
         }
     }
 }
+
+/// Every problem of a config, in the order of the text. Shown one per
+/// line: a single problem as `field: reason`, several under a count.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+    /// The interfaces the refused config names (field, name), so that the
+    /// checks against the system can add theirs to the same list.
+    pub interfaces: Vec<(String, String)>,
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> Self {
+        ConfigErrors {
+            errors: vec![e],
+            interfaces: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for ConfigErrors {
+    type Target = [ConfigError];
+
+    fn deref(&self) -> &[ConfigError] {
+        &self.errors
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.errors[..] {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(f, "{} problems:", all.len())?;
+                for e in all {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
 
 /// A validated config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,18 +191,28 @@ pub struct FdbConfig {
 }
 
 impl Config {
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config {}", path.display()))?;
-        Ok(text.parse()?)
+    /// The interfaces the config names, each with its field: the uplink,
+    /// then every access port.
+    pub fn interfaces(&self) -> Vec<(String, String)> {
+        let ports = self.vnis.iter().enumerate().flat_map(|(i, v)| {
+            v.ports
+                .iter()
+                .enumerate()
+                .map(move |(j, p)| (format!("vni[{i}].ports[{j}]"), p.clone()))
+        });
+        std::iter::once((
+            "underlay.interface".to_owned(),
+            self.underlay.interface.clone(),
+        ))
+        .chain(ports)
+        .collect()
     }
 }
 
 impl FromStr for Config {
-    type Err = ConfigError;
+    type Err = ConfigErrors;
 
-    fn from_str(text: &str) -> Result<Self, ConfigError> {
+    fn from_str(text: &str) -> Result<Self, ConfigErrors> {
         validate::parse(text)
     }
 }

@@ -50,7 +50,7 @@ fn engine_is_chosen_by_name() {
     let bad = format!("engine = \"dpdk\"\n{GOOD}")
         .parse::<Config>()
         .unwrap_err();
-    assert!(bad.reason.contains("dpdk"), "{bad}");
+    assert!(bad[0].reason.contains("dpdk"), "{bad}");
     assert_eq!(GOOD.parse::<Config>().unwrap().engine, EngineKind::Xdp);
 }
 
@@ -145,17 +145,18 @@ fn bad_configs_name_the_field() {
         let err = text
             .parse::<Config>()
             .expect_err(&format!("{to} must be refused"));
-        assert_eq!(&err.field, field, "{to}: got {err}");
+        assert_eq!(&err[0].field, field, "{to}: got {err}");
+        assert_eq!(err.len(), 1, "{to}: one mistake, one error: {err}");
     }
 }
 
 #[test]
 fn duplicate_vni_and_shared_port_are_refused() {
     let dup = format!("{GOOD}\n[[vni]]\nid = 100\n");
-    assert_eq!(dup.parse::<Config>().unwrap_err().field, "vni[1].id");
+    assert_eq!(dup.parse::<Config>().unwrap_err()[0].field, "vni[1].id");
     let shared = format!("{GOOD}\n[[vni]]\nid = 200\nports = [\"veth-w1\"]\n");
     assert_eq!(
-        shared.parse::<Config>().unwrap_err().field,
+        shared.parse::<Config>().unwrap_err()[0].field,
         "vni[1].ports[0]"
     );
 }
@@ -164,7 +165,7 @@ fn duplicate_vni_and_shared_port_are_refused() {
 fn unknown_keys_and_types_are_refused() {
     let typo = GOOD.replace("ageing = 300", "agening = 300");
     let err = typo.parse::<Config>().unwrap_err();
-    assert!(err.reason.contains("agening"), "{err}");
+    assert!(err[0].reason.contains("agening"), "{err}");
     let ty = GOOD.replace("learning = true", "learning = \"yes\"");
     assert!(ty.parse::<Config>().is_err());
 }
@@ -215,16 +216,69 @@ fn bad_follow_configs_name_the_field() {
         let err = format!("{GOOD}\n[follow]\n{follow}\n")
             .parse::<Config>()
             .expect_err(&format!("{follow} must be refused"));
-        assert_eq!(&err.field, field, "{follow}: got {err}");
+        assert_eq!(&err[0].field, field, "{follow}: got {err}");
     }
     let unknown = format!("{FOLLOW}device = \"x\"\n")
         .parse::<Config>()
         .unwrap_err();
-    assert!(unknown.reason.contains("device"), "{unknown}");
+    assert!(unknown[0].reason.contains("device"), "{unknown}");
     // Without [follow], underlay.local is required.
     let no_local = GOOD.replace("local = \"198.18.0.1\"\n", "");
     assert_eq!(
-        no_local.parse::<Config>().unwrap_err().field,
+        no_local.parse::<Config>().unwrap_err()[0].field,
         "underlay.local"
+    );
+}
+
+/// A config with several mistakes names every one, in the order of the
+/// text, one line each.
+#[test]
+fn every_mistake_is_reported_at_once() {
+    let text = GOOD
+        .replacen("port = 4789", "port = 70000", 1)
+        .replacen("flood = [\"198.18.0.2\"]", "flood = [\"2001:db8::2\"]", 1)
+        .replacen("mac = \"02:00:00:00:01:02\"", "mac = \"02:00:00:00:01\"", 1);
+    let err = text.parse::<Config>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "3 problems:\n  \
+         underlay.port: 70000 is outside 1..=65535\n  \
+         vni[0].flood[0]: 2001:db8::2: an IPv6 underlay is not supported yet (use an IPv4 address)\n  \
+         fdb[0].mac: \"02:00:00:00:01\" is not a MAC address (expected six hex bytes, like 02:00:00:00:01:02)"
+    );
+    // The interfaces it names, for the checks against the system.
+    assert_eq!(
+        err.interfaces,
+        [
+            ("underlay.interface".to_owned(), "eth0".to_owned()),
+            ("vni[0].ports[0]".to_owned(), "veth-w1".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn one_mistake_reads_as_before() {
+    let err = GOOD
+        .replacen("ttl = 64", "ttl = 0", 1)
+        .parse::<Config>()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "underlay.ttl: 0 is outside 1..=255");
+}
+
+/// A TOML syntax error says its line once.
+#[test]
+fn syntax_errors_name_the_line_once() {
+    let err = "[underlay\n".parse::<Config>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "line 1: invalid table header\nexpected `.`, `]`"
+    );
+    let typed = GOOD
+        .replacen("ttl = 64", "ttl = \"x\"", 1)
+        .parse::<Config>()
+        .unwrap_err();
+    assert_eq!(
+        typed.to_string(),
+        "underlay.ttl: line 7: invalid type: string \"x\", expected i64"
     );
 }

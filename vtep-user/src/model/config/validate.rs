@@ -73,15 +73,19 @@ struct RawFdb {
     port: Option<String>,
 }
 
-/// Reads and checks a config text.
-pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| match e.span() {
-        Some(span) => {
-            let line = text[..span.start].lines().count().max(1);
-            let field = field_at(text, span.start).unwrap_or_else(|| format!("line {line}"));
-            ConfigError::new(field, format!("line {line}: {}", e.message()))
-        }
-        None => ConfigError::new("config", e.message()),
+/// Reads and checks a config text: every problem found, or the config.
+pub(super) fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        ConfigErrors::from(match e.span() {
+            Some(span) => {
+                let line = text[..span.start].lines().count().max(1);
+                match field_at(text, span.start) {
+                    Some(field) => ConfigError::new(field, format!("line {line}: {}", e.message())),
+                    None => ConfigError::new(format!("line {line}"), e.message()),
+                }
+            }
+            None => ConfigError::new("config", e.message()),
+        })
     })?;
     validate(raw)
 }
@@ -156,263 +160,317 @@ pub fn check_vni(field: &str, v: i64) -> Result<u32, ConfigError> {
     int(field, v, 1, i64::from(VNI_MAX))
 }
 
-fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+/// The problems found so far: a check that fails records its error and
+/// gives `None`, and validation goes on with the next field.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn check<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.0.push(e)).ok()
+    }
+
+    fn add(&mut self, field: impl Into<String>, reason: impl fmt::Display) {
+        self.0.push(ConfigError::new(field, reason));
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
+    let mut p = Problems::default();
+    // The well-formed interface names, for the checks against the system.
+    let mut interfaces = Vec::new();
     let u = raw.underlay;
-    check_ifname("underlay.interface", &u.interface)?;
+    if p.check(check_ifname("underlay.interface", &u.interface))
+        .is_some()
+    {
+        interfaces.push(("underlay.interface".to_owned(), u.interface.clone()));
+    }
     let local = match (&u.local, &raw.follow) {
-        (Some(l), _) => parse_vtep("underlay.local", l)?,
+        (Some(l), _) => p.check(parse_vtep("underlay.local", l)),
         // Taken from the followed vxlan devices when the daemon starts.
-        (None, Some(_)) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        (None, Some(_)) => Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         (None, None) => {
-            return Err(ConfigError::new(
-                "underlay.local",
-                "missing: give this VTEP's IPv4 address",
-            ));
+            p.add("underlay.local", "missing: give this VTEP's IPv4 address");
+            None
         }
     };
-    let follow = match raw.follow {
-        None => None,
-        Some(f) => Some(validate_follow(f, &u, &raw.vni)?),
-    };
+    let follow = raw
+        .follow
+        .and_then(|f| validate_follow(&mut p, f, &u, &raw.vni));
     let port = match u.port {
-        Some(p) => int("underlay.port", p, 1, 65535)?,
-        None => VXLAN_PORT,
+        Some(port) => p.check(int("underlay.port", port, 1, 65535)),
+        None => Some(VXLAN_PORT),
     };
     let srcport = match u.srcport {
-        None => DEFAULT_SRCPORT,
-        Some(r) => {
-            let [min, max] = r[..] else {
-                return Err(ConfigError::new(
-                    "underlay.srcport",
-                    "expected [MIN, MAX], two port numbers",
-                ));
-            };
-            let min: u16 = int("underlay.srcport[0]", min, 1, 65535)?;
-            let max: u16 = int("underlay.srcport[1]", max, 1, 65535)?;
-            if min > max {
-                return Err(ConfigError::new(
-                    "underlay.srcport",
-                    format!("MIN {min} is above MAX {max}"),
-                ));
+        None => Some(DEFAULT_SRCPORT),
+        Some(r) => match r[..] {
+            [min, max] => {
+                let min: Option<u16> = p.check(int("underlay.srcport[0]", min, 1, 65535));
+                let max: Option<u16> = p.check(int("underlay.srcport[1]", max, 1, 65535));
+                match (min, max) {
+                    (Some(min), Some(max)) if min > max => {
+                        p.add("underlay.srcport", format!("MIN {min} is above MAX {max}"));
+                        None
+                    }
+                    (Some(min), Some(max)) => Some((min, max)),
+                    _ => None,
+                }
             }
-            (min, max)
-        }
+            _ => {
+                p.add("underlay.srcport", "expected [MIN, MAX], two port numbers");
+                None
+            }
+        },
     };
     let ttl = match u.ttl {
-        Some(t) => int("underlay.ttl", t, 1, 255)?,
-        None => DEFAULT_TTL,
+        Some(t) => p.check(int("underlay.ttl", t, 1, 255)),
+        None => Some(DEFAULT_TTL),
     };
     let udp_checksum = u.udp_checksum.unwrap_or(false);
 
     let mut vnis = Vec::new();
     let mut seen_vni = BTreeSet::new();
+    // An entry whose VNI is not configured may mean one whose id is wrong.
+    let mut bad_vni_id = false;
     let mut seen_port = BTreeSet::new();
     for (i, v) in raw.vni.into_iter().enumerate() {
         let f = |k: &str| format!("vni[{i}].{k}");
-        let id = check_vni(&f("id"), v.id)?;
-        if !seen_vni.insert(id) {
-            return Err(ConfigError::new(
-                f("id"),
-                format!("VNI {id} is configured twice"),
-            ));
+        let id = p.check(check_vni(&f("id"), v.id));
+        bad_vni_id |= id.is_none();
+        if let Some(id) = id
+            && !seen_vni.insert(id)
+        {
+            p.add(f("id"), format!("VNI {id} is configured twice"));
         }
         if v.ports.len() > MAX_VNI_PORTS {
-            return Err(ConfigError::new(
+            p.add(
                 f("ports"),
                 format!("{} ports; a VNI has at most {MAX_VNI_PORTS}", v.ports.len()),
-            ));
+            );
         }
-        for (j, p) in v.ports.iter().enumerate() {
+        for (j, port) in v.ports.iter().enumerate() {
             let field = f(&format!("ports[{j}]"));
-            check_ifname(&field, p)?;
-            if *p == u.interface {
-                return Err(ConfigError::new(field, format!("{p} is the uplink")));
+            if p.check(check_ifname(&field, port)).is_none() {
+                continue;
             }
-            if !seen_port.insert(p.clone()) {
-                return Err(ConfigError::new(
+            interfaces.push((field.clone(), port.clone()));
+            if *port == u.interface {
+                p.add(field, format!("{port} is the uplink"));
+            } else if !seen_port.insert(port.clone()) {
+                p.add(
                     field,
-                    format!("{p} is already an access port (a port belongs to one VNI)"),
-                ));
+                    format!("{port} is already an access port (a port belongs to one VNI)"),
+                );
             }
         }
         if v.flood.len() > MAX_FLOOD {
-            return Err(ConfigError::new(
+            p.add(
                 f("flood"),
                 format!(
                     "{} VTEPs; a flood list has at most {MAX_FLOOD}",
                     v.flood.len()
                 ),
-            ));
+            );
         }
         let mut flood = Vec::new();
         for (j, a) in v.flood.iter().enumerate() {
             let field = f(&format!("flood[{j}]"));
-            let ip = parse_vtep(&field, a)?;
-            if ip == local {
-                return Err(ConfigError::new(
-                    field,
-                    format!("{ip} is this VTEP (underlay.local)"),
-                ));
+            let Some(ip) = p.check(parse_vtep(&field, a)) else {
+                continue;
+            };
+            if Some(ip) == local {
+                p.add(field, format!("{ip} is this VTEP (underlay.local)"));
+            } else if flood.contains(&ip) {
+                p.add(field, format!("{ip} is listed twice"));
+            } else {
+                flood.push(ip);
             }
-            if flood.contains(&ip) {
-                return Err(ConfigError::new(field, format!("{ip} is listed twice")));
-            }
-            flood.push(ip);
         }
         let ageing = match v.ageing {
-            Some(a) => int(&f("ageing"), a, 0, i64::from(u32::MAX / 1000))?,
-            None => DEFAULT_AGEING,
+            Some(a) => p.check(int(&f("ageing"), a, 0, i64::from(u32::MAX / 1000))),
+            None => Some(DEFAULT_AGEING),
         };
         let maxaddress = match v.maxaddress {
-            Some(m) => int(&f("maxaddress"), m, 0, i64::from(vtep_common::FDB_CAPACITY))?,
-            None => 0,
+            Some(m) => p.check(int(
+                &f("maxaddress"),
+                m,
+                0,
+                i64::from(vtep_common::FDB_CAPACITY),
+            )),
+            None => Some(0),
         };
-        vnis.push(VniConfig {
-            id,
-            ports: v.ports,
-            flood,
-            learning: v.learning.unwrap_or(true),
-            ageing,
-            maxaddress,
-            check_source: v.check_source.unwrap_or(false),
-        });
+        if let (Some(id), Some(ageing), Some(maxaddress)) = (id, ageing, maxaddress) {
+            vnis.push(VniConfig {
+                id,
+                ports: v.ports,
+                flood,
+                learning: v.learning.unwrap_or(true),
+                ageing,
+                maxaddress,
+                check_source: v.check_source.unwrap_or(false),
+            });
+        }
     }
 
     let mut fdb = Vec::new();
     let mut seen_fdb = BTreeSet::new();
     for (i, e) in raw.fdb.into_iter().enumerate() {
         let f = |k: &str| format!("fdb[{i}].{k}");
-        let mac: Mac = e.mac.parse().map_err(|r| ConfigError::new(f("mac"), r))?;
-        let vni = check_vni(&f("vni"), e.vni)?;
-        let Some(vc) = vnis.iter().find(|v| v.id == vni) else {
-            return Err(ConfigError::new(
-                f("vni"),
-                format!("VNI {vni} is not configured in [[vni]]"),
-            ));
+        let mac = p.check(
+            e.mac
+                .parse::<Mac>()
+                .map_err(|r| ConfigError::new(f("mac"), r)),
+        );
+        let vc = match p.check(check_vni(&f("vni"), e.vni)) {
+            None => None,
+            Some(vni) => match vnis.iter().find(|v| v.id == vni) {
+                Some(vc) => Some(vc),
+                // The VNI's own entry has an error, reported there.
+                None if bad_vni_id || seen_vni.contains(&vni) => None,
+                None => {
+                    p.add(f("vni"), format!("VNI {vni} is not configured in [[vni]]"));
+                    None
+                }
+            },
         };
         let target = match (e.dst, e.port) {
-            (Some(d), None) => {
-                let ip = parse_vtep(&f("dst"), &d)?;
-                if ip == local {
-                    return Err(ConfigError::new(f("dst"), format!("{ip} is this VTEP")));
+            (Some(d), None) => match p.check(parse_vtep(&f("dst"), &d)) {
+                Some(ip) if Some(ip) == local => {
+                    p.add(f("dst"), format!("{ip} is this VTEP"));
+                    None
                 }
-                FdbTarget::Remote(ip)
-            }
-            (None, Some(p)) => {
-                if mac.is_zero() {
-                    return Err(ConfigError::new(
+                ip => ip.map(FdbTarget::Remote),
+            },
+            (None, Some(port)) => {
+                if mac.is_some_and(|m| m.is_zero()) {
+                    p.add(
                         f("port"),
                         "00:00:00:00:00:00 is a flood-list entry: give dst, not port",
-                    ));
-                }
-                if !vc.ports.contains(&p) {
-                    return Err(ConfigError::new(
+                    );
+                    None
+                } else if let Some(vc) = vc
+                    && !vc.ports.contains(&port)
+                {
+                    p.add(
                         f("port"),
-                        format!("{p} is not an access port of VNI {vni}"),
-                    ));
+                        format!("{port} is not an access port of VNI {}", vc.id),
+                    );
+                    None
+                } else {
+                    Some(FdbTarget::Port(port))
                 }
-                FdbTarget::Port(p)
             }
             (Some(_), Some(_)) => {
-                return Err(ConfigError::new(f("dst"), "give dst or port, not both"));
+                p.add(f("dst"), "give dst or port, not both");
+                None
             }
             (None, None) => {
-                return Err(ConfigError::new(
-                    f("dst"),
-                    "missing: give dst (remote VTEP) or port",
-                ));
+                p.add(f("dst"), "missing: give dst (remote VTEP) or port");
+                None
             }
         };
+        let (Some(mac), Some(vc), Some(target)) = (mac, vc, target) else {
+            continue;
+        };
+        let vni = vc.id;
         if !mac.is_zero() {
             if mac.is_multicast() {
-                return Err(ConfigError::new(
+                p.add(
                     f("mac"),
                     format!("{mac} is a multicast address; FDB entries are unicast"),
-                ));
+                );
+                continue;
             }
             if !seen_fdb.insert((vni, mac)) {
-                return Err(ConfigError::new(
-                    f("mac"),
-                    format!("{mac} in VNI {vni} is listed twice"),
-                ));
+                p.add(f("mac"), format!("{mac} in VNI {vni} is listed twice"));
+                continue;
             }
         }
         fdb.push(FdbConfig { mac, vni, target });
     }
 
-    Ok(Config {
-        engine: raw.engine.unwrap_or_default(),
-        busy_poll: raw
-            .afxdp
-            .as_ref()
-            .and_then(|a| a.busy_poll)
-            .unwrap_or(false),
-        afxdp_cpu: match raw.afxdp.as_ref().and_then(|a| a.cpu) {
-            Some(c) => Some(int::<usize>("afxdp.cpu", c, 0, 4095)?),
-            None => None,
-        },
-        underlay: UnderlayConfig {
-            interface: u.interface,
-            local,
-            port,
-            srcport,
-            ttl,
-            udp_checksum,
-        },
-        vnis,
-        fdb,
-        follow,
-    })
+    let afxdp_cpu = match raw.afxdp.as_ref().and_then(|a| a.cpu) {
+        Some(c) => p.check(int::<usize>("afxdp.cpu", c, 0, 4095)).map(Some),
+        None => Some(None),
+    };
+    match (local, port, srcport, ttl, afxdp_cpu) {
+        (Some(local), Some(port), Some(srcport), Some(ttl), Some(afxdp_cpu)) if p.0.is_empty() => {
+            Ok(Config {
+                engine: raw.engine.unwrap_or_default(),
+                busy_poll: raw
+                    .afxdp
+                    .as_ref()
+                    .and_then(|a| a.busy_poll)
+                    .unwrap_or(false),
+                afxdp_cpu,
+                underlay: UnderlayConfig {
+                    interface: u.interface,
+                    local,
+                    port,
+                    srcport,
+                    ttl,
+                    udp_checksum,
+                },
+                vnis,
+                fdb,
+                follow,
+            })
+        }
+        _ => Err(ConfigErrors {
+            errors: p.0,
+            interfaces,
+        }),
+    }
 }
 
 fn validate_follow(
+    p: &mut Problems,
     f: RawFollow,
     u: &RawUnderlay,
     vnis: &[RawVni],
-) -> Result<FollowConfig, ConfigError> {
+) -> Option<FollowConfig> {
     let all = f.all.unwrap_or(false);
     let devices = f.devices.unwrap_or_default();
+    let mut ok = true;
     if all && !devices.is_empty() {
-        return Err(ConfigError::new(
-            "follow.all",
-            "give devices or all = true, not both",
-        ));
+        p.add("follow.all", "give devices or all = true, not both");
+        ok = false;
     }
     if !all && devices.is_empty() {
-        return Err(ConfigError::new(
+        p.add(
             "follow.devices",
             "missing: name the vxlan devices to follow, or set all = true",
-        ));
+        );
+        ok = false;
     }
     let mut seen = BTreeSet::new();
     for (i, d) in devices.iter().enumerate() {
         let field = format!("follow.devices[{i}]");
-        check_ifname(&field, d)?;
-        if *d == u.interface {
-            return Err(ConfigError::new(
-                field,
-                format!("{d} is the uplink, not a vxlan device"),
-            ));
-        }
-        if vnis.iter().any(|v| v.ports.contains(d)) {
-            return Err(ConfigError::new(
+        if let Err(e) = check_ifname(&field, d) {
+            p.0.push(e);
+        } else if *d == u.interface {
+            p.add(field, format!("{d} is the uplink, not a vxlan device"));
+        } else if vnis.iter().any(|v| v.ports.contains(d)) {
+            p.add(
                 field,
                 format!("{d} is an access port in [[vni]], not a vxlan device"),
-            ));
+            );
+        } else if !seen.insert(d.as_str()) {
+            p.add(field, format!("{d} is listed twice"));
+        } else {
+            continue;
         }
-        if !seen.insert(d.as_str()) {
-            return Err(ConfigError::new(field, format!("{d} is listed twice")));
-        }
+        ok = false;
     }
     let rcvbuf = match f.rcvbuf {
-        Some(b) => int("follow.rcvbuf", b, 4096, 1 << 30)?,
-        None => FollowConfig::DEFAULT_RCVBUF,
+        Some(b) => p.check(int("follow.rcvbuf", b, 4096, 1 << 30)),
+        None => Some(FollowConfig::DEFAULT_RCVBUF),
     };
-    Ok(FollowConfig {
+    Some(FollowConfig {
         devices,
         all,
         local_from_link: u.local.is_none(),
         port_from_link: u.port.is_none(),
-        rcvbuf,
+        rcvbuf: rcvbuf.filter(|_| ok)?,
     })
 }
