@@ -146,7 +146,7 @@ fn a_batch_with_errors_applies_nothing_and_names_each_line() {
     assert!(!vni_exists(&lab, h1, 301));
 
     // What the gateway holds counts too: the entry exists now.
-    let again = batch_file(&lab, "again.batch", &text.lines().nth(1).unwrap());
+    let again = batch_file(&lab, "again.batch", text.lines().nth(1).unwrap());
     let run = lab.vtep(h1, &format!("-b {again}"));
     let err = failed(&run);
     assert!(

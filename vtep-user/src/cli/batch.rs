@@ -9,15 +9,10 @@
 //! gateway and one generation bump, so a large FDB reaches the datapath at
 //! map-update speed.
 
-use std::{
-    collections::HashMap,
-    io::Read as _,
-    net::IpAddr,
-    path::{Path, PathBuf},
-};
+use std::{collections::HashMap, io::Read as _, net::IpAddr, path::Path};
 
 use anyhow::{Context as _, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use vtep_common::{FDB_F_FOLLOWED, MAX_FLOOD, MAX_VNI_PORTS};
 
 use super::{Change, Command, FdbCommand, Place, published};
@@ -38,12 +33,13 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
     let mut failed = 0;
     let mut changes = Vec::new();
     let mut tables = Tables::new(&gw)?;
+    let mut parser = Line::command();
     for (i, line) in text.lines().enumerate() {
         let words = words(line);
         if words.is_empty() {
             continue;
         }
-        match parse_line(&words).and_then(|c| tables.check(&c).map(|()| c)) {
+        match parse_line(&mut parser, &words).and_then(|c| tables.check(&c).map(|()| c)) {
             Ok(c) => changes.push((i + 1, c)),
             Err(e) => {
                 failed += 1;
@@ -85,7 +81,7 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
 
 fn read(file: &Path) -> Result<String> {
     let mut text = String::new();
-    if file == PathBuf::from("-") {
+    if file == Path::new("-") {
         std::io::stdin()
             .read_to_string(&mut text)
             .context("reading standard input")?;
@@ -126,13 +122,18 @@ struct Line {
     command: Command,
 }
 
-/// The change a line asks for, its arguments checked.
-fn parse_line(words: &[&str]) -> Result<Change> {
-    let line = Line::try_parse_from(words).map_err(|e| {
-        let text = e.render().to_string();
-        let first = text.lines().next().unwrap_or_default();
-        anyhow::anyhow!("{}", first.trim_start_matches("error: "))
-    })?;
+/// The change a line asks for, its arguments checked. `parser` is
+/// [`Line`]'s, made once for the whole batch (making it costs more than
+/// parsing a line).
+fn parse_line(parser: &mut clap::Command, words: &[&str]) -> Result<Change> {
+    let line = parser
+        .try_get_matches_from_mut(words)
+        .and_then(|m| Line::from_arg_matches(&m))
+        .map_err(|e| {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            anyhow::anyhow!("{}", first.trim_start_matches("error: "))
+        })?;
     match line.command {
         Command::Fdb {
             command: FdbCommand::Show { .. },
@@ -445,7 +446,11 @@ mod tests {
 
     #[test]
     fn lines_parse_to_changes() {
-        let c = parse_line(&words("fdb add 02:00:00:00:01:02 vni 100 dst 198.18.0.2")).unwrap();
+        let c = parse_line(
+            &mut Line::command(),
+            &words("fdb add 02:00:00:00:01:02 vni 100 dst 198.18.0.2"),
+        )
+        .unwrap();
         assert_eq!(
             c,
             Change::FdbSet {
@@ -455,7 +460,11 @@ mod tests {
                 mode: SetMode::Add,
             }
         );
-        let c = parse_line(&words("fdb append 00:00:00:00:00:00 vni 7 dst 198.18.0.3")).unwrap();
+        let c = parse_line(
+            &mut Line::command(),
+            &words("fdb append 00:00:00:00:00:00 vni 7 dst 198.18.0.3"),
+        )
+        .unwrap();
         assert_eq!(
             c,
             Change::FloodAdd {
@@ -463,13 +472,15 @@ mod tests {
                 dst: "198.18.0.3".parse().unwrap()
             }
         );
-        let Change::VniAdd(v) = parse_line(&words("vni add 100 learning off")).unwrap() else {
+        let Change::VniAdd(v) =
+            parse_line(&mut Line::command(), &words("vni add 100 learning off")).unwrap()
+        else {
             panic!("not a vni add");
         };
         assert!(!v.learning);
         assert_eq!(v.id, 100);
         assert_eq!(
-            parse_line(&words("port del t1w1")).unwrap(),
+            parse_line(&mut Line::command(), &words("port del t1w1")).unwrap(),
             Change::PortDel {
                 ifname: "t1w1".into()
             }
@@ -478,7 +489,11 @@ mod tests {
 
     #[test]
     fn bad_lines_say_why() {
-        let err = |l: &str| parse_line(&words(l)).unwrap_err().to_string();
+        let err = |l: &str| {
+            parse_line(&mut Line::command(), &words(l))
+                .unwrap_err()
+                .to_string()
+        };
         let e = err("fdb add 02:00:00:00:01:02 vni 100 dst 198.18.0.2 dst 198.18.0.3");
         assert!(e.starts_with("fdb add: dst given twice"), "{e}");
         let e = err("fdb add 02:00:00:00:01:02");
