@@ -101,6 +101,19 @@ fn a_batch_loads_vnis_ports_and_entries_that_forward() {
     assert_eq!(vni200.iter().filter(|e| e.is_flood()).count(), 1);
     let ports = lab.vtep_ok(h2, "port show");
     assert!(ports.contains(&newcomer.port), "{ports}");
+
+    // A port deleted takes its entries with it: a later line may add its MAC anew.
+    let text = format!(
+        "port del {port}\nfdb add {nmac} vni {VNI} dst {h1ip}\n",
+        port = newcomer.port,
+        nmac = newcomer.mac,
+        h1ip = h1.underlay_ip,
+    );
+    let file = batch_file(&lab, "move.batch", &text);
+    lab.vtep_ok(h2, &format!("-batch {file}"));
+    let moved = lab.fdb_entry(h2, VNI, &newcomer.mac).unwrap();
+    assert_eq!(moved.dst.as_deref(), Some(h1.underlay_ip.as_str()));
+    lab.assert_no_ping(&newcomer, &w1.ip);
 }
 
 #[test]

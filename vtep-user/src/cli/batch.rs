@@ -9,11 +9,16 @@
 //! gateway and one generation bump, so a large FDB reaches the datapath at
 //! map-update speed.
 
-use std::{collections::HashMap, io::Read as _, net::IpAddr, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    io::Read as _,
+    net::IpAddr,
+    path::Path,
+};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
-use vtep_common::{FDB_F_FOLLOWED, MAX_FLOOD, MAX_VNI_PORTS};
+use vtep_common::{FDB_F_FOLLOWED, FDB_KIND_LOCAL, MAX_FLOOD, MAX_VNI_PORTS};
 
 use super::{Change, Command, FdbCommand, Place, published};
 use crate::{
@@ -169,13 +174,24 @@ struct Tables<'g> {
     local: Option<IpAddr>,
     uplink: u32,
     vnis: HashMap<u32, VniState>,
-    /// Entries an earlier line adds (`Some(followed)`) or removes (`None`).
-    fdb: HashMap<(u32, Mac), Option<bool>>,
+    /// Entries an earlier line adds or removes (`None`).
+    fdb: HashMap<(u32, Mac), Option<Entry>>,
+    /// Access ports an earlier line deletes: the maps' entries that point
+    /// to them are flushed with them.
+    flushed: HashSet<u32>,
     flood: HashMap<u32, Vec<IpAddr>>,
     /// Access ports an earlier line adds (`Some(vni)`) or removes.
     ports: HashMap<u32, Option<u32>>,
     /// How many access ports each VNI has.
     port_counts: HashMap<u32, usize>,
+}
+
+/// What the check needs of an FDB entry.
+#[derive(Clone, Copy)]
+struct Entry {
+    followed: bool,
+    /// The access port it points to, if any.
+    port: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -195,6 +211,7 @@ impl<'g> Tables<'g> {
             uplink: underlay.uplink_ifindex,
             vnis: HashMap::new(),
             fdb: HashMap::new(),
+            flushed: HashSet::new(),
             flood: HashMap::new(),
             ports: HashMap::new(),
             port_counts: HashMap::new(),
@@ -226,15 +243,21 @@ impl<'g> Tables<'g> {
         self.vnis.get(&vni).is_some_and(|v| v.cleared)
     }
 
-    /// Whether `mac` has an entry in `vni`, and if so whether it is followed.
-    fn entry(&self, vni: u32, mac: Mac) -> Option<bool> {
+    /// The entry of `mac` in `vni`, if it has one.
+    fn entry(&self, vni: u32, mac: Mac) -> Option<Entry> {
         match self.fdb.get(&(vni, mac)) {
             Some(e) => *e,
             None if self.cleared(vni) => None,
-            None => self
-                .gw
-                .fdb_get(vni, mac)
-                .map(|e| e.flags & FDB_F_FOLLOWED != 0),
+            None => self.gw.fdb_get(vni, mac).and_then(|e| {
+                let port = (e.kind == FDB_KIND_LOCAL).then_some(e.ifindex);
+                if port.is_some_and(|p| self.flushed.contains(&p)) {
+                    return None;
+                }
+                Some(Entry {
+                    followed: e.flags & FDB_F_FOLLOWED != 0,
+                    port,
+                })
+            }),
         }
     }
 
@@ -290,8 +313,8 @@ impl<'g> Tables<'g> {
                     .into());
                 }
                 match self.entry(*vni, *mac) {
-                    Some(true) => return Err(followed(*mac, *vni)),
-                    Some(false) if *mode == SetMode::Add => {
+                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
+                    Some(_) if *mode == SetMode::Add => {
                         return Err(GatewayError::EntryExists {
                             mac: *mac,
                             vni: *vni,
@@ -300,7 +323,17 @@ impl<'g> Tables<'g> {
                     }
                     _ => {}
                 }
-                self.fdb.insert((*vni, *mac), Some(false));
+                let port = match place {
+                    Place::Port { ifindex, .. } => Some(*ifindex),
+                    Place::Remote(_) => None,
+                };
+                self.fdb.insert(
+                    (*vni, *mac),
+                    Some(Entry {
+                        followed: false,
+                        port,
+                    }),
+                );
             }
             Change::FdbDel { vni, mac } => {
                 if !self.vni(*vni).exists {
@@ -314,8 +347,8 @@ impl<'g> Tables<'g> {
                         }
                         .into());
                     }
-                    Some(true) => return Err(followed(*mac, *vni)),
-                    Some(false) => {}
+                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
+                    Some(_) => {}
                 }
                 self.fdb.insert((*vni, *mac), None);
             }
@@ -409,6 +442,12 @@ impl<'g> Tables<'g> {
                 }
                 *self.port_count(vni) -= 1;
                 self.ports.insert(ifindex, None);
+                self.flushed.insert(ifindex);
+                for e in self.fdb.values_mut() {
+                    if e.is_some_and(|e| e.port == Some(ifindex)) {
+                        *e = None;
+                    }
+                }
             }
         }
         Ok(())
