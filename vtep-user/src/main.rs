@@ -1,10 +1,8 @@
-use clap::Parser as _;
-
 fn main() {
-    let cli = vtep::cli::Cli::parse();
+    let cli = vtep::cli::parse();
     // The daemon logs at info by default, the CLI only warnings.
     let level = match cli.command {
-        vtep::cli::Command::Run { .. } => "info",
+        Some(vtep::cli::Command::Run { .. }) => "info",
         _ => "warn",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))

@@ -8,6 +8,7 @@
 //! [`output`]'s, written to stdout a row at a time; a reader that
 //! goes away (`vtep fdb show | head -1`) ends the command quietly.
 
+pub mod batch;
 pub mod docs;
 pub mod output;
 
@@ -45,7 +46,8 @@ use output::{IfNames, Printer};
     about = "A VXLAN gateway (RFC 7348 VTEP) whose datapath runs in XDP and TC",
     long_about = "A VXLAN gateway (RFC 7348 VTEP) whose datapath runs in XDP and TC.\n\n\
         `vtep run` loads the datapath from a config and keeps it; every other command acts \
-        on the running gateway's pinned maps (the one at --pin-path)."
+        on the running gateway's pinned maps (the one at --pin-path).",
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// bpffs directory where the gateway pins its maps, programs and links.
@@ -54,8 +56,26 @@ pub struct Cli {
     /// JSON output, as iproute2's -j.
     #[arg(short = 'j', long, global = true)]
     pub json: bool,
+    /// Run the commands of FILE (`-` for standard input), one a line, as
+    /// `bridge -batch`: all are checked before any is applied.
+    #[arg(short = 'b', long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+    /// With -batch: go on past a line that fails, apply the others, and
+    /// fail at the end.
+    #[arg(long, requires = "batch")]
+    pub force: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// Parses the command line, taking iproute2's single-dash words `-batch`
+/// and `-force` for `--batch` and `--force`.
+pub fn parse() -> Cli {
+    Cli::parse_from(std::env::args_os().map(|a| match a.to_str() {
+        Some("-batch") => "--batch".into(),
+        Some("-force") => "--force".into(),
+        _ => a,
+    }))
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,7 +255,13 @@ fn print(
 
 fn run(cli: Cli) -> Result<()> {
     let pin = &cli.pin_path;
-    match cli.command {
+    let command = match (cli.command, &cli.batch) {
+        (None, Some(file)) => return batch::run(pin, file, cli.force),
+        (Some(_), Some(_)) => bail!("-batch FILE takes its commands from FILE, not after it"),
+        (None, None) => bail!("give a command (see `vtep --help`) or -batch FILE"),
+        (Some(c), None) => c,
+    };
+    match command {
         Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
         Command::Down => {
             // Taken first, so that no `vtep run` starts on what goes; its
@@ -265,18 +291,243 @@ fn run(cli: Cli) -> Result<()> {
 /// so that a userspace engine reloads its copy at once.
 fn changed(pin: &std::path::Path, result: Result<()>) -> Result<()> {
     result?;
-    let mut gw = Gateway::open(pin)?;
+    published(&mut Gateway::open(pin)?)
+}
+
+/// Bumps the generation and waits (a second at most) until an AF_XDP
+/// engine has the change, as the XDP engine (which reads the maps
+/// themselves) has it at once.
+fn published(gw: &mut Gateway) -> Result<()> {
     let g = gw.bump_generation()?;
-    // An AF_XDP engine has its change when the command returns, as the XDP
-    // engine (which reads the maps themselves) does.
     if !gw.wait_applied(g, std::time::Duration::from_secs(1)) {
         log::warn!("the AF_XDP engine has not taken the change within a second");
     }
     Ok(())
 }
 
-/// The commands below read their arguments whole before they open the
-/// gateway: a malformed one is refused as such, with or without a gateway.
+/// A command that changes the tables (`fdb add|append|replace|del`, `vni
+/// add|set|del`, `port add|del`), its arguments checked: made without the
+/// gateway, applied to it by [`Change::apply`]. `vtep -batch` checks a
+/// whole file of them before it applies any.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// `fdb add|replace MAC vni VNI dst IP|dev IFNAME`.
+    FdbSet {
+        vni: u32,
+        mac: Mac,
+        place: Place,
+        mode: SetMode,
+    },
+    /// `fdb del MAC vni VNI`.
+    FdbDel { vni: u32, mac: Mac },
+    /// `fdb append 00:00:00:00:00:00 vni VNI dst IP`.
+    FloodAdd { vni: u32, dst: IpAddr },
+    /// `fdb del 00:00:00:00:00:00 vni VNI [dst IP]`.
+    FloodDel { vni: u32, dst: Option<IpAddr> },
+    /// `vni add VNI ...`.
+    VniAdd(VniConfig),
+    /// `vni set VNI ...`: the keywords, laid over the VNI's settings when
+    /// applied.
+    VniSet { vni: u32, args: Vec<String> },
+    /// `vni del VNI`.
+    VniDel(u32),
+    /// `port add IFNAME vni VNI`.
+    PortAdd { ifname: String, vni: u32 },
+    /// `port del IFNAME`.
+    PortDel { ifname: String },
+}
+
+/// Where a static FDB entry sends its MAC.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    /// `dst IP`: a remote VTEP.
+    Remote(IpAddr),
+    /// `dev IFNAME`: an access port.
+    Port { ifname: String, ifindex: u32 },
+}
+
+impl Change {
+    /// The `fdb` verbs other than `show`.
+    fn fdb(verb: &str, a: &FdbArgs) -> Result<Change> {
+        let what = format!("fdb {verb}");
+        let mac: Mac = a
+            .mac
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("{what}: {e}"))?;
+        let kw = keywords(&what, &a.args, &["vni", "dst", "dev", "port"])?;
+        let Some(vni) = kw.get("vni") else {
+            bail!("{what}: missing `vni VNI`");
+        };
+        let vni = parse_vni(&what, vni)?;
+        let (dst, dev) = fdb_place(&what, &kw)?;
+
+        if mac.is_zero() {
+            // The flood list: `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
+            if dev.is_some() {
+                bail!("{what}: 00:00:00:00:00:00 is the flood list; it takes dst, not dev");
+            }
+            return match verb {
+                "del" => Ok(Change::FloodDel { vni, dst }),
+                "replace" => bail!("{what}: use append or del for flood-list members"),
+                _ => {
+                    let Some(dst) = dst else {
+                        bail!("{what}: a flood-list member needs `dst IP`");
+                    };
+                    Ok(Change::FloodAdd { vni, dst })
+                }
+            };
+        }
+        match verb {
+            "del" => Ok(Change::FdbDel { vni, mac }),
+            "append" => bail!(
+                "{what}: append adds flood-list members (00:00:00:00:00:00); for {mac} use add or replace"
+            ),
+            _ => {
+                let place = match (dst, dev) {
+                    (Some(d), None) => Place::Remote(d),
+                    (None, Some(p)) => Place::Port {
+                        ifindex: iface::ifindex(p)
+                            .with_context(|| format!("{what}: no interface named {p:?}"))?,
+                        ifname: p.to_owned(),
+                    },
+                    _ => bail!("{what}: give `dst IP` (remote VTEP) or `dev IFNAME` (access port)"),
+                };
+                let mode = if verb == "add" {
+                    SetMode::Add
+                } else {
+                    SetMode::Replace
+                };
+                Ok(Change::FdbSet {
+                    vni,
+                    mac,
+                    place,
+                    mode,
+                })
+            }
+        }
+    }
+
+    /// The `vni` verbs other than `show`.
+    fn vni(command: &VniCommand) -> Result<Change> {
+        Ok(match command {
+            VniCommand::Add { vni, args } => {
+                let id = parse_vni("vni add", vni)?;
+                Change::VniAdd(vni_settings("vni add", VniConfig::new(id), args)?)
+            }
+            VniCommand::Set { vni, args } => {
+                let id = parse_vni("vni set", vni)?;
+                // Checks the keywords now; they are laid over the VNI's
+                // settings when applied.
+                vni_settings("vni set", VniConfig::new(id), args)?;
+                Change::VniSet {
+                    vni: id,
+                    args: args.clone(),
+                }
+            }
+            VniCommand::Del { vni } => Change::VniDel(parse_vni("vni del", vni)?),
+            VniCommand::Show => bail!("vni show changes nothing"),
+        })
+    }
+
+    /// The `port` verbs other than `show`.
+    fn port(command: &PortCommand) -> Result<Change> {
+        Ok(match command {
+            PortCommand::Add { ifname, args } => {
+                let kw = keywords("port add", args, &["vni"])?;
+                let Some(vni) = kw.get("vni") else {
+                    bail!("port add: missing `vni VNI`");
+                };
+                Change::PortAdd {
+                    ifname: ifname.clone(),
+                    vni: parse_vni("port add", vni)?,
+                }
+            }
+            PortCommand::Del { ifname } => Change::PortDel {
+                ifname: ifname.clone(),
+            },
+            PortCommand::Show => bail!("port show changes nothing"),
+        })
+    }
+
+    /// The words of the command, for messages (`fdb add`).
+    pub fn what(&self) -> &'static str {
+        match self {
+            Change::FdbSet {
+                mode: SetMode::Add, ..
+            } => "fdb add",
+            Change::FdbSet { .. } => "fdb replace",
+            Change::FdbDel { .. } | Change::FloodDel { .. } => "fdb del",
+            Change::FloodAdd { .. } => "fdb append",
+            Change::VniAdd(_) => "vni add",
+            Change::VniSet { .. } => "vni set",
+            Change::VniDel(_) => "vni del",
+            Change::PortAdd { .. } => "port add",
+            Change::PortDel { .. } => "port del",
+        }
+    }
+
+    /// Refuses a remote VTEP that is this gateway's own address (`local`).
+    pub fn check_dst(&self, local: Option<IpAddr>) -> Result<()> {
+        let dst = match self {
+            Change::FdbSet {
+                place: Place::Remote(d),
+                ..
+            }
+            | Change::FloodAdd { dst: d, .. }
+            | Change::FloodDel { dst: Some(d), .. } => *d,
+            _ => return Ok(()),
+        };
+        if local == Some(dst) {
+            bail!("{}: {dst} is this VTEP's own address", self.what());
+        }
+        Ok(())
+    }
+
+    /// Makes the change in the gateway's maps (and attaches or detaches an
+    /// access port). The generation is the caller's to bump.
+    pub fn apply(&self, gw: &mut Gateway) -> Result<()> {
+        match self {
+            Change::FdbSet {
+                vni,
+                mac,
+                place,
+                mode,
+            } => {
+                let entry = match place {
+                    Place::Remote(d) => FdbEntry::remote(to_vtep(*d), FDB_F_STATIC, 0),
+                    Place::Port { ifindex, .. } => FdbEntry::local(*ifindex, FDB_F_STATIC, 0),
+                };
+                Ok(gw.fdb_set(*vni, *mac, entry, *mode)?)
+            }
+            Change::FdbDel { vni, mac } => Ok(gw.fdb_del(*vni, *mac)?),
+            Change::FloodAdd { vni, dst } => Ok(gw.flood_add(*vni, *dst)?),
+            Change::FloodDel { vni, dst } => Ok(gw.flood_del(*vni, *dst)?),
+            Change::VniAdd(v) => Ok(gw.vni_set(v, false)?),
+            Change::VniSet { vni, args } => {
+                let info = gw.vni_info(*vni)?;
+                let base = VniConfig {
+                    learning: info.flags & VNI_F_LEARNING != 0,
+                    check_source: info.flags & VNI_F_CHECK_SOURCE != 0,
+                    ageing: info.ageing_secs,
+                    maxaddress: info.max_addresses,
+                    ..VniConfig::new(*vni)
+                };
+                Ok(gw.vni_set(&vni_settings("vni set", base, args)?, true)?)
+            }
+            Change::VniDel(vni) => Ok(gw.vni_del(*vni)?),
+            Change::PortAdd { ifname, vni } => apply::add_port(gw, ifname, *vni),
+            Change::PortDel { ifname } => Ok(gw.port_del(ifname)?),
+        }
+    }
+
+    /// Makes one change the way a single command does: checked against
+    /// the gateway, then applied.
+    fn apply_one(&self, gw: &mut Gateway) -> Result<()> {
+        self.check_dst(crate::model::addr::from_vtep(&gw.underlay()?.local))?;
+        self.apply(gw)
+    }
+}
+
 fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
     let (verb, a) = match command {
         FdbCommand::Show { args } => {
@@ -296,69 +547,12 @@ fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {
         FdbCommand::Replace(a) => ("replace", a),
         FdbCommand::Del(a) => ("del", a),
     };
-    let what = format!("fdb {verb}");
-    let mac: Mac = a
-        .mac
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("{what}: {e}"))?;
-    let kw = keywords(&what, &a.args, &["vni", "dst", "dev", "port"])?;
-    let Some(vni) = kw.get("vni") else {
-        bail!("{what}: missing `vni VNI`");
-    };
-    let vni = parse_vni(&what, vni)?;
-    let (dst, dev) = fdb_place(&what, &kw)?;
-    let mut gw = Gateway::open(pin)?;
-    if let Some(d) = dst {
-        let local = crate::model::addr::from_vtep(&gw.underlay()?.local);
-        if local == Some(d) {
-            bail!("{what}: {d} is this VTEP's own address");
-        }
-    }
-
-    if mac.is_zero() {
-        // The flood list: `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
-        if dev.is_some() {
-            bail!("{what}: 00:00:00:00:00:00 is the flood list; it takes dst, not dev");
-        }
-        return match verb {
-            "del" => Ok(gw.flood_del(vni, dst)?),
-            "replace" => bail!("{what}: use append or del for flood-list members"),
-            _ => {
-                let Some(d) = dst else {
-                    bail!("{what}: a flood-list member needs `dst IP`");
-                };
-                Ok(gw.flood_add(vni, d)?)
-            }
-        };
-    }
-    match verb {
-        "del" => Ok(gw.fdb_del(vni, mac)?),
-        "append" => bail!(
-            "{what}: append adds flood-list members (00:00:00:00:00:00); for {mac} use add or replace"
-        ),
-        _ => {
-            let entry = match (dst, dev) {
-                (Some(d), None) => FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0),
-                (None, Some(p)) => {
-                    let ifindex = iface::ifindex(p)
-                        .with_context(|| format!("{what}: no interface named {p:?}"))?;
-                    FdbEntry::local(ifindex, FDB_F_STATIC, 0)
-                }
-                _ => bail!("{what}: give `dst IP` (remote VTEP) or `dev IFNAME` (access port)"),
-            };
-            let mode = if verb == "add" {
-                SetMode::Add
-            } else {
-                SetMode::Replace
-            };
-            Ok(gw.fdb_set(vni, mac, entry, mode)?)
-        }
-    }
+    // The arguments are checked whole before the gateway is opened: a
+    // malformed one is refused as such, with or without a gateway.
+    let change = Change::fdb(verb, &a)?;
+    change.apply_one(&mut Gateway::open(pin)?)
 }
 
-/// Where `fdb add|append|replace|del` puts the MAC: `dst IP` (a remote VTEP)
-/// or `dev IFNAME` (an access port; `port IFNAME` is an alias, from before
-/// vtep took `bridge fdb`'s words), at most one of them.
 fn fdb_place<'a>(
     what: &str,
     kw: &BTreeMap<&str, &'a str>,
@@ -451,83 +645,56 @@ impl VniSettings {
     }
 }
 
+/// `base` with the settings `args` give (`learning on`, `ageing 60`, ...).
+fn vni_settings(what: &str, base: VniConfig, args: &[String]) -> Result<VniConfig> {
+    Ok(VniSettings::parse(what, args)?.apply(base))
+}
+
 fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
-    match command {
-        VniCommand::Add { vni, args } => {
-            let id = parse_vni("vni add", &vni)?;
-            let v = VniSettings::parse("vni add", &args)?.apply(VniConfig::new(id));
-            Ok(Gateway::open(pin)?.vni_set(&v, false)?)
-        }
-        VniCommand::Set { vni, args } => {
-            let id = parse_vni("vni set", &vni)?;
-            let settings = VniSettings::parse("vni set", &args)?;
-            let mut gw = Gateway::open(pin)?;
-            let info = gw.vni_info(id)?;
-            let base = VniConfig {
-                learning: info.flags & VNI_F_LEARNING != 0,
-                check_source: info.flags & VNI_F_CHECK_SOURCE != 0,
-                ageing: info.ageing_secs,
-                maxaddress: info.max_addresses,
-                ..VniConfig::new(id)
-            };
-            Ok(gw.vni_set(&settings.apply(base), true)?)
-        }
-        VniCommand::Del { vni } => {
-            let id = parse_vni("vni del", &vni)?;
-            Ok(Gateway::open(pin)?.vni_del(id)?)
-        }
-        VniCommand::Show => {
-            let gw = Gateway::open(pin)?;
-            let mut names = IfNames::default();
-            let rows = gw
-                .vni_ids()
-                .into_iter()
-                .map(|vni| {
-                    Ok(output::VniRow {
-                        vni,
-                        info: gw.vni_info(vni)?,
-                        ports: gw
-                            .vni_ports(vni)
-                            .into_iter()
-                            .map(|i| names.name(i))
-                            .collect(),
-                        flood: gw.flood_list(vni),
-                        learned: gw.learned(vni).unwrap_or(0),
-                    })
-                })
-                .collect::<Result<Vec<_>, GatewayError>>()?;
-            print(json, |p| output::vnis(p, &rows))
-        }
+    if !matches!(command, VniCommand::Show) {
+        let change = Change::vni(&command)?;
+        return change.apply_one(&mut Gateway::open(pin)?);
     }
+    let gw = Gateway::open(pin)?;
+    let mut names = IfNames::default();
+    let rows = gw
+        .vni_ids()
+        .into_iter()
+        .map(|vni| {
+            Ok(output::VniRow {
+                vni,
+                info: gw.vni_info(vni)?,
+                ports: gw
+                    .vni_ports(vni)
+                    .into_iter()
+                    .map(|i| names.name(i))
+                    .collect(),
+                flood: gw.flood_list(vni),
+                learned: gw.learned(vni).unwrap_or(0),
+            })
+        })
+        .collect::<Result<Vec<_>, GatewayError>>()?;
+    print(json, |p| output::vnis(p, &rows))
 }
 
 fn port(pin: &std::path::Path, json: bool, command: PortCommand) -> Result<()> {
-    match command {
-        PortCommand::Add { ifname, args } => {
-            let kw = keywords("port add", &args, &["vni"])?;
-            let Some(vni) = kw.get("vni") else {
-                bail!("port add: missing `vni VNI`");
-            };
-            let vni = parse_vni("port add", vni)?;
-            apply::add_port(&mut Gateway::open(pin)?, &ifname, vni)
-        }
-        PortCommand::Del { ifname } => Ok(Gateway::open(pin)?.port_del(&ifname)?),
-        PortCommand::Show => {
-            let gw = Gateway::open(pin)?;
-            let mut names = IfNames::default();
-            let rows: Vec<output::PortRow> = gw
-                .port_list()
-                .into_iter()
-                .map(|(ifindex, vni)| output::PortRow {
-                    ifname: names.name(ifindex),
-                    ifindex,
-                    vni,
-                    xdp_redirect: gw.xdp_tx(ifindex),
-                })
-                .collect();
-            print(json, |p| output::ports(p, &rows))
-        }
+    if !matches!(command, PortCommand::Show) {
+        let change = Change::port(&command)?;
+        return change.apply_one(&mut Gateway::open(pin)?);
     }
+    let gw = Gateway::open(pin)?;
+    let mut names = IfNames::default();
+    let rows: Vec<output::PortRow> = gw
+        .port_list()
+        .into_iter()
+        .map(|(ifindex, vni)| output::PortRow {
+            ifname: names.name(ifindex),
+            ifindex,
+            vni,
+            xdp_redirect: gw.xdp_tx(ifindex),
+        })
+        .collect();
+    print(json, |p| output::ports(p, &rows))
 }
 
 #[cfg(test)]
@@ -722,9 +889,9 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.pin_path, PathBuf::from("/x"));
-        let Command::Fdb {
+        let Some(Command::Fdb {
             command: FdbCommand::Add(a),
-        } = cli.command
+        }) = cli.command
         else {
             panic!("parsed as {:?}", cli.command);
         };

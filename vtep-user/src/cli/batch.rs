@@ -1,0 +1,550 @@
+//! `vtep -batch FILE`: many table changes in one run, as `bridge -batch`.
+//!
+//! One command a line (`fdb add|append|replace|del`, `vni add|set|del`,
+//! `port add|del`, the words of the single commands; blank lines and `#`
+//! comments are skipped). Every line is checked first — its arguments, and
+//! against the gateway's tables as the lines before it leave them — and
+//! only a batch without errors is applied (with `-force` the good lines are
+//! applied and each bad one reported). The whole batch uses one open
+//! gateway and one generation bump, so a large FDB reaches the datapath at
+//! map-update speed.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::Read as _,
+    net::IpAddr,
+    path::Path,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+use vtep_common::{FDB_F_FOLLOWED, FDB_KIND_LOCAL, MAX_FLOOD, MAX_VNI_PORTS};
+
+use super::{Change, Command, FdbCommand, Place, published};
+use crate::{
+    datapath::gateway::{Gateway, GatewayError, SetMode},
+    model::addr::{Mac, from_vtep},
+    system::iface,
+};
+
+/// Runs the batch in `file` (`-`: standard input) against the gateway
+/// pinned at `pin`. `force`: apply the lines that are right even when
+/// others are not.
+pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
+    let name = file.display().to_string();
+    let text = read(file).with_context(|| format!("batch {name}"))?;
+    let mut gw = Gateway::open(pin)?;
+
+    let mut failed = 0;
+    let mut changes = Vec::new();
+    let mut tables = Tables::new(&gw)?;
+    let mut parser = Line::command();
+    for (i, line) in text.lines().enumerate() {
+        let words = words(line);
+        if words.is_empty() {
+            continue;
+        }
+        match parse_line(&mut parser, &words).and_then(|c| tables.check(&c).map(|()| c)) {
+            Ok(c) => changes.push((i + 1, c)),
+            Err(e) => {
+                failed += 1;
+                report(&name, i + 1, &words, &e);
+            }
+        }
+    }
+    if failed > 0 && !force {
+        bail!(
+            "batch {name}: {failed} {} wrong; nothing applied",
+            lines(failed)
+        );
+    }
+
+    let mut applied = 0;
+    for (n, c) in &changes {
+        match c.apply(&mut gw) {
+            Ok(()) => applied += 1,
+            Err(e) => {
+                failed += 1;
+                report(&name, *n, &[c.what()], &e);
+                if !force {
+                    eprintln!(
+                        "vtep: batch {name}: stopped at line {n}; the {applied} commands before it are applied"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    if applied > 0 {
+        published(&mut gw)?;
+    }
+    if failed > 0 {
+        bail!("batch {name}: {failed} {} failed", lines(failed));
+    }
+    Ok(())
+}
+
+fn read(file: &Path) -> Result<String> {
+    let mut text = String::new();
+    if file == Path::new("-") {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading standard input")?;
+    } else {
+        text = std::fs::read_to_string(file)?;
+    }
+    Ok(text)
+}
+
+fn lines(n: usize) -> &'static str {
+    if n == 1 { "line" } else { "lines" }
+}
+
+/// `vtep: batch FILE line N: fdb add: ...`, the command's words said once.
+fn report(name: &str, n: usize, words: &[&str], e: &anyhow::Error) {
+    let what = words.iter().take(2).copied().collect::<Vec<_>>().join(" ");
+    let msg = format!("{e:#}");
+    if msg.starts_with(&what) {
+        eprintln!("vtep: batch {name} line {n}: {msg}");
+    } else {
+        eprintln!("vtep: batch {name} line {n}: {what}: {msg}");
+    }
+}
+
+/// The words of a line: split at white space, up to a word that starts
+/// with `#` (a comment). No quoting: no argument has spaces.
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace()
+        .take_while(|w| !w.starts_with('#'))
+        .collect()
+}
+
+/// A batch line: one of `vtep`'s commands, without the global options.
+#[derive(Debug, Parser)]
+#[command(name = "vtep", no_binary_name = true, disable_help_flag = true)]
+struct Line {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The change a line asks for, its arguments checked. `parser` is
+/// [`Line`]'s, made once for the whole batch (making it costs more than
+/// parsing a line).
+fn parse_line(parser: &mut clap::Command, words: &[&str]) -> Result<Change> {
+    let line = parser
+        .try_get_matches_from_mut(words)
+        .and_then(|m| Line::from_arg_matches(&m))
+        .map_err(|e| {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            anyhow::anyhow!("{}", first.trim_start_matches("error: "))
+        })?;
+    match line.command {
+        Command::Fdb {
+            command: FdbCommand::Show { .. },
+        } => {}
+        Command::Fdb { command } => {
+            let (verb, a) = match &command {
+                FdbCommand::Add(a) => ("add", a),
+                FdbCommand::Append(a) => ("append", a),
+                FdbCommand::Replace(a) => ("replace", a),
+                FdbCommand::Del(a) => ("del", a),
+                FdbCommand::Show { .. } => unreachable!("matched above"),
+            };
+            return Change::fdb(verb, a);
+        }
+        Command::Vni { command } if !matches!(command, super::VniCommand::Show) => {
+            return Change::vni(&command);
+        }
+        Command::Port { command } if !matches!(command, super::PortCommand::Show) => {
+            return Change::port(&command);
+        }
+        _ => {}
+    }
+    bail!(
+        "a batch takes the commands that change the tables: fdb add|append|replace|del, \
+         vni add|set|del, port add|del"
+    )
+}
+
+/// The gateway's tables as the lines checked so far leave them: the
+/// gateway's maps, read as needed, under what earlier lines change.
+struct Tables<'g> {
+    gw: &'g Gateway,
+    local: Option<IpAddr>,
+    uplink: u32,
+    vnis: HashMap<u32, VniState>,
+    /// Entries an earlier line adds or removes (`None`).
+    fdb: HashMap<(u32, Mac), Option<Entry>>,
+    /// Access ports an earlier line deletes: the maps' entries that point
+    /// to them are flushed with them.
+    flushed: HashSet<u32>,
+    flood: HashMap<u32, Vec<IpAddr>>,
+    /// Access ports an earlier line adds (`Some(vni)`) or removes.
+    ports: HashMap<u32, Option<u32>>,
+    /// How many access ports each VNI has.
+    port_counts: HashMap<u32, usize>,
+}
+
+/// What the check needs of an FDB entry.
+#[derive(Clone, Copy)]
+struct Entry {
+    followed: bool,
+    /// The access port it points to, if any.
+    port: Option<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct VniState {
+    exists: bool,
+    followed: bool,
+    /// An earlier line deleted it: what the maps hold for it is gone.
+    cleared: bool,
+}
+
+impl<'g> Tables<'g> {
+    fn new(gw: &'g Gateway) -> Result<Self> {
+        let underlay = gw.underlay()?;
+        Ok(Tables {
+            gw,
+            local: from_vtep(&underlay.local),
+            uplink: underlay.uplink_ifindex,
+            vnis: HashMap::new(),
+            fdb: HashMap::new(),
+            flushed: HashSet::new(),
+            flood: HashMap::new(),
+            ports: HashMap::new(),
+            port_counts: HashMap::new(),
+        })
+    }
+
+    fn vni(&mut self, vni: u32) -> &mut VniState {
+        let gw = self.gw;
+        self.vnis.entry(vni).or_insert_with(|| VniState {
+            exists: gw.vni_exists(vni),
+            followed: gw.vni_followed(vni),
+            cleared: false,
+        })
+    }
+
+    /// `vni` exists and is vtep's to change (not followed).
+    fn owned(&mut self, vni: u32) -> Result<(), GatewayError> {
+        let v = *self.vni(vni);
+        if !v.exists {
+            return Err(GatewayError::UnknownVni(vni));
+        }
+        if v.followed {
+            return Err(GatewayError::FollowedVni(vni));
+        }
+        Ok(())
+    }
+
+    fn cleared(&self, vni: u32) -> bool {
+        self.vnis.get(&vni).is_some_and(|v| v.cleared)
+    }
+
+    /// The entry of `mac` in `vni`, if it has one.
+    fn entry(&self, vni: u32, mac: Mac) -> Option<Entry> {
+        match self.fdb.get(&(vni, mac)) {
+            Some(e) => *e,
+            None if self.cleared(vni) => None,
+            None => self.gw.fdb_get(vni, mac).and_then(|e| {
+                let port = (e.kind == FDB_KIND_LOCAL).then_some(e.ifindex);
+                if port.is_some_and(|p| self.flushed.contains(&p)) {
+                    return None;
+                }
+                Some(Entry {
+                    followed: e.flags & FDB_F_FOLLOWED != 0,
+                    port,
+                })
+            }),
+        }
+    }
+
+    fn flood_list(&mut self, vni: u32) -> &mut Vec<IpAddr> {
+        let from_maps = if self.cleared(vni) {
+            Vec::new()
+        } else {
+            self.gw.flood_list(vni)
+        };
+        self.flood.entry(vni).or_insert(from_maps)
+    }
+
+    fn port_vni(&self, ifindex: u32) -> Option<u32> {
+        match self.ports.get(&ifindex) {
+            Some(p) => *p,
+            None => self.gw.port_vni(ifindex).filter(|v| !self.cleared(*v)),
+        }
+    }
+
+    fn port_count(&mut self, vni: u32) -> &mut usize {
+        let from_maps = if self.cleared(vni) {
+            0
+        } else {
+            self.gw.vni_ports(vni).len()
+        };
+        self.port_counts.entry(vni).or_insert(from_maps)
+    }
+
+    /// Refuses `c` as applying it would, given the lines before it, and
+    /// otherwise takes it into the tables.
+    fn check(&mut self, c: &Change) -> Result<()> {
+        c.check_dst(self.local)?;
+        match c {
+            Change::FdbSet {
+                vni,
+                mac,
+                place,
+                mode,
+            } => {
+                self.owned(*vni)?;
+                if mac.is_multicast() {
+                    return Err(GatewayError::Invalid(format!(
+                        "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
+                    ))
+                    .into());
+                }
+                if let Place::Port { ifname, ifindex } = place
+                    && self.port_vni(*ifindex) != Some(*vni)
+                {
+                    return Err(GatewayError::Invalid(format!(
+                        "{ifname} is not an access port of VNI {vni}"
+                    ))
+                    .into());
+                }
+                match self.entry(*vni, *mac) {
+                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
+                    Some(_) if *mode == SetMode::Add => {
+                        return Err(GatewayError::EntryExists {
+                            mac: *mac,
+                            vni: *vni,
+                        }
+                        .into());
+                    }
+                    _ => {}
+                }
+                let port = match place {
+                    Place::Port { ifindex, .. } => Some(*ifindex),
+                    Place::Remote(_) => None,
+                };
+                self.fdb.insert(
+                    (*vni, *mac),
+                    Some(Entry {
+                        followed: false,
+                        port,
+                    }),
+                );
+            }
+            Change::FdbDel { vni, mac } => {
+                if !self.vni(*vni).exists {
+                    return Err(GatewayError::UnknownVni(*vni).into());
+                }
+                match self.entry(*vni, *mac) {
+                    None => {
+                        return Err(GatewayError::NoSuchEntry {
+                            mac: *mac,
+                            vni: *vni,
+                        }
+                        .into());
+                    }
+                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
+                    Some(_) => {}
+                }
+                self.fdb.insert((*vni, *mac), None);
+            }
+            Change::FloodAdd { vni, dst } => {
+                self.owned(*vni)?;
+                let list = self.flood_list(*vni);
+                if list.contains(dst) {
+                    return Err(GatewayError::FloodMemberExists {
+                        dst: *dst,
+                        vni: *vni,
+                    }
+                    .into());
+                }
+                if list.len() == MAX_FLOOD {
+                    return Err(GatewayError::FloodListFull(*vni).into());
+                }
+                list.push(*dst);
+            }
+            Change::FloodDel { vni, dst } => {
+                self.owned(*vni)?;
+                let list = self.flood_list(*vni);
+                match dst {
+                    None => list.clear(),
+                    Some(d) if list.contains(d) => list.retain(|m| m != d),
+                    Some(d) => {
+                        return Err(GatewayError::NoSuchFloodMember { dst: *d, vni: *vni }.into());
+                    }
+                }
+            }
+            Change::VniAdd(v) => {
+                let state = self.vni(v.id);
+                if state.exists {
+                    return Err(GatewayError::VniExists(v.id).into());
+                }
+                state.exists = true;
+            }
+            Change::VniSet { vni, .. } => self.owned(*vni)?,
+            Change::VniDel(vni) => {
+                self.owned(*vni)?;
+                *self.vni(*vni) = VniState {
+                    exists: false,
+                    followed: false,
+                    cleared: true,
+                };
+                self.fdb.retain(|(v, _), _| v != vni);
+                self.flood.remove(vni);
+                self.port_counts.remove(vni);
+                for p in self.ports.values_mut() {
+                    if *p == Some(*vni) {
+                        *p = None;
+                    }
+                }
+            }
+            Change::PortAdd { ifname, vni } => {
+                if self.vni(*vni).followed {
+                    return Err(GatewayError::FollowedVni(*vni).into());
+                }
+                let ifindex = interface(ifname)?;
+                if !self.vni(*vni).exists {
+                    return Err(GatewayError::UnknownVni(*vni).into());
+                }
+                if ifindex == self.uplink {
+                    return Err(GatewayError::IsUplink(ifname.clone()).into());
+                }
+                match self.port_vni(ifindex) {
+                    Some(old) if old == *vni => {}
+                    Some(old) => {
+                        return Err(GatewayError::PortInUse {
+                            ifname: ifname.clone(),
+                            vni: old,
+                        }
+                        .into());
+                    }
+                    None => {
+                        let n = self.port_count(*vni);
+                        if *n == MAX_VNI_PORTS {
+                            return Err(GatewayError::PortListFull(*vni).into());
+                        }
+                        *n += 1;
+                    }
+                }
+                self.ports.insert(ifindex, Some(*vni));
+            }
+            Change::PortDel { ifname } => {
+                let ifindex = interface(ifname)?;
+                let Some(vni) = self.port_vni(ifindex) else {
+                    return Err(GatewayError::NotAPort(ifname.clone()).into());
+                };
+                if self.vni(vni).followed {
+                    return Err(GatewayError::FollowedVni(vni).into());
+                }
+                *self.port_count(vni) -= 1;
+                self.ports.insert(ifindex, None);
+                self.flushed.insert(ifindex);
+                for e in self.fdb.values_mut() {
+                    if e.is_some_and(|e| e.port == Some(ifindex)) {
+                        *e = None;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn followed(mac: Mac, vni: u32) -> anyhow::Error {
+    GatewayError::Followed { mac, vni }.into()
+}
+
+fn interface(ifname: &str) -> Result<u32, GatewayError> {
+    iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_blank_lines_have_no_words() {
+        assert!(words("").is_empty());
+        assert!(words("   \t ").is_empty());
+        assert!(words("# a comment").is_empty());
+        assert!(words("   #indented").is_empty());
+        assert_eq!(
+            words("  vni add 100\tlearning off  # the tenant"),
+            ["vni", "add", "100", "learning", "off"]
+        );
+        // A # inside a word is part of it.
+        assert_eq!(
+            words("port add a#b vni 1"),
+            ["port", "add", "a#b", "vni", "1"]
+        );
+    }
+
+    #[test]
+    fn lines_parse_to_changes() {
+        let c = parse_line(
+            &mut Line::command(),
+            &words("fdb add 02:00:00:00:01:02 vni 100 dst 198.18.0.2"),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Change::FdbSet {
+                vni: 100,
+                mac: "02:00:00:00:01:02".parse().unwrap(),
+                place: Place::Remote("198.18.0.2".parse().unwrap()),
+                mode: SetMode::Add,
+            }
+        );
+        let c = parse_line(
+            &mut Line::command(),
+            &words("fdb append 00:00:00:00:00:00 vni 7 dst 198.18.0.3"),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Change::FloodAdd {
+                vni: 7,
+                dst: "198.18.0.3".parse().unwrap()
+            }
+        );
+        let Change::VniAdd(v) =
+            parse_line(&mut Line::command(), &words("vni add 100 learning off")).unwrap()
+        else {
+            panic!("not a vni add");
+        };
+        assert!(!v.learning);
+        assert_eq!(v.id, 100);
+        assert_eq!(
+            parse_line(&mut Line::command(), &words("port del t1w1")).unwrap(),
+            Change::PortDel {
+                ifname: "t1w1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let err = |l: &str| {
+            parse_line(&mut Line::command(), &words(l))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("fdb add 02:00:00:00:01:02 vni 100 dst 198.18.0.2 dst 198.18.0.3");
+        assert!(e.starts_with("fdb add: dst given twice"), "{e}");
+        let e = err("fdb add 02:00:00:00:01:02");
+        assert!(e.contains("missing `vni VNI`"), "{e}");
+        let e = err("vni add ten");
+        assert!(e.starts_with("vni add: VNI \"ten\""), "{e}");
+        let e = err("fdb show");
+        assert!(e.contains("commands that change the tables"), "{e}");
+        let e = err("stats");
+        assert!(e.contains("commands that change the tables"), "{e}");
+        let e = err("fbd add");
+        assert!(e.contains("unrecognized subcommand 'fbd'"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+}
