@@ -7,6 +7,15 @@
 //! while the VNI is under its `maxaddress`. Whether a VNI learns at all is
 //! [`VniInfo::learns`]: the callers ask first, before they look the MAC up.
 //!
+//! `maxaddress` is a bound, not a hint: several CPUs (and both engines)
+//! learn at once, so a new MAC first reserves a slot in its VNI's learned
+//! count (an atomic fetch-and-add of 1, [`Learn::Reserve`]), is inserted
+//! only when [`granted`] says the count before it was under the limit, and
+//! gives the slot back (an atomic add of -1) when it was not, or when the
+//! insert did not write ([`Inserted::keeps_slot`]: another CPU inserted the
+//! MAC first, or the FDB is full). Checking the count, inserting, then
+//! counting would let two CPUs pass the check for the last slot.
+//!
 //! Beside it, the switching rule both engines share: [`forward`].
 
 use crate::{FDB_F_LEARNED, FDB_KIND_LOCAL, FDB_KIND_REMOTE, FdbEntry, Reason, VniInfo, VtepAddr};
@@ -65,28 +74,58 @@ pub enum Learn {
     Refresh { now_ns: u64 },
     /// A learned entry elsewhere: replace it with `place.learned(now_ns)`.
     Move { now_ns: u64 },
-    /// A new MAC under the VNI's limit: insert `place.learned(now_ns)` and
-    /// count it.
-    Insert { now_ns: u64 },
-    /// A new MAC, but the VNI has `maxaddress` learned MACs: count
-    /// `learning-limit`, write nothing.
-    Limit,
+    /// A new MAC: reserve a slot in the VNI's learned count (fetch-and-add
+    /// 1); if [`granted`], insert `place.learned(now)` and settle the slot
+    /// by what the insert did ([`Inserted`]); if not, give the slot back and
+    /// count `learning-limit`.
+    Reserve,
+}
+
+/// Whether a slot reserved in a VNI's learned count is granted: `before`
+/// is the count the fetch-and-add returned (the MACs learned or reserved
+/// before this one), `max` the VNI's `maxaddress` (0 = none). Every
+/// reservation sees a different `before`, so exactly `max` are granted.
+#[inline(always)]
+pub const fn granted(before: u64, max: u32) -> bool {
+    max == 0 || before < max as u64
+}
+
+/// What the insert of a new MAC (`BPF_NOEXIST`) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The entry is written: the reserved slot counts it.
+    Written,
+    /// Another CPU inserted the MAC first (its own slot counts it).
+    Exists,
+    /// The FDB is full: count `fdb-full`.
+    Full,
+}
+
+impl Inserted {
+    /// Whether the reserved slot is kept; else it is given back, so the
+    /// count stays the number of learned entries.
+    #[inline(always)]
+    pub const fn keeps_slot(self) -> bool {
+        matches!(self, Inserted::Written)
+    }
+
+    /// The drop reason to count, if any.
+    #[inline(always)]
+    pub const fn reason(self) -> Option<Reason> {
+        match self {
+            Inserted::Full => Some(Reason::FdbFull),
+            _ => None,
+        }
+    }
 }
 
 /// The learning rule for a MAC seen at `place`, in a VNI that learns,
-/// `existing` being its entry. Reads cost the XDP engine a helper call or a
-/// map lookup each, so they are asked for only when the rule needs them:
-/// `now` (the clock) not for a static entry nor a MAC over the limit,
-/// `learned` (the VNI's count of learned MACs) only for a new MAC in a VNI
-/// with a limit (`max`, `maxaddress`, 0 = none).
+/// `existing` being its entry. The clock costs the XDP engine a helper
+/// call, so `now` is read only when the rule needs it: not for a static
+/// entry, nor for a new MAC, whose caller reads it once its slot is
+/// [`granted`].
 #[inline(always)]
-pub fn learn_step(
-    existing: Option<&FdbEntry>,
-    place: &Place,
-    now: impl FnOnce() -> u64,
-    learned: impl FnOnce() -> u64,
-    max: u32,
-) -> Learn {
+pub fn learn_step(existing: Option<&FdbEntry>, place: &Place, now: impl FnOnce() -> u64) -> Learn {
     match existing {
         Some(e) if e.is_static() => Learn::Keep,
         Some(e) => {
@@ -99,8 +138,7 @@ pub fn learn_step(
                 Learn::Keep
             }
         }
-        None if max != 0 && learned() >= u64::from(max) => Learn::Limit,
-        None => Learn::Insert { now_ns: now() },
+        None => Learn::Reserve,
     }
 }
 
@@ -152,7 +190,6 @@ mod tests {
     const NOW: u64 = 10 * REFRESH_NS;
     const MOVE: Learn = Learn::Move { now_ns: NOW };
     const REFRESH: Learn = Learn::Refresh { now_ns: NOW };
-    const INSERT: Learn = Learn::Insert { now_ns: NOW };
 
     fn never() -> u64 {
         panic!("read when the rule does not need it")
@@ -166,49 +203,102 @@ mod tests {
     fn static_and_followed_entries_are_kept() {
         for flags in [FDB_F_STATIC, FDB_F_FOLLOWED] {
             let e = FdbEntry::local(3, flags, 0);
-            assert_eq!(
-                learn_step(Some(&e), &Place::Port(4), never, never, 1),
-                Learn::Keep
-            );
-            assert_eq!(
-                learn_step(Some(&e), &Place::Port(3), never, never, 1),
-                Learn::Keep
-            );
+            assert_eq!(learn_step(Some(&e), &Place::Port(4), never), Learn::Keep);
+            assert_eq!(learn_step(Some(&e), &Place::Port(3), never), Learn::Keep);
         }
     }
 
     #[test]
     fn a_learned_entry_that_moves_is_replaced() {
         let e = Place::Port(3).learned(NOW);
-        assert_eq!(learn_step(Some(&e), &Place::Port(4), now, never, 1), MOVE);
-        assert_eq!(
-            learn_step(Some(&e), &Place::Vtep(VTEP), now, never, 1),
-            MOVE
-        );
+        assert_eq!(learn_step(Some(&e), &Place::Port(4), now), MOVE);
+        assert_eq!(learn_step(Some(&e), &Place::Vtep(VTEP), now), MOVE);
         let r = Place::Vtep(VTEP).learned(NOW);
         let other = Place::Vtep(VtepAddr::v4([198, 18, 0, 3]));
-        assert_eq!(learn_step(Some(&r), &other, now, never, 0), MOVE);
+        assert_eq!(learn_step(Some(&r), &other, now), MOVE);
     }
 
     #[test]
     fn an_entry_that_stays_is_refreshed_once_a_second() {
         let p = Place::Vtep(VTEP);
         let lately = p.learned(NOW - REFRESH_NS);
-        assert_eq!(learn_step(Some(&lately), &p, now, never, 0), Learn::Keep);
+        assert_eq!(learn_step(Some(&lately), &p, now), Learn::Keep);
         let stale = p.learned(NOW - REFRESH_NS - 1);
-        assert_eq!(learn_step(Some(&stale), &p, now, never, 0), REFRESH);
+        assert_eq!(learn_step(Some(&stale), &p, now), REFRESH);
         // A timestamp ahead of this CPU's clock is not due.
         let ahead = p.learned(NOW + 5);
-        assert_eq!(learn_step(Some(&ahead), &p, now, never, 0), Learn::Keep);
+        assert_eq!(learn_step(Some(&ahead), &p, now), Learn::Keep);
     }
 
     #[test]
-    fn a_new_mac_is_learned_under_the_limit() {
-        let p = Place::Port(3);
-        assert_eq!(learn_step(None, &p, now, never, 0), INSERT);
-        assert_eq!(learn_step(None, &p, now, || 1, 2), INSERT);
-        assert_eq!(learn_step(None, &p, never, || 2, 2), Learn::Limit);
-        assert_eq!(learn_step(None, &p, never, || 7, 2), Learn::Limit);
+    fn a_new_mac_reserves_a_slot_first() {
+        assert_eq!(learn_step(None, &Place::Port(3), never), Learn::Reserve);
+        assert_eq!(learn_step(None, &Place::Vtep(VTEP), never), Learn::Reserve);
+    }
+
+    #[test]
+    fn exactly_maxaddress_slots_are_granted() {
+        assert!(granted(0, 0));
+        assert!(granted(u64::MAX, 0));
+        assert!(granted(0, 2));
+        assert!(granted(1, 2));
+        assert!(!granted(2, 2));
+        assert!(!granted(7, 2));
+        // However the reservations of many CPUs interleave, each sees a
+        // count of its own: the fetch-and-adds hand out 0, 1, 2, ...
+        let max = 500;
+        let granted_slots = (0..20_000u64)
+            .filter(|&before| granted(before, max))
+            .count();
+        assert_eq!(granted_slots, 500);
+    }
+
+    /// The learned count as both engines keep it: a slot is reserved
+    /// before the insert and given back unless the insert wrote.
+    fn settle(count: &mut u64, max: u32, insert: impl FnOnce() -> Inserted) -> Option<Inserted> {
+        let before = *count;
+        *count += 1;
+        if !granted(before, max) {
+            *count -= 1;
+            return None;
+        }
+        let i = insert();
+        if !i.keeps_slot() {
+            *count -= 1;
+        }
+        Some(i)
+    }
+
+    #[test]
+    fn a_slot_is_kept_only_when_the_insert_wrote() {
+        let mut count = 1;
+        assert_eq!(
+            settle(&mut count, 3, || Inserted::Exists),
+            Some(Inserted::Exists)
+        );
+        assert_eq!(count, 1);
+        assert_eq!(
+            settle(&mut count, 3, || Inserted::Full),
+            Some(Inserted::Full)
+        );
+        assert_eq!(count, 1);
+        assert_eq!(
+            settle(&mut count, 3, || Inserted::Written),
+            Some(Inserted::Written)
+        );
+        assert_eq!(
+            settle(&mut count, 3, || Inserted::Written),
+            Some(Inserted::Written)
+        );
+        assert_eq!(count, 3);
+        assert_eq!(
+            settle(&mut count, 3, || panic!("inserted over the limit")),
+            None
+        );
+        assert_eq!(count, 3);
+        assert_eq!(Inserted::Full.reason(), Some(Reason::FdbFull));
+        assert_eq!(Inserted::Exists.reason(), None);
+        assert_eq!(Inserted::Written.reason(), None);
     }
 
     #[test]

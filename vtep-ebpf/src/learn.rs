@@ -8,7 +8,7 @@ use aya_ebpf::{
 use aya_log_ebpf::{debug, info};
 use vtep_common::{
     FdbKey, Reason, VniInfo,
-    fdb::{Learn, Place, learn_step, refresh_due},
+    fdb::{Inserted, Learn, Place, granted, learn_step, refresh_due},
 };
 
 use crate::maps::{FDB, VNI_LEARNED, count};
@@ -28,18 +28,10 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Pl
     let existing = FDB.get_ptr_mut(key);
     // SAFETY: helper without arguments.
     let now = || unsafe { bpf_ktime_get_coarse_ns() };
-    let learned = || match VNI_LEARNED.get_ptr_mut(vni) {
-        // SAFETY: a live map value.
-        Some(n) => unsafe { *n },
-        None => 0,
-    };
     // SAFETY: a live map value; a racing writer can at worst tear the
     // timestamp of a learned entry, which the next packet refreshes.
     let entry = existing.map(|e| unsafe { &*e });
-    match (
-        learn_step(entry, &place, now, learned, info.max_addresses),
-        existing,
-    ) {
+    match (learn_step(entry, &place, now), existing) {
         (Learn::Refresh { now_ns }, Some(e)) => {
             // SAFETY: as above.
             unsafe { (*e).last_seen_ns = now_ns };
@@ -49,27 +41,48 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Pl
             unsafe { *e = place.learned(now_ns) };
             log_place(ctx, vni, &mac, &place, true);
         }
-        (Learn::Insert { now_ns }, _) => insert(ctx, &key, &place, now_ns),
-        (Learn::Limit, _) => count(Reason::LearningLimit),
+        (Learn::Reserve, _) => insert(ctx, &key, &place, info.max_addresses, now),
         _ => {}
     }
 }
 
-/// Inserts the entry of a new MAC at `place`, and counts it in its VNI.
+/// Inserts the entry of a new MAC at `place` into a slot reserved in its
+/// VNI's learned count, giving the slot back when the VNI has `max`
+/// learned MACs or the insert does not write. A VNI without a count is
+/// being removed: nothing is learned in it.
 #[inline(always)]
-fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, now: u64) {
-    match FDB.insert(key, place.learned(now), u64::from(BPF_NOEXIST)) {
-        Ok(()) => {
-            let vni = key.vni;
-            log_place(ctx, vni, &key.mac, place, false);
-            if let Some(n) = VNI_LEARNED.get_ptr_mut(vni) {
-                // SAFETY: a live map value, shared between CPUs.
-                unsafe { atomic_inc(n) };
-            }
-        }
-        // Another CPU learned it first; nothing to do.
-        Err(e) if e == -EEXIST => {}
-        Err(_) => count(Reason::FdbFull),
+fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, max: u32, now: impl FnOnce() -> u64) {
+    let vni = key.vni;
+    let Some(n) = VNI_LEARNED.get_ptr_mut(vni) else {
+        return;
+    };
+    // A plain read first: a flood over the limit costs no atomic write on
+    // the count every CPU shares. The fetch-and-add decides.
+    // SAFETY: a live map value, shared between CPUs.
+    if !granted(unsafe { *n }, max) {
+        count(Reason::LearningLimit);
+        return;
+    }
+    // SAFETY: as above.
+    if !granted(unsafe { atomic_add(n, 1) }, max) {
+        // SAFETY: as above.
+        unsafe { atomic_add(n, u64::MAX) };
+        count(Reason::LearningLimit);
+        return;
+    }
+    let inserted = match FDB.insert(key, place.learned(now()), u64::from(BPF_NOEXIST)) {
+        Ok(()) => Inserted::Written,
+        Err(e) if e == -EEXIST => Inserted::Exists,
+        Err(_) => Inserted::Full,
+    };
+    if inserted.keeps_slot() {
+        log_place(ctx, vni, &key.mac, place, false);
+    } else {
+        // SAFETY: as above.
+        unsafe { atomic_add(n, u64::MAX) };
+    }
+    if let Some(r) = inserted.reason() {
+        count(r);
     }
 }
 
@@ -104,23 +117,27 @@ pub fn kernel_must_see(vni: u32, mac: [u8; 6], place: &Place) -> bool {
     false
 }
 
-/// `*counter += 1` as one BPF atomic add (`lock *(u64 *)(r + 0) += 1`):
-/// several CPUs may learn MACs of one VNI at once. (`core`'s atomics have no
-/// read-modify-write for the BPF target.)
+/// `*counter += v` as one BPF atomic fetch-and-add
+/// (`v = atomic_fetch_add((u64 *)(r + 0), v)`), returning the value before:
+/// several CPUs may learn MACs of one VNI at once. `v = u64::MAX` gives a
+/// slot back (wrapping: -1). (`core`'s atomics have no read-modify-write
+/// for the BPF target.)
 ///
 /// # Safety
 /// `counter` must point to a live, 8-byte aligned u64 (a map value).
 #[inline(always)]
-unsafe fn atomic_inc(counter: *mut u64) {
+unsafe fn atomic_add(counter: *mut u64, v: u64) -> u64 {
+    let mut v = v;
     // SAFETY: the caller's contract.
     unsafe {
         core::arch::asm!(
-            "lock *(u64 *)({p} + 0) += {v}",
+            "{v} = atomic_fetch_add((u64 *)({p} + 0), {v})",
             p = in(reg) counter,
-            v = in(reg) 1u64,
+            v = inout(reg) v,
             options(nostack),
         );
     }
+    v
 }
 
 #[inline(always)]

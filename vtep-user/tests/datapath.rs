@@ -765,6 +765,27 @@ impl Datapath {
         }
     }
 
+    /// With `maxaddress` 4, runs frames from 7 distinct sources (`frame`
+    /// of each MAC): exactly 4 are learned, in order, and counted; 3 count
+    /// `learning-limit` and leave neither an entry nor a slot behind.
+    fn learn_past_the_limit(&mut self, frame: fn(Mac) -> Vec<u8>) {
+        const MAX: u32 = 4;
+        self.set_max_addresses(MAX);
+        let before = self.counters();
+        let sources: Vec<Mac> = (0..7).map(|i| [0x02, 0x1e, 0xa7, 0, 0, i]).collect();
+        for &src in &sources {
+            self.run(&frame(src));
+        }
+        let after = self.counters();
+        assert_eq!(after.learned, u64::from(MAX), "learned MACs past the limit");
+        let limited = Reason::LearningLimit as usize;
+        assert_eq!(after.reasons[limited] - before.reasons[limited], 3);
+        for (i, &src) in sources.iter().enumerate() {
+            let e = self.fdb(src);
+            assert_eq!(e.is_some(), i < MAX as usize, "source {i}: {e:?}");
+        }
+    }
+
     fn counters(&mut self) -> Counters {
         let reasons_map = self.map::<PerCpuArray<_, u64>>(names::REASONS);
         let reasons = std::array::from_fn(|i| {
@@ -1323,6 +1344,13 @@ fn uplink_cases() -> Vec<Case> {
             })
             .reason(Reason::LearningLimit)
             .fdb(FAR_MAC, None),
+        flooded_in(
+            "maxaddress: exactly 4 of 7 sources learned",
+            tenant(BROADCAST, FAR_MAC),
+        )
+        .setup(|dp| dp.learn_past_the_limit(|src| from_remote(&tenant(BROADCAST, src))))
+        .reason(Reason::LearningLimit)
+        .fdb(FAR_MAC, None),
         decapsulated(
             "reserved VXLAN bits set (ignored on receipt)",
             uplink_edited(|f| {
@@ -1677,6 +1705,13 @@ fn access_cases() -> Vec<Case> {
                 NEIGHBOUR_MAC,
                 Some(FdbEntry::local(PORT1, FDB_F_LEARNED, 0)),
             ),
+        flooded_out(
+            "maxaddress: exactly 4 of 7 sources learned",
+            tenant(BROADCAST, WORKLOAD_MAC),
+        )
+        .setup(|dp| dp.learn_past_the_limit(|src| tenant(BROADCAST, src)))
+        .reason(Reason::LearningLimit)
+        .fdb(WORKLOAD_MAC, None),
         flooded_out("learning off", tenant(BROADCAST, WORKLOAD_MAC))
             .setup(|dp| dp.set_vni(VniInfo::default()))
             .fdb(WORKLOAD_MAC, None),

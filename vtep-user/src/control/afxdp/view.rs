@@ -20,7 +20,7 @@ use std::{
 
 use vtep_common::{
     FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
-    fdb::{Learn, Place, learn_step},
+    fdb::{Inserted, Learn, Place, granted, learn_step},
     header::is_multicast,
     reason::REASON_COUNT,
 };
@@ -96,8 +96,9 @@ pub struct Shared {
     applied: Mutex<Vec<u64>>,
     /// Workers add their counters to the same per-CPU slot: one at a time.
     flush: Mutex<()>,
-    /// Learning re-reads an entry and a VNI's learned count before writing
-    /// them: one worker at a time, so `maxaddress` holds.
+    /// Learning re-reads an entry and reserves a slot in its VNI's learned
+    /// count before writing them: one worker at a time, so `maxaddress`
+    /// holds (a map value has no atomic read-modify-write from userspace).
     learn: Mutex<()>,
 }
 
@@ -276,28 +277,19 @@ impl View {
             return;
         }
         let key = FdbKey::new(vni, mac);
-        let max = info.max_addresses;
         if let Some(e) = self.t.fdb.get(&key)
-            && learn_step(Some(e), &place, || now_ns, || 0, max) == Learn::Keep
+            && learn_step(Some(e), &place, || now_ns) == Learn::Keep
         {
             return;
         }
         let shared = self.shared.clone();
         let _one_at_a_time = lock(&shared.learn);
         let current = self.gw.fdb_get(vni, crate::model::addr::Mac(mac));
-        // Another worker may have learned MACs of this VNI since the
-        // reload: the map's count, not the copy's.
-        let mut learned = None;
-        let count = || *learned.insert(self.gw.learned(vni).unwrap_or(0));
-        let now_ns = match learn_step(current.as_ref(), &place, || now_ns, count, max) {
+        let now_ns = match learn_step(current.as_ref(), &place, || now_ns) {
             Learn::Keep => {
                 if let Some(e) = current {
                     self.t.fdb.insert(key, e);
                 }
-                return;
-            }
-            Learn::Limit => {
-                self.count(Reason::LearningLimit);
                 return;
             }
             Learn::Move { now_ns } => {
@@ -308,15 +300,8 @@ impl View {
                 log::info!("vni {vni}: {} moved to {to}", crate::model::addr::Mac(mac));
                 now_ns
             }
-            Learn::Insert { now_ns } => {
-                let n = match learned {
-                    Some(n) => n,
-                    None => self.gw.learned(vni).unwrap_or(0),
-                };
-                self.gw.set_learned(vni, n + 1);
-                now_ns
-            }
             Learn::Refresh { now_ns } => now_ns,
+            Learn::Reserve => return self.insert(&key, place, info.max_addresses, now_ns),
         };
         let entry = place.learned(now_ns);
         if self.gw.fdb_learn(&key, &entry).is_err() {
@@ -324,5 +309,36 @@ impl View {
             return;
         }
         self.t.fdb.insert(key, entry);
+    }
+
+    /// Inserts a new MAC's entry into a slot reserved in its VNI's learned
+    /// count, as the XDP engine does (`vtep-ebpf/src/learn.rs`): another
+    /// worker may have learned MACs of this VNI since the reload, so the
+    /// map's count, not the copy's; the slot is given back unless the entry
+    /// is written. A VNI without a count is being removed: nothing is
+    /// learned in it. The caller holds `shared.learn`.
+    fn insert(&mut self, key: &FdbKey, place: Place, max: u32, now_ns: u64) {
+        let vni = key.vni;
+        let Some(before) = self.gw.learned(vni) else {
+            return;
+        };
+        if !granted(before, max) {
+            self.count(Reason::LearningLimit);
+            return;
+        }
+        self.gw.set_learned(vni, before + 1);
+        let entry = place.learned(now_ns);
+        let inserted = match self.gw.fdb_learn(key, &entry) {
+            Ok(()) => Inserted::Written,
+            Err(_) => Inserted::Full,
+        };
+        if inserted.keeps_slot() {
+            self.t.fdb.insert(*key, entry);
+        } else {
+            self.gw.set_learned(vni, before);
+        }
+        if let Some(r) = inserted.reason() {
+            self.count(r);
+        }
     }
 }

@@ -82,9 +82,13 @@ impl Gateway {
         {
             return Ok(false);
         }
+        let old = self.fdb.get(key, 0).ok();
         self.fdb
             .insert(key, entry, 0)
             .map_err(map_err(names::FDB))?;
+        if old.is_some_and(|o| o.flags & FDB_F_LEARNED != 0) {
+            self.learned_add(key.vni, -1);
+        }
         Ok(true)
     }
 
@@ -106,6 +110,12 @@ impl Gateway {
 
     /// Removes learned entries older than their VNI's `ageing`, and
     /// recounts each VNI's learned MACs. Returns how many were aged out.
+    ///
+    /// The datapath reserves slots in the counts while this walks (an
+    /// atomic add on the map value), and a write from here replaces the
+    /// value: the recount is written only over a count that did not change
+    /// during the walk (else the aged-out entries are taken off the count),
+    /// and nothing is written over a count that is right.
     pub fn age(&mut self, now_ns: u64) -> usize {
         let infos: Vec<(u32, VniInfo)> = self.vnis.iter().filter_map(|r| r.ok()).collect();
         // Followed VNIs hold no learned entries (the kernel learns): with
@@ -115,7 +125,9 @@ impl Gateway {
         }
         let ageing: BTreeMap<u32, u32> =
             infos.into_iter().map(|(v, i)| (v, i.ageing_secs)).collect();
+        let before: BTreeMap<u32, u64> = self.learned.iter().filter_map(|r| r.ok()).collect();
         let mut counts: BTreeMap<u32, u64> = ageing.keys().map(|&v| (v, 0)).collect();
+        let mut aged: BTreeMap<u32, u64> = BTreeMap::new();
         let mut expired = Vec::new();
         for (k, e) in self.fdb_entries() {
             if e.flags & FDB_F_LEARNED == 0 {
@@ -136,6 +148,7 @@ impl Gateway {
                 Ok(e) if e == seen => {
                     if self.fdb.remove(&k).is_ok() {
                         removed += 1;
+                        *aged.entry(k.vni).or_default() += 1;
                     }
                 }
                 Ok(_) => *counts.entry(k.vni).or_default() += 1,
@@ -143,8 +156,15 @@ impl Gateway {
             }
         }
         for (vni, n) in counts {
-            if self.vni_exists(vni) {
-                let _ = self.learned.insert(vni, n, 0);
+            let now = self.learned.get(&vni, 0).ok();
+            let want = match now {
+                Some(c) if before.get(&vni) != Some(&c) => {
+                    c.saturating_sub(aged.get(&vni).copied().unwrap_or(0))
+                }
+                _ => n,
+            };
+            if now != Some(want) && self.vni_exists(vni) {
+                let _ = self.learned.insert(vni, want, 0);
             }
         }
         removed
