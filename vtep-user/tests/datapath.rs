@@ -375,6 +375,27 @@ fn ip(args: &str) {
     assert!(status.success(), "`ip {args}` failed: {status}");
 }
 
+/// Waits (5 s at most) until `dev` is operationally up. A veth that was just
+/// set up gets its real qdisc from the kernel's linkwatch a moment later,
+/// and until then what is sent or cloned to it is dropped.
+fn wait_oper_up(dev: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let out = Command::new("ip")
+            .args(["-o", "link", "show", "dev", dev])
+            .output()
+            .unwrap_or_else(|e| panic!("running `ip link show {dev}`: {e}"));
+        if String::from_utf8_lossy(&out.stdout).contains("state UP") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{dev} did not come up within 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn ifindex(name: &str) -> u32 {
     let c = CString::new(name).expect("interface name without NUL");
     // SAFETY: c is a valid NUL-terminated string.
@@ -1940,6 +1961,10 @@ impl Datapath {
         let state = if up { "up" } else { "down" };
         ip(&format!("link set {PORT2} {state}"));
         ip(&format!("link set {PORT2}-peer {state}"));
+        if up {
+            wait_oper_up(PORT2);
+            wait_oper_up(&format!("{PORT2}-peer"));
+        }
     }
 
     /// VNI 100 floods to PORT1 and the second access port, both up.
