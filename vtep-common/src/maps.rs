@@ -62,7 +62,8 @@ pub mod programs {
     pub const XSK_ACCESS: &str = "vtep_xsk_access";
 }
 
-/// Capacity of the FDB (local, remote and learned MACs of every VNI). Sized
+/// Default capacity of the FDB (local, remote and learned MACs of every VNI;
+/// `[capacity] fdb` in the config sets another). Sized
 /// for a host that follows a large EVPN fabric (100,000 MACs measured by
 /// `cargo xtask bench --follow`); the map is preallocated, about 100 bytes
 /// of kernel memory per slot.

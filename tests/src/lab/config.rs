@@ -15,6 +15,15 @@ pub struct VtepConfig {
     pub fdb: Vec<FdbConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow: Option<FollowConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// `[capacity]`: table sizes, in entries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Capacity {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fdb: Option<u32>,
 }
 
 /// `[follow]`: the kernel vxlan devices (and their bridges) vtep mirrors.
@@ -87,6 +96,7 @@ impl VtepConfig {
             vnis: Vec::new(),
             fdb: Vec::new(),
             follow: None,
+            capacity: None,
         }
     }
 
@@ -95,6 +105,12 @@ impl VtepConfig {
         let f = self.follow.get_or_insert_with(FollowConfig::default);
         f.devices
             .extend(devices.into_iter().map(|d| d.as_ref().to_owned()));
+        self
+    }
+
+    /// An FDB of `entries` entries (`[capacity] fdb`).
+    pub fn fdb_capacity(mut self, entries: u32) -> VtepConfig {
+        self.capacity.get_or_insert_with(Capacity::default).fdb = Some(entries);
         self
     }
 

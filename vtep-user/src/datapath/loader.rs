@@ -22,7 +22,10 @@ use aya::{
 };
 use vtep_common::{names, programs, reason::REASON_COUNT};
 
-use crate::{datapath::pins::Pins, model::config::EngineKind};
+use crate::{
+    datapath::pins::Pins,
+    model::config::{Capacity, EngineKind},
+};
 
 /// The eBPF object, built by build.rs from the vtep-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-ebpf"));
@@ -115,8 +118,9 @@ fn retire_outgrown_counters(pins: &Pins) -> Result<()> {
 }
 
 /// Loads the datapath: maps reused from (or pinned to) `<pin>/maps`,
-/// programs verified and (re)pinned to `<pin>/progs`.
-pub fn load(pins: &Pins) -> Result<Loaded> {
+/// programs verified and (re)pinned to `<pin>/progs`. Maps created here get
+/// the sizes of `capacity`.
+pub fn load(pins: &Pins, capacity: &Capacity) -> Result<Loaded> {
     for dir in [pins.maps(), pins.progs(), pins.links()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -127,6 +131,19 @@ pub fn load(pins: &Pins) -> Result<Loaded> {
     let mut loader = EbpfLoader::new();
     let level = datapath_log_level();
     loader.override_global("AYA_LOG_LEVEL", &level, false);
+    loader.map_max_entries(names::FDB, capacity.fdb);
+    if adopted {
+        let pinned = aya::maps::MapInfo::from_pin(pins.map(names::FDB))
+            .context("reading the pinned FDB")?
+            .max_entries();
+        if pinned != capacity.fdb {
+            log::warn!(
+                "FDB: pinned with room for {pinned} entries, the config asks for {}: \
+                 the pinned FDB is kept as it is",
+                capacity.fdb
+            );
+        }
+    }
     for name in names::PINNED {
         loader.map_pin_path(name, pins.map(name));
     }

@@ -97,6 +97,32 @@ pub struct Config {
     pub fdb: Vec<FdbConfig>,
     /// `[follow]`: mirror kernel vxlan devices and their bridges.
     pub follow: Option<FollowConfig>,
+    /// `[capacity]`: how many entries the tables hold.
+    pub capacity: Capacity,
+}
+
+/// `[capacity]`: the size of the datapath's tables, in entries. A table's
+/// memory is allocated whole when it is created (BPF hash maps are
+/// preallocated), so it costs the same empty or full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// FDB entries, static, learned and followed together (`fdb`).
+    pub fdb: u32,
+}
+
+impl Capacity {
+    /// The smallest FDB vtep creates.
+    pub const MIN_FDB: u32 = 1024;
+    /// The largest: 16 Mi entries.
+    pub const MAX_FDB: u32 = 1 << 24;
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            fdb: vtep_common::FDB_CAPACITY,
+        }
+    }
 }
 
 /// `[follow]`: which kernel vxlan devices vtep mirrors (their FDB, flood

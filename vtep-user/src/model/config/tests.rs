@@ -282,3 +282,24 @@ fn syntax_errors_name_the_line_once() {
         "underlay.ttl: line 7: invalid type: string \"x\", expected i64"
     );
 }
+
+#[test]
+fn fdb_capacity_is_a_bounded_setting() {
+    let cfg: Config = GOOD.parse().unwrap();
+    assert_eq!(cfg.capacity.fdb, vtep_common::FDB_CAPACITY, "the default");
+    let million: Config = format!("{GOOD}\n[capacity]\nfdb = 1048576\n")
+        .parse()
+        .unwrap();
+    assert_eq!(million.capacity.fdb, 1 << 20);
+    for bad in ["0", "1023", "16777217", "\"big\""] {
+        let err = format!("{GOOD}\n[capacity]\nfdb = {bad}\n")
+            .parse::<Config>()
+            .expect_err(bad);
+        assert_eq!(err[0].field, "capacity.fdb", "{bad}: {err}");
+    }
+    // maxaddress is bounded by the capacity the config sets.
+    let over =
+        format!("{GOOD}\n[capacity]\nfdb = 2048\n").replace("maxaddress = 0", "maxaddress = 4096");
+    let err = over.parse::<Config>().unwrap_err();
+    assert_eq!(err[0].field, "vni[0].maxaddress", "{err}");
+}

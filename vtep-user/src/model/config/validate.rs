@@ -22,6 +22,13 @@ struct RawConfig {
     #[serde(default)]
     fdb: Vec<RawFdb>,
     follow: Option<RawFollow>,
+    capacity: Option<RawCapacity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacity {
+    fdb: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +204,17 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
     let follow = raw
         .follow
         .and_then(|f| validate_follow(&mut p, f, &u, &raw.vni));
+    let capacity = match raw.capacity.as_ref().and_then(|c| c.fdb) {
+        Some(n) => p
+            .check(int(
+                "capacity.fdb",
+                n,
+                i64::from(Capacity::MIN_FDB),
+                i64::from(Capacity::MAX_FDB),
+            ))
+            .map(|fdb| Capacity { fdb }),
+        None => Some(Capacity::default()),
+    };
     let port = match u.port {
         Some(port) => p.check(int("underlay.port", port, 1, 65535)),
         None => Some(VXLAN_PORT),
@@ -295,7 +313,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 &f("maxaddress"),
                 m,
                 0,
-                i64::from(vtep_common::FDB_CAPACITY),
+                i64::from(capacity.map_or(Capacity::MAX_FDB, |c| c.fdb)),
             )),
             None => Some(0),
         };
@@ -393,8 +411,10 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         Some(c) => p.check(int::<usize>("afxdp.cpu", c, 0, 4095)).map(Some),
         None => Some(None),
     };
-    match (local, port, srcport, ttl, afxdp_cpu) {
-        (Some(local), Some(port), Some(srcport), Some(ttl), Some(afxdp_cpu)) if p.0.is_empty() => {
+    match (local, port, srcport, ttl, afxdp_cpu, capacity) {
+        (Some(local), Some(port), Some(srcport), Some(ttl), Some(afxdp_cpu), Some(capacity))
+            if p.0.is_empty() =>
+        {
             Ok(Config {
                 engine: raw.engine.unwrap_or_default(),
                 busy_poll: raw
@@ -414,6 +434,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 vnis,
                 fdb,
                 follow,
+                capacity,
             })
         }
         _ => Err(ConfigErrors {

@@ -56,7 +56,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     let _lock = bpffs::lock_pin_path(pin_path)?;
     bpffs::ensure_bpffs(pin_path)?;
     let pins = Pins::new(pin_path);
-    let loaded = loader::load(&pins)?;
+    let loaded = loader::load(&pins, &cfg.capacity)?;
     let adopted = loaded.adopted;
     let mut gw = Gateway::open(pin_path)?;
     // No userspace engine runs yet (a previous one may have been killed
