@@ -604,6 +604,26 @@ fn vlan_tagged(frame: &[u8], tpid: u16, vid: u16) -> Vec<u8> {
     [&frame[..12], &tag, &frame[12..]].concat()
 }
 
+/// Half the time, addresses `frame` to a MAC the scenario's FDB has (in
+/// `vni`, when given), so that frames reach switching, encapsulation and
+/// decapsulation to a port, not only flooding.
+fn to_known_mac(rng: &mut Rng, s: &Scenario, vni: Option<u32>, frame: &mut [u8]) {
+    if !rng.chance(50) {
+        return;
+    }
+    let mut known: Vec<Mac> = s
+        .fdb
+        .keys()
+        .filter(|k| vni.is_none_or(|v| k.vni == v))
+        .map(|k| k.mac)
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    if !known.is_empty() {
+        frame[..6].copy_from_slice(&rng.pick(&known));
+    }
+}
+
 /// Where the headers of a generated VXLAN frame start.
 struct Layout {
     ip: usize,
@@ -614,12 +634,13 @@ struct Layout {
 
 /// A VXLAN frame toward this VTEP (mostly well formed).
 fn vxlan_frame(rng: &mut Rng, s: &Scenario) -> (Vec<u8>, Layout) {
-    let inner = tenant_frame(rng);
+    let mut inner = tenant_frame(rng);
     let vni = if rng.chance(90) {
         rng.pick(&VNIS)
     } else {
         rng.next() as u32 & 0xff_ffff
     };
+    to_known_mac(rng, s, Some(vni), &mut inner);
     let v = vni.to_be_bytes();
     let vx = [&[0x08, 0, 0, 0, v[1], v[2], v[3], 0][..], &inner].concat();
     let port = if rng.chance(90) {
@@ -905,10 +926,12 @@ fn generate(rng: &mut Rng, target: Target, s: &Scenario, devs: Devs) -> Input {
             f
         }
         _ => {
-            let mut f = if target == Target::UplinkXdp || rng.chance(15) {
+            let mut f = if rng.chance(15) {
                 vxlan_frame(rng, s).0
             } else {
-                tenant_frame(rng)
+                let mut f = tenant_frame(rng);
+                to_known_mac(rng, s, None, &mut f);
+                f
             };
             if rng.chance(40) {
                 break_tenant(rng, &mut f);
