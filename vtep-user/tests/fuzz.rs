@@ -17,8 +17,9 @@
 //! ports, TTL, VLAN tags, truncation at every layer boundary, special MACs)
 //! and often mutated byte by byte (bit flips, inserts, deletions,
 //! truncation), from a seeded xorshift generator: the seed is printed, and
-//! `VTEP_FUZZ_SEED` repeats a run. Every few hundred frames a new scenario
-//! (random tables) is written to fresh maps.
+//! `VTEP_FUZZ_SEED` repeats a run. Every 500 frames a new scenario (random
+//! tables, in an FDB of 48 entries so that learning fills it) is written
+//! over the maps.
 //!
 //! A disagreement is printed and written to `tests/fuzz-corpus/` (program,
 //! scenario seed, ingress, metadata, frame); [`corpus_replays`] runs every
