@@ -391,6 +391,20 @@ pub fn parse_vxlan_v4<F: Frame + ?Sized>(frame: &F, local: [u8; 4], port: u16) -
     })
 }
 
+/// The Ethernet header of a frame from an access port, checked as both
+/// engines check it before the port's VNI is looked up: a whole Ethernet
+/// header (`truncated`), and untagged (`unknown-vlan`: VLAN-tagged access
+/// ports are not configured yet).
+#[inline(always)]
+pub fn access_eth<F: Frame + ?Sized>(frame: &F) -> Result<EthHdr, Reason> {
+    let eth = frame.read_at::<EthHdr>(0).ok_or(Reason::Truncated)?;
+    let ether_type = u16::from_be(eth.ether_type);
+    if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
+        return Err(Reason::UnknownVlan);
+    }
+    Ok(eth)
+}
+
 /// The flow keys of the Ethernet frame at `offset` of `frame`: MACs, and
 /// for IPv4 the addresses, protocol and L4 ports (not of fragments); `None`
 /// when there is no whole Ethernet header.

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod header;
 pub mod lab;
 pub mod maps;
+pub mod model;
 pub mod reason;
 
 pub use maps::*;

@@ -6,12 +6,14 @@
 //! - `layers`: check that vtep-user's imports point down its layers.
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 //! - `dist`: the release binary and a Debian package of it (unit, completions, man pages).
+//! - `fuzz`: a timed run of the datapath's differential fuzzer.
 
 mod bench;
 mod cmd;
 mod demo;
 mod demo_evpn;
 mod dist;
+mod fuzz;
 mod layers;
 mod setup;
 mod test;
@@ -42,6 +44,8 @@ enum Task {
     Layers,
     /// Build the release binary and a Debian package of it (target/dist/).
     Dist,
+    /// Fuzz the datapath against its reference model for a while (root).
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Task::Bench(options) => bench::run(&options),
         Task::Layers => layers::run(),
         Task::Dist => dist::run(),
+        Task::Fuzz(options) => fuzz::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

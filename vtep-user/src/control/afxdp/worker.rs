@@ -25,9 +25,9 @@ use vtep_common::{
     Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPV4_LEN,
-        UDP_LEN, Uplink, VXLAN_LEN, csum_partial, encap_v4_header, flow_hash, flow_keys,
-        is_valid_source, parse_vxlan_v4, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN,
+        access_eth, csum_partial, encap_v4_header, flow_hash, flow_keys, is_valid_source,
+        parse_vxlan_v4, source_port, udp_checksum_v4,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
@@ -421,21 +421,17 @@ impl Worker {
         // SAFETY: a frame we own, just received.
         let data = unsafe { self.umem.data(desc) };
         let frame = data.contents();
-        if frame.len() < ETH_LEN {
-            return self.drop(Reason::Truncated);
-        }
-        let ether_type = u16::from_be_bytes([frame[12], frame[13]]);
-        if ether_type == ETH_P_8021Q || ether_type == ETH_P_8021AD {
-            return self.drop(Reason::UnknownVlan);
-        }
+        let eth = match access_eth(frame) {
+            Ok(eth) => eth,
+            Err(r) => return self.drop(r),
+        };
         let Some(&vni) = self.view.t.ports.get(&ifindex) else {
             return self.drop(Reason::NoPort);
         };
         if !self.view.t.vnis.contains_key(&vni) {
             return self.drop(Reason::UnknownVni);
         }
-        let dst: [u8; 6] = frame[0..6].try_into().unwrap_or_default();
-        let src: [u8; 6] = frame[6..12].try_into().unwrap_or_default();
+        let (dst, src) = (eth.dst_addr, eth.src_addr);
         if !is_valid_source(&src) {
             return self.drop(Reason::BadSourceMac);
         }

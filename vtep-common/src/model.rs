@@ -1,0 +1,804 @@
+//! The reference model of the datapath: what each program does with one
+//! frame, given the tables, as plain functions.
+//!
+//! The differential fuzzer (`vtep-user/tests/fuzz.rs`) runs every frame
+//! through a program with BPF_PROG_TEST_RUN and through the model here, and
+//! compares the verdict, the output bytes, the XDP metadata, the reasons
+//! counted, the VNI's counters and the FDB change from learning. The model
+//! decides with the functions both engines decide with — the uplink
+//! classifier and flow-key reader of [`crate::header`], the learning and
+//! switching rules of [`crate::fdb`], [`Reason`] — and writes out only the
+//! order of the checks, as `vtep-ebpf`'s `decap.rs`, `encap.rs`, `flood.rs`
+//! and `learn.rs` make them.
+//!
+//! The tables are the caller's ([`Tables`]: plain collections on the host),
+//! and so is the output buffer: the model itself allocates nothing and runs
+//! anywhere vtep-common does. What it does not model: `bpf_fib_lookup`
+//! (the fuzzer keeps `UNDERLAY_F_FIB` off), the helpers failing for want
+//! of room (headroom, metadata, the frame's length; a test run leaves
+//! plenty), and concurrent CPUs.
+
+use network_types::eth::EthHdr;
+
+use crate::{
+    FdbEntry, FdbKey, FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_NEIGH,
+    Meta, NeighEntry, PortList, Reason, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
+    VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VniCounters, VniInfo, VtepAddr,
+    fdb::{Forward, Inserted, Learn, Place, forward, granted, learn_step, refresh_due},
+    frame::Frame,
+    header::{
+        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth,
+        csum_partial, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
+        parse_vxlan_v4, source_port, udp_checksum_v4,
+    },
+    reason::REASON_COUNT,
+};
+
+/// XDP verdicts and TC actions, as the kernel numbers them.
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
+pub const TC_ACT_OK: u32 = 0;
+pub const TC_ACT_SHOT: u32 = 2;
+/// What `bpf_redirect` and `bpf_redirect_neigh` return.
+pub const TC_ACT_REDIRECT: u32 = 7;
+
+/// Longest frame the eBPF checksum sums (19 chunks of 512 bytes).
+pub const CSUM_MAX_LEN: usize = 19 * 512;
+
+/// The gateway's tables as a program sees them: the maps of `vtep-ebpf`,
+/// and what the kernel knows of the devices.
+pub trait Tables {
+    /// `UNDERLAY`, when configured (its address family set).
+    fn underlay(&self) -> Option<Underlay>;
+    fn vni(&self, vni: u32) -> Option<VniInfo>;
+    /// The VNI of an untagged access port (`PORTS`).
+    fn port_vni(&self, ifindex: u32) -> Option<u32>;
+    fn vni_ports(&self, vni: u32) -> Option<&PortList>;
+    fn flood_list(&self, vni: u32) -> Option<&FloodList>;
+    fn neigh(&self, vtep: &VtepAddr) -> Option<NeighEntry>;
+    /// Whether `ifindex` is in the `PORT_TX` devmap (an XDP redirect to it
+    /// succeeds).
+    fn port_tx(&self, ifindex: u32) -> bool;
+    /// Whether a clone of an skb of `len` bytes can be sent to `ifindex`:
+    /// the device is there, up, and takes a frame that long (a veth takes
+    /// its MTU, an Ethernet header and one VLAN tag: `is_skb_forwardable`).
+    fn can_clone_to(&self, ifindex: u32, len: usize) -> bool;
+    fn fdb(&self, key: &FdbKey) -> Option<FdbEntry>;
+    /// Writes an entry that is there (a refresh, a move).
+    fn fdb_update(&mut self, key: &FdbKey, entry: FdbEntry);
+    /// Inserts an entry that is not there (`BPF_NOEXIST`).
+    fn fdb_insert(&mut self, key: &FdbKey, entry: FdbEntry) -> Inserted;
+    /// `VNI_LEARNED`: the VNI's count of learned MACs, when it has one.
+    fn learned(&self, vni: u32) -> Option<u64>;
+    fn set_learned(&mut self, vni: u32, n: u64);
+    /// `bpf_ktime_get_coarse_ns`.
+    fn now_ns(&self) -> u64;
+}
+
+/// Which program a frame goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// `vtep_uplink` (XDP).
+    UplinkXdp,
+    /// `vtep_access` (XDP) on the access port `ifindex`.
+    AccessXdp { ifindex: u32 },
+    /// `vtep_uplink_tc`'s dispatch, on this metadata (`None`: the frame
+    /// carries none, and is not vtep's).
+    UplinkTc(Option<Meta>),
+    /// `vtep_access_tc`'s dispatch, on this metadata.
+    AccessTc(Option<Meta>),
+}
+
+/// The frame a program leaves behind, relative to its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The input as it came.
+    Unchanged,
+    /// `len` bytes of the input from `offset` on (decapsulated).
+    Inner { offset: usize, len: usize },
+    /// This header in front of the whole input (encapsulated).
+    Encap([u8; ENCAP_V4_LEN]),
+}
+
+impl Output {
+    /// The output frame as two slices (a header, then the rest).
+    pub fn parts<'a>(&'a self, input: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+        match self {
+            Output::Unchanged => (&[], input),
+            Output::Inner { offset, len } => (&[], &input[*offset..*offset + *len]),
+            Output::Encap(h) => (h, input),
+        }
+    }
+}
+
+/// What one frame counts, beside its verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Effects {
+    /// How many times each reason is counted (`REASONS`).
+    pub reasons: [u64; REASON_COUNT as usize],
+    /// The VNI whose counters (`VNI_STATS`) change, and by how much.
+    pub vni: Option<(u32, VniCounters)>,
+    /// The FDB key learning looked at (its entry and the VNI's learned
+    /// count may have changed).
+    pub learned: Option<FdbKey>,
+}
+
+impl Default for Effects {
+    fn default() -> Self {
+        Effects {
+            reasons: [0; REASON_COUNT as usize],
+            vni: None,
+            learned: None,
+        }
+    }
+}
+
+impl Effects {
+    fn count(&mut self, r: Reason) {
+        self.reasons[r as usize] += 1;
+    }
+
+    fn counters(&mut self, vni: u32) -> &mut VniCounters {
+        &mut self.vni.get_or_insert((vni, VniCounters::default())).1
+    }
+}
+
+/// What a program does with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The XDP verdict or TC action.
+    pub verdict: u32,
+    pub output: Output,
+    /// The XDP metadata handed to TC.
+    pub meta: Option<Meta>,
+    pub effects: Effects,
+}
+
+/// Runs `frame` through `program` against `t`, which learning changes.
+pub fn decide<T: Tables>(t: &mut T, program: Program, frame: &[u8]) -> Decision {
+    let mut d = Decision {
+        verdict: 0,
+        output: Output::Unchanged,
+        meta: None,
+        effects: Effects::default(),
+    };
+    match program {
+        Program::UplinkXdp => {
+            let r = uplink(t, frame, &mut d);
+            d.verdict = xdp_verdict(r, &mut d.effects);
+        }
+        Program::AccessXdp { ifindex } => {
+            let r = access(t, frame, ifindex, &mut d);
+            d.verdict = xdp_verdict(r, &mut d.effects);
+        }
+        Program::UplinkTc(m) | Program::AccessTc(m) => {
+            let uplink = matches!(program, Program::UplinkTc(_));
+            d.verdict = match m {
+                None => TC_ACT_OK,
+                Some(m) => {
+                    let r = dispatch(t, frame, m, uplink, &mut d);
+                    tc_verdict(r, &mut d.effects)
+                }
+            };
+        }
+    }
+    d
+}
+
+/// `vtep-ebpf`'s `xdp_verdict`: a reason is counted once, and its outcome
+/// gives the verdict.
+fn xdp_verdict(r: Result<u32, Reason>, e: &mut Effects) -> u32 {
+    match r {
+        Ok(v) => v,
+        Err(reason) => {
+            e.count(reason);
+            if reason.is_drop() { XDP_DROP } else { XDP_PASS }
+        }
+    }
+}
+
+/// `vtep-ebpf`'s `tc_verdict`.
+fn tc_verdict(r: Result<u32, Reason>, e: &mut Effects) -> u32 {
+    match r {
+        Ok(v) => v,
+        Err(reason) => {
+            e.count(reason);
+            if reason.is_drop() {
+                TC_ACT_SHOT
+            } else {
+                TC_ACT_OK
+            }
+        }
+    }
+}
+
+fn meta(action: u32, vni: u32, ifindex: u32) -> Option<Meta> {
+    Some(Meta {
+        magic: crate::META_MAGIC,
+        action,
+        vni,
+        ifindex,
+    })
+}
+
+/// The FDB entry of destination `mac` in `vni`; none for BUM (`fdb_dst`).
+fn fdb_dst<T: Tables>(t: &T, vni: u32, mac: &[u8; 6]) -> Option<FdbEntry> {
+    if is_multicast(mac) {
+        return None;
+    }
+    t.fdb(&FdbKey::new(vni, *mac))
+}
+
+/// `decap.rs`: `try_uplink`.
+fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, Reason> {
+    let ul = t.underlay().ok_or(Reason::NotVxlan)?;
+    let local = ul.local.as_v4().ok_or(Reason::NotVxlan)?;
+    let dec = match parse_vxlan_v4(frame, local, ul.port) {
+        Uplink::Vxlan(dec) => dec,
+        Uplink::Pass => return Err(Reason::NotVxlan),
+        Uplink::Drop(r) => return Err(r),
+    };
+    let (vni, inner, inner_len) = (dec.vni, dec.inner_offset, dec.inner_len);
+    let eth = frame.read_at::<EthHdr>(inner).ok_or(Reason::Truncated)?;
+    let Some(info) = t.vni(vni) else {
+        if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
+            return Err(Reason::KernelFallback);
+        }
+        return Err(Reason::UnknownVni);
+    };
+    let remote = VtepAddr::v4(dec.remote);
+    if info.flags & VNI_F_CHECK_SOURCE != 0
+        && !t.flood_list(vni).is_some_and(|l| l.contains(&remote))
+    {
+        return Err(Reason::UnknownSourceVtep);
+    }
+    if !is_valid_source(&eth.src_addr) {
+        return Err(Reason::BadSourceMac);
+    }
+    let from = Place::Vtep(remote);
+    let decapsulated = Output::Inner {
+        offset: inner,
+        len: inner_len,
+    };
+    if info.flags & VNI_F_FOLLOWED != 0 {
+        let must_see = info.learns() && kernel_must_see(t, vni, eth.src_addr, &from);
+        if is_multicast(&eth.dst_addr) {
+            return Err(Reason::KernelFallback);
+        }
+        if must_see {
+            return Err(Reason::BridgeRefresh);
+        }
+        return match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref()) {
+            Ok(Forward::Port(port)) => {
+                d.output = decapsulated;
+                to_port(t, d, vni, port, Dir::Rx, inner_len)
+            }
+            _ => Err(Reason::KernelFallback),
+        };
+    }
+    learn(t, &mut d.effects, vni, &info, eth.src_addr, from);
+    match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref())? {
+        Forward::Port(port) => {
+            d.output = decapsulated;
+            to_port(t, d, vni, port, Dir::Rx, inner_len)
+        }
+        Forward::Flood => {
+            d.output = decapsulated;
+            d.meta = meta(META_FLOOD, vni, 0);
+            let c = d.effects.counters(vni);
+            c.flood_packets += 1;
+            c.rx_packets += 1;
+            c.rx_bytes += inner_len as u64;
+            Err(Reason::Flooded)
+        }
+        Forward::Vtep(_) => Err(Reason::SplitHorizon),
+    }
+}
+
+/// `encap.rs`: `try_access`.
+fn access<T: Tables>(
+    t: &mut T,
+    frame: &[u8],
+    ifindex: u32,
+    d: &mut Decision,
+) -> Result<u32, Reason> {
+    let eth = access_eth(frame)?;
+    let vni = t.port_vni(ifindex).ok_or(Reason::NoPort)?;
+    let info = t.vni(vni).ok_or(Reason::UnknownVni)?;
+    if !is_valid_source(&eth.src_addr) {
+        return Err(Reason::BadSourceMac);
+    }
+    let len = frame.len();
+    let from = Place::Port(ifindex);
+    if info.flags & VNI_F_FOLLOWED != 0 {
+        let must_see = kernel_must_see(t, vni, eth.src_addr, &from);
+        if is_multicast(&eth.dst_addr) {
+            return Err(Reason::KernelFallback);
+        }
+        if must_see {
+            return Err(Reason::BridgeRefresh);
+        }
+        return match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref()) {
+            Ok(Forward::Port(port)) => to_port(t, d, vni, port, Dir::Local, len),
+            Ok(Forward::Vtep(remote)) => {
+                let ul = t.underlay().ok_or(Reason::KernelFallback)?;
+                encap(t, frame, d, &ul, vni, &remote)
+            }
+            Ok(Forward::Flood) | Err(_) => Err(Reason::KernelFallback),
+        };
+    }
+    learn(t, &mut d.effects, vni, &info, eth.src_addr, from);
+    match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref())? {
+        Forward::Flood => {
+            d.meta = meta(META_FLOOD, vni, ifindex);
+            d.effects.counters(vni).flood_packets += 1;
+            Err(Reason::Flooded)
+        }
+        Forward::Port(port) => to_port(t, d, vni, port, Dir::Local, len),
+        Forward::Vtep(remote) => {
+            let ul = t.underlay().ok_or(Reason::NoUnderlay)?;
+            encap(t, frame, d, &ul, vni, &remote)
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dir {
+    Rx,
+    Tx,
+    Local,
+}
+
+fn add(c: &mut VniCounters, dir: Dir, bytes: usize) {
+    let (p, b) = match dir {
+        Dir::Rx => (&mut c.rx_packets, &mut c.rx_bytes),
+        Dir::Tx => (&mut c.tx_packets, &mut c.tx_bytes),
+        Dir::Local => (&mut c.local_packets, &mut c.local_bytes),
+    };
+    *p += 1;
+    *b += bytes as u64;
+}
+
+/// `flood.rs`: `to_port`, the XDP side of local delivery.
+fn to_port<T: Tables>(
+    t: &T,
+    d: &mut Decision,
+    vni: u32,
+    port: u32,
+    dir: Dir,
+    len: usize,
+) -> Result<u32, Reason> {
+    add(d.effects.counters(vni), dir, len);
+    if t.port_tx(port) {
+        return Ok(XDP_REDIRECT);
+    }
+    d.meta = meta(META_DELIVER, vni, port);
+    Err(Reason::SkbDelivery)
+}
+
+/// The next hop to `remote` for an outer packet of `ip_len` bytes, without
+/// the FIB (`encap.rs`: `next_hop`).
+fn next_hop<T: Tables>(
+    t: &T,
+    ul: &Underlay,
+    remote: [u8; 4],
+    ip_len: u16,
+) -> Result<Option<NeighEntry>, Reason> {
+    if ip_len > ul.mtu {
+        return Err(Reason::MtuExceeded);
+    }
+    Ok(t.neigh(&VtepAddr::v4(remote)))
+}
+
+/// The partial sum of the inner frame with `udp_checksum = true`.
+fn inner_sum(ul: &Underlay, inner: &[u8]) -> Result<Option<u32>, Reason> {
+    if ul.flags & UNDERLAY_F_UDP_CSUM == 0 {
+        return Ok(None);
+    }
+    if inner.len() > CSUM_MAX_LEN {
+        return Err(Reason::MtuExceeded);
+    }
+    Ok(Some(csum_partial(inner, 0)))
+}
+
+/// What the outer header of `inner_len` bytes in `vni` to `remote` through
+/// `hop` carries (`encap.rs`: `outer_header`).
+fn outer(
+    ul: &Underlay,
+    local: [u8; 4],
+    remote: [u8; 4],
+    hop: &NeighEntry,
+    src_port: u16,
+    vni: u32,
+    inner_len: u16,
+) -> EncapV4 {
+    EncapV4 {
+        dst_mac: hop.dmac,
+        src_mac: hop.smac,
+        src_ip: local,
+        dst_ip: remote,
+        ttl: ul.ttl,
+        src_port,
+        dst_port: ul.port,
+        vni,
+        inner_len,
+    }
+}
+
+/// The outer header `e`, with the UDP checksum when `sum` (the inner
+/// frame's partial sum) is given.
+fn outer_header(e: &EncapV4, sum: Option<u32>) -> [u8; ENCAP_V4_LEN] {
+    let mut h = encap_v4_header(e);
+    if let Some(sum) = sum {
+        let c = udp_checksum_v4(&h, sum);
+        h[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
+    }
+    h
+}
+
+/// `encap.rs`: `encap`.
+fn encap<T: Tables>(
+    t: &T,
+    frame: &[u8],
+    d: &mut Decision,
+    ul: &Underlay,
+    vni: u32,
+    remote: &VtepAddr,
+) -> Result<u32, Reason> {
+    let remote = remote.as_v4().ok_or(Reason::NoRoute)?;
+    let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
+    let keys = flow_keys(frame, 0).ok_or(Reason::Truncated)?;
+    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
+    let inner_len = frame.len() as u16;
+    let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
+    let hop = next_hop(t, ul, remote, ip_len)?;
+    let resolved = hop.unwrap_or(NeighEntry {
+        dmac: [0; 6],
+        smac: [0; 6],
+        ifindex: ul.uplink_ifindex,
+    });
+    let e = outer(ul, local, remote, &resolved, src_port, vni, inner_len);
+    // The header is in the frame before the sum is taken (a frame too long
+    // to sum keeps it, without a checksum).
+    d.output = Output::Encap(outer_header(&e, None));
+    let sum = inner_sum(ul, frame)?;
+    d.output = Output::Encap(outer_header(&e, sum));
+    add(d.effects.counters(vni), Dir::Tx, frame.len() + ENCAP_V4_LEN);
+    if hop.is_none() {
+        d.meta = meta(META_NEIGH, vni, 0);
+        return Err(Reason::NoNeighbour);
+    }
+    if t.port_tx(resolved.ifindex) {
+        return Ok(XDP_REDIRECT);
+    }
+    d.meta = meta(META_NEIGH, vni, 0);
+    Err(Reason::SkbDelivery)
+}
+
+/// `learn.rs`: `learn`, by [`learn_step`] and [`granted`].
+fn learn<T: Tables>(
+    t: &mut T,
+    e: &mut Effects,
+    vni: u32,
+    info: &VniInfo,
+    mac: [u8; 6],
+    place: Place,
+) {
+    if !info.learns() {
+        return;
+    }
+    let key = FdbKey::new(vni, mac);
+    e.learned = Some(key);
+    let existing = t.fdb(&key);
+    let now = t.now_ns();
+    match learn_step(existing.as_ref(), &place, || now) {
+        Learn::Keep => {}
+        Learn::Refresh { now_ns } => {
+            if let Some(mut entry) = existing {
+                entry.last_seen_ns = now_ns;
+                t.fdb_update(&key, entry);
+            }
+        }
+        Learn::Move { now_ns } => t.fdb_update(&key, place.learned(now_ns)),
+        Learn::Reserve => {
+            let Some(before) = t.learned(vni) else {
+                return;
+            };
+            if !granted(before, info.max_addresses) {
+                e.count(Reason::LearningLimit);
+                return;
+            }
+            t.set_learned(vni, before + 1);
+            let inserted = t.fdb_insert(&key, place.learned(now));
+            if !inserted.keeps_slot() {
+                t.set_learned(vni, before);
+            }
+            if let Some(r) = inserted.reason() {
+                e.count(r);
+            }
+        }
+    }
+}
+
+/// `learn.rs`: `kernel_must_see`.
+fn kernel_must_see<T: Tables>(t: &mut T, vni: u32, mac: [u8; 6], place: &Place) -> bool {
+    let key = FdbKey::new(vni, mac);
+    let Some(mut entry) = t.fdb(&key) else {
+        return true;
+    };
+    if !place.holds(&entry) {
+        return true;
+    }
+    let now = t.now_ns();
+    if refresh_due(entry.last_seen_ns, now) {
+        entry.last_seen_ns = now;
+        t.fdb_update(&key, entry);
+        return true;
+    }
+    false
+}
+
+/// `flood.rs`: `dispatch_uplink` and `dispatch_access`.
+fn dispatch<T: Tables>(
+    t: &T,
+    frame: &[u8],
+    m: Meta,
+    uplink: bool,
+    d: &mut Decision,
+) -> Result<u32, Reason> {
+    match m.action {
+        META_FLOOD => {
+            let except = if uplink { 0 } else { m.ifindex };
+            flood_local(t, frame, m.vni, except, &mut d.effects);
+            if !uplink {
+                flood_remote(t, frame, m.vni, d);
+            }
+            Ok(TC_ACT_SHOT)
+        }
+        META_NEIGH if !uplink => {
+            t.underlay().ok_or(Reason::NoUnderlay)?;
+            Ok(TC_ACT_REDIRECT)
+        }
+        META_DELIVER => Ok(TC_ACT_REDIRECT),
+        _ => Err(Reason::UnknownMeta),
+    }
+}
+
+/// `flood.rs`: `flood_local`.
+fn flood_local<T: Tables>(t: &T, frame: &[u8], vni: u32, except: u32, e: &mut Effects) {
+    let Some(ports) = t.vni_ports(vni) else {
+        return;
+    };
+    let n = (ports.len as usize).min(MAX_VNI_PORTS);
+    for &ifindex in &ports.ifindex[..n] {
+        if ifindex == except {
+            continue;
+        }
+        if t.can_clone_to(ifindex, frame.len()) {
+            add(e.counters(vni), Dir::Local, frame.len());
+        } else {
+            e.count(Reason::FloodFailed);
+        }
+    }
+}
+
+/// `flood.rs`: `flood_remote` and its `bpf_loop` body `flood_copy`. The
+/// frame grows an outer header, zeroed, once; each copy writes its own
+/// header there, and the frame keeps the last one written.
+fn flood_remote<T: Tables>(t: &T, frame: &[u8], vni: u32, d: &mut Decision) {
+    let Some(list) = t.flood_list(vni) else {
+        return;
+    };
+    if list.len == 0 {
+        return;
+    }
+    let Some(ul) = t.underlay() else {
+        d.effects.count(Reason::NoUnderlay);
+        return;
+    };
+    let Some(local) = ul.local.as_v4() else {
+        d.effects.count(Reason::NoUnderlay);
+        return;
+    };
+    let keys = flow_keys(frame, 0).unwrap_or_default();
+    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
+    let inner_len = frame.len() as u16;
+    let sum = match inner_sum(&ul, frame) {
+        Ok(s) => s,
+        Err(r) => {
+            d.effects.count(r);
+            return;
+        }
+    };
+    let mut last = [0; ENCAP_V4_LEN];
+    let members = (list.len as usize).min(MAX_FLOOD);
+    for vtep in &list.vteps[..members] {
+        let Some(remote) = vtep.as_v4() else {
+            continue;
+        };
+        let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
+        let hop = match next_hop(t, &ul, remote, ip_len) {
+            Ok(Some(hop)) => hop,
+            Ok(None) | Err(_) => {
+                d.effects.count(Reason::FloodFailed);
+                continue;
+            }
+        };
+        let e = outer(&ul, local, remote, &hop, src_port, vni, inner_len);
+        last = outer_header(&e, sum);
+        if t.can_clone_to(hop.ifindex, frame.len() + ENCAP_V4_LEN) {
+            add(d.effects.counters(vni), Dir::Tx, frame.len() + ENCAP_V4_LEN);
+        } else {
+            d.effects.count(Reason::FloodFailed);
+        }
+    }
+    d.output = Output::Encap(last);
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::{collections::BTreeMap, vec::Vec};
+
+    use super::*;
+    use crate::{FDB_F_LEARNED, FDB_F_STATIC, VNI_F_LEARNING, header::ETH_P_IP};
+
+    const LOCAL: [u8; 4] = [198, 18, 0, 1];
+    const REMOTE: [u8; 4] = [198, 18, 0, 2];
+    const PORT: u32 = 1;
+    const VNI: u32 = 100;
+
+    #[derive(Default)]
+    struct Host {
+        fdb: BTreeMap<FdbKey, FdbEntry>,
+        learned: u64,
+        max: u32,
+    }
+
+    impl Tables for Host {
+        fn underlay(&self) -> Option<Underlay> {
+            Some(Underlay {
+                local: VtepAddr::v4(LOCAL),
+                uplink_ifindex: PORT,
+                port: 4789,
+                srcport_min: 49152,
+                srcport_max: 65535,
+                ttl: 64,
+                mtu: 1500,
+                ..Underlay::default()
+            })
+        }
+        fn vni(&self, vni: u32) -> Option<VniInfo> {
+            (vni == VNI).then_some(VniInfo {
+                flags: VNI_F_LEARNING,
+                max_addresses: self.max,
+                ..VniInfo::default()
+            })
+        }
+        fn port_vni(&self, ifindex: u32) -> Option<u32> {
+            (ifindex == PORT).then_some(VNI)
+        }
+        fn vni_ports(&self, _: u32) -> Option<&PortList> {
+            None
+        }
+        fn flood_list(&self, _: u32) -> Option<&FloodList> {
+            None
+        }
+        fn neigh(&self, _: &VtepAddr) -> Option<NeighEntry> {
+            Some(NeighEntry {
+                dmac: [2, 0, 0, 0, 0, 2],
+                smac: [2, 0, 0, 0, 0, 1],
+                ifindex: PORT,
+            })
+        }
+        fn port_tx(&self, _: u32) -> bool {
+            true
+        }
+        fn can_clone_to(&self, _: u32, _: usize) -> bool {
+            true
+        }
+        fn fdb(&self, key: &FdbKey) -> Option<FdbEntry> {
+            self.fdb.get(key).copied()
+        }
+        fn fdb_update(&mut self, key: &FdbKey, entry: FdbEntry) {
+            self.fdb.insert(*key, entry);
+        }
+        fn fdb_insert(&mut self, key: &FdbKey, entry: FdbEntry) -> Inserted {
+            self.fdb.insert(*key, entry);
+            Inserted::Written
+        }
+        fn learned(&self, _: u32) -> Option<u64> {
+            Some(self.learned)
+        }
+        fn set_learned(&mut self, _: u32, n: u64) {
+            self.learned = n;
+        }
+        fn now_ns(&self) -> u64 {
+            5_000_000_000
+        }
+    }
+
+    fn tenant(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+        f.extend_from_slice(&[0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        f
+    }
+
+    const WORKLOAD: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
+    const FAR: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
+
+    #[test]
+    fn encap_learns_and_builds_the_outer_header() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, FAR),
+            FdbEntry::remote(VtepAddr::v4(REMOTE), FDB_F_STATIC, 0),
+        );
+        let frame = tenant(FAR, WORKLOAD);
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT);
+        let Output::Encap(h) = d.output else {
+            panic!("not encapsulated: {:?}", d.output)
+        };
+        // The outer header is the one the uplink classifier takes apart.
+        let out = [&h[..], &frame].concat();
+        let mut back = Host::default();
+        let again = decide(&mut back, Program::UplinkXdp, &out);
+        assert_eq!(again.effects.reasons[Reason::UnknownVni as usize], 0);
+        assert_eq!(
+            d.effects.vni.map(|(v, c)| (v, c.tx_packets)),
+            Some((VNI, 1))
+        );
+        assert_eq!(
+            t.fdb(&FdbKey::new(VNI, WORKLOAD)),
+            Some(FdbEntry::local(PORT, FDB_F_LEARNED, t.now_ns()))
+        );
+        assert_eq!(t.learned, 1);
+    }
+
+    #[test]
+    fn a_new_mac_past_maxaddress_is_not_learned_but_flooded() {
+        let mut t = Host {
+            max: 1,
+            learned: 1,
+            ..Host::default()
+        };
+        let frame = tenant([0xff; 6], WORKLOAD);
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
+        assert_eq!(d.verdict, XDP_PASS);
+        assert_eq!(d.meta.map(|m| m.action), Some(META_FLOOD));
+        assert_eq!(d.effects.reasons[Reason::LearningLimit as usize], 1);
+        assert_eq!(d.effects.reasons[Reason::Flooded as usize], 1);
+        assert_eq!(t.fdb(&FdbKey::new(VNI, WORKLOAD)), None);
+    }
+
+    #[test]
+    fn tagged_and_short_frames_are_refused_at_the_access_port() {
+        let mut t = Host::default();
+        let mut tagged = tenant(FAR, WORKLOAD);
+        tagged[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &tagged);
+        assert_eq!(
+            (d.verdict, d.effects.reasons[Reason::UnknownVlan as usize]),
+            (XDP_DROP, 1)
+        );
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &tagged[..13]);
+        assert_eq!(
+            (d.verdict, d.effects.reasons[Reason::Truncated as usize]),
+            (XDP_DROP, 1)
+        );
+    }
+
+    #[test]
+    fn tc_without_metadata_is_not_vteps() {
+        let mut t = Host::default();
+        let d = decide(&mut t, Program::AccessTc(None), &tenant(FAR, WORKLOAD));
+        assert_eq!((d.verdict, d.output), (TC_ACT_OK, Output::Unchanged));
+        assert_eq!(d.effects, Effects::default());
+    }
+}
