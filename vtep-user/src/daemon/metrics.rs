@@ -344,50 +344,51 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     );
     let ports = per_vni("vtep_access_ports", "Access ports of each VNI", &s.ports);
 
-    let single = |name, help, kind, value| {
-        let mut f = Family::new(name, help, kind);
-        f.sample(vec![], value);
-        f
-    };
-    vec![
-        build,
-        start,
-        packets,
-        bytes,
-        reasons,
-        fdb,
-        followed,
-        learned,
-        maxaddress,
-        flood,
-        ports,
-        single(
+    // Families of one sample: name, help, type, unit, value.
+    let single = [
+        (
             "vtep_fdb_capacity",
             "FDB entries the pinned FDB map holds at most (its max_entries)",
             Kind::Gauge,
+            None,
             Value::Int(s.fdb_capacity),
         ),
-        single(
+        (
             "vtep_neighbour_entries",
             "Remote VTEPs' next hops resolved in the daemon's neighbour table",
             Kind::Gauge,
+            None,
             Value::Int(s.neighbours),
         ),
-        single(
+        (
             "vtep_follow_resyncs_total",
             "Full resyncs of the kernel-FDB follower (start, event overrun, a new device); 0 \
              without [follow]",
             Kind::Counter,
+            None,
             Value::Int(s.follow_resyncs),
         ),
-        single(
+        (
             "vtep_scrape_duration_seconds",
             "How long this scrape took to read the gateway's maps",
             Kind::Gauge,
+            Some(Unit::Seconds),
             Value::Float(s.read_seconds),
-        )
-        .unit(Unit::Seconds),
+        ),
     ]
+    .into_iter()
+    .map(|(name, help, kind, unit, value)| {
+        let mut f = Family::new(name, help, kind);
+        f.unit = unit;
+        f.sample(vec![], value);
+        f
+    });
+    [
+        build, start, packets, bytes, reasons, fdb, followed, learned, maxaddress, flood, ports,
+    ]
+    .into_iter()
+    .chain(single)
+    .collect()
 }
 
 /// The word for an engine, as the config spells it.
