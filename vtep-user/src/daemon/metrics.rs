@@ -255,8 +255,9 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     .unit(Unit::Seconds);
     start.sample(vec![], Value::Float(s.start_time));
 
-    // VniCounters: rx = decap, tx = encap (each flood copy counts), local =
-    // switch; flood counts BUM frames once each and has no bytes.
+    // VniCounters: rx = decap, tx = encap (each flood copy counts, its bytes
+    // with the 50 of the outer headers), local = switch; flood counts BUM
+    // frames once each and has no bytes.
     let mut packets = Family::new(
         "vtep_vni_packets_total",
         "Packets per VNI: decap (from the underlay, delivered), encap (to the underlay, each \
@@ -266,7 +267,8 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     );
     let mut bytes = Family::new(
         "vtep_vni_bytes_total",
-        "Bytes of the tenant frames per VNI: decap, encap (each flood copy counts), switch",
+        "Bytes per VNI: decap (the tenant frames delivered), encap (the VXLAN packets sent, \
+         outer headers included; each flood copy counts), switch (the tenant frames)",
         Kind::Counter,
     )
     .unit(Unit::Bytes);
