@@ -23,16 +23,22 @@
 //! are all read at scrape time, so they reach the crate through a
 //! [`Collector`] rather than as live metric objects.
 //!
+//! prometheus-client's OpenMetrics encoder writes `# HELP` texts unescaped
+//! (its 0.0.4 encoder escapes them): they are escaped here for it.
+//!
 //! The HTTP side is a minimal HTTP/1.1 responder on tokio's `TcpListener`
-//! (one request per connection, `Connection: close`): `GET`/`HEAD
-//! /metrics`, 404 for any other path, 405 for other methods.
+//! in the daemon's runtime (one request per connection, `Connection:
+//! close`, at most 64 at once, 5 s to send the request): `GET`/`HEAD
+//! /metrics`, 404 for any other path, 405 for other methods. The maps are
+//! read on a blocking thread, so a scrape of a large FDB does not hold up
+//! the daemon's loop.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -64,6 +70,9 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest request head read (a scrape's is a few hundred bytes).
 const MAX_HEAD: usize = 8192;
+/// Connections served at once; more are closed at once (so that a flood of
+/// them cannot take the file descriptors the daemon's own sockets need).
+const MAX_CONNECTIONS: usize = 64;
 
 /// The FDB states counted for every VNI (the words `vtep fdb show` prints).
 const FDB_STATES: [&str; 3] = ["learned", "static", "permanent"];
@@ -561,6 +570,7 @@ impl Endpoint {
             scraper: Arc::new(Scraper {
                 gw: Mutex::new(gw),
                 daemon,
+                open: Arc::new(AtomicUsize::new(0)),
             }),
         }
     }
@@ -570,11 +580,16 @@ impl Endpoint {
         loop {
             match self.listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Some(open) = Open::count(&self.scraper.open) else {
+                        log::debug!("metrics: {peer}: {MAX_CONNECTIONS} connections open already");
+                        continue;
+                    };
                     let scraper = Arc::clone(&self.scraper);
                     tokio::spawn(async move {
                         if let Err(e) = connection(stream, scraper).await {
                             log::debug!("metrics: {peer}: {e}");
                         }
+                        drop(open);
                     });
                 }
                 Err(e) => {
@@ -591,6 +606,28 @@ impl Endpoint {
 struct Scraper {
     gw: Mutex<Gateway>,
     daemon: Arc<Daemon>,
+    /// Connections open.
+    open: Arc<AtomicUsize>,
+}
+
+/// One open connection, counted while it lives.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    /// Counts one more, unless [`MAX_CONNECTIONS`] are open.
+    fn count(open: &Arc<AtomicUsize>) -> Option<Open> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_CONNECTIONS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Open(Arc::clone(open)))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Scraper {
@@ -997,6 +1034,18 @@ mod tests {
 
     fn get(head: &str) -> Response {
         answer(head.as_bytes(), |f| Ok(format!("metrics as {f:?}")))
+    }
+
+    #[test]
+    fn connections_are_counted_up_to_the_bound() {
+        let open = Arc::new(AtomicUsize::new(0));
+        let held: Vec<Open> = (0..MAX_CONNECTIONS)
+            .map(|_| Open::count(&open).expect("under the bound"))
+            .collect();
+        assert!(Open::count(&open).is_none(), "one past the bound");
+        drop(held);
+        assert_eq!(open.load(Ordering::Acquire), 0);
+        assert!(Open::count(&open).is_some());
     }
 
     #[test]
