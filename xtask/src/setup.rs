@@ -41,6 +41,15 @@ const PACKAGES: [&str; 16] = [
     "frr",
 ];
 
+/// Debian packages only `cargo xtask demo --metrics` needs, installed when
+/// it runs ([`ensure_metrics`]) rather than by every setup: together with
+/// what they pull in they take about 750 MB. The distribution's Prometheus
+/// 2.42 (`prometheus`, `promtool`) scrapes the demo's gateways inside the
+/// lab, and a headless Chromium screenshots its graph page. Installed
+/// without recommends: `prometheus` recommends the node exporter, a service
+/// that would listen on the host.
+pub const METRICS_PACKAGES: [&str; 2] = ["prometheus", "chromium"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPFFS: &str = "/sys/fs/bpf";
@@ -91,8 +100,35 @@ fn check() -> anyhow::Result<()> {
             missing_any = true;
         }
     }
+    let missing = missing_packages_of(&METRICS_PACKAGES);
+    if missing.is_empty() {
+        println!("ok       {METRICS_STEP}");
+    } else {
+        // Not an error: `cargo xtask demo --metrics` installs them itself.
+        println!("later    {METRICS_STEP}: {}", missing.join(" "));
+    }
     if missing_any {
         bail!("some pieces are missing: run `cargo xtask setup`");
+    }
+    Ok(())
+}
+
+const METRICS_STEP: &str =
+    "Debian packages of `cargo xtask demo --metrics` (installed when it runs)";
+
+/// Installs the [`METRICS_PACKAGES`] that are missing.
+pub fn ensure_metrics() -> anyhow::Result<()> {
+    let missing = missing_packages_of(&METRICS_PACKAGES);
+    if missing.is_empty() {
+        println!("ok       {METRICS_STEP}");
+        return Ok(());
+    }
+    println!("install  {METRICS_STEP}: {}", missing.join(" "));
+    install_packages_with(&missing, &["--no-install-recommends"])
+        .with_context(|| format!("installing {}", missing.join(" ")))?;
+    let still = missing_packages_of(&METRICS_PACKAGES);
+    if !still.is_empty() {
+        bail!("still missing after installing: {}", still.join(" "));
     }
     Ok(())
 }
@@ -162,21 +198,29 @@ fn package_installed(package: &str) -> bool {
 }
 
 fn missing_packages() -> Vec<String> {
-    PACKAGES
-        .into_iter()
+    missing_packages_of(&PACKAGES)
+}
+
+fn missing_packages_of(packages: &[&str]) -> Vec<String> {
+    packages
+        .iter()
         .filter(|p| !package_installed(p))
-        .map(str::to_owned)
+        .map(|p| (*p).to_owned())
         .collect()
 }
 
 fn install_packages(missing: &[String]) -> anyhow::Result<()> {
+    install_packages_with(missing, &[])
+}
+
+fn install_packages_with(missing: &[String], options: &[&str]) -> anyhow::Result<()> {
     let apt = || {
         let mut apt = Command::new("apt-get");
         apt.env("DEBIAN_FRONTEND", "noninteractive");
         apt
     };
     cmd::run(apt().arg("update"))?;
-    cmd::run(apt().args(["install", "-y"]).args(missing))
+    cmd::run(apt().args(["install", "-y"]).args(options).args(missing))
 }
 
 fn missing_bpf_linker() -> Vec<String> {
