@@ -19,7 +19,7 @@ pub struct Options {
 /// friends for bundled C builds (xsk-rs builds libxdp, which needs libpcap's
 /// headers), and the tools the tests and demo run.
 /// (`ip`, `bridge` and `ss` come with iproute2, which the machine has.)
-const PACKAGES: [&str; 16] = [
+const PACKAGES: [&str; 18] = [
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
@@ -39,6 +39,10 @@ const PACKAGES: [&str; 16] = [
     // (`cargo xtask demo --evpn`, tests/tests/evpn.rs). No service is
     // started: the lab runs one instance per host namespace.
     "frr",
+    // promtool (`promtool check metrics`) and curl: tests/tests/metrics.rs
+    // checks the daemon's Prometheus endpoint with them.
+    "prometheus",
+    "curl",
 ];
 
 /// Debian packages only `cargo xtask demo --metrics` needs, installed when

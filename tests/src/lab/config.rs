@@ -17,6 +17,8 @@ pub struct VtepConfig {
     pub follow: Option<FollowConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
 }
 
 /// `[capacity]`: table sizes, in entries.
@@ -97,6 +99,7 @@ impl VtepConfig {
             fdb: Vec::new(),
             follow: None,
             capacity: None,
+            metrics: None,
         }
     }
 
@@ -214,6 +217,22 @@ impl VniConfig {
     }
 }
 
+/// `[metrics]`: the daemon's Prometheus endpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct Metrics {
+    pub listen: String,
+}
+
+impl VtepConfig {
+    /// Serves Prometheus metrics on `addr` (`ADDR:PORT`, `[metrics] listen`).
+    pub fn metrics(mut self, addr: &str) -> VtepConfig {
+        self.metrics = Some(Metrics {
+            listen: addr.to_owned(),
+        });
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +273,20 @@ mod tests {
         assert_eq!(value["follow"]["devices"][0].as_str(), Some("vxlan100"));
         assert_eq!(value["follow"]["rcvbuf"].as_integer(), Some(8192));
         assert!(value["follow"].get("all").is_none(), "{cfg}");
+    }
+
+    #[test]
+    fn renders_metrics() {
+        let plain = VtepConfig::new("198.18.0.1").to_string();
+        assert!(!plain.contains("metrics"), "{plain}");
+        let cfg = VtepConfig::new("198.18.0.1")
+            .metrics("198.18.0.1:9100")
+            .to_string();
+        let value: toml::Value = toml::from_str(&cfg).expect("valid TOML");
+        assert_eq!(
+            value["metrics"]["listen"].as_str(),
+            Some("198.18.0.1:9100"),
+            "{cfg}"
+        );
     }
 }

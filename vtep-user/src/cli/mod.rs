@@ -32,7 +32,7 @@ use crate::{
     },
     model::{
         addr::{Mac, to_vtep},
-        config::{EngineKind, VniConfig, check_vni, parse_vtep},
+        config::{EngineKind, MetricsConfig, VniConfig, check_vni, parse_vtep},
     },
     system::{bpffs, clock, iface},
 };
@@ -90,6 +90,10 @@ pub enum Command {
         /// Which engine forwards (overrides the config's `engine`).
         #[arg(long, value_enum)]
         engine: Option<EngineKind>,
+        /// Serve Prometheus metrics on ADDR:PORT at /metrics (overrides the
+        /// config's `[metrics] listen`).
+        #[arg(long, value_name = "ADDR:PORT", value_parser = MetricsConfig::parse_listen)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Detach the datapath from every interface and remove all its pins.
     Down,
@@ -262,7 +266,11 @@ fn run(cli: Cli) -> Result<()> {
         (Some(c), None) => c,
     };
     match command {
-        Command::Run { config, engine } => crate::daemon::run(&config, pin, engine),
+        Command::Run {
+            config,
+            engine,
+            metrics,
+        } => crate::daemon::run(&config, pin, engine, metrics),
         Command::Down => {
             // Taken first, so that no `vtep run` starts on what goes; its
             // drop removes the lock file a killed daemon left (a running

@@ -1,9 +1,16 @@
 //! `vtep run`: bring the gateway up from a config, then keep it: age
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
 //! stops the daemon and leaves the datapath forwarding with its tables; the
-//! daemon's run lock goes with it.
+//! daemon's run lock goes with it. With `[metrics]` it serves Prometheus
+//! metrics (`metrics`).
 
-use std::{os::fd::RawFd, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    os::fd::RawFd,
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result};
 use tokio::{
@@ -17,18 +24,29 @@ use tokio::{
 use crate::{
     control::{afxdp, apply, follow},
     datapath::{gateway::Gateway, loader, pins::Pins},
-    model::config::EngineKind,
+    model::config::{EngineKind, MetricsConfig},
     system::{bpffs, clock, netlink, notify},
 };
+
+pub mod metrics;
 
 /// How often the daemon ages entries and refreshes neighbours.
 const TICK: Duration = Duration::from_secs(1);
 
-pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> Result<()> {
+/// `vtep run`: `engine` and `metrics` (ADDR:PORT) override the config's.
+pub fn run(
+    config_path: &Path,
+    pin_path: &Path,
+    engine: Option<EngineKind>,
+    metrics: Option<SocketAddr>,
+) -> Result<()> {
     let mut cfg = apply::read_config(config_path)
         .with_context(|| format!("config {}", config_path.display()))?;
     if let Some(engine) = engine {
         cfg.engine = engine;
+    }
+    if let Some(listen) = metrics {
+        cfg.metrics = Some(MetricsConfig { listen });
     }
     if cfg.follow.is_some() && cfg.engine != EngineKind::Xdp {
         anyhow::bail!(
@@ -53,7 +71,16 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         let _in_runtime = rt.enter();
         Stop::new()?
     };
+    let daemon = Arc::new(metrics::Daemon::new(cfg.engine));
     let _lock = bpffs::lock_pin_path(pin_path)?;
+    // Bound before the gateway comes up: a port in use stops `vtep run` here.
+    let metrics_listener = match cfg.metrics {
+        Some(m) => {
+            let _in_runtime = rt.enter();
+            Some((metrics::bind(m.listen)?, m.listen))
+        }
+        None => None,
+    };
     bpffs::ensure_bpffs(pin_path)?;
     let pins = Pins::new(pin_path);
     let loaded = loader::load(&pins, &cfg.capacity)?;
@@ -111,6 +138,13 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         }
     );
 
+    if let Some((listener, addr)) = metrics_listener {
+        let endpoint = metrics::Endpoint::new(listener, Gateway::open(pin_path)?, daemon.clone());
+        let _in_runtime = rt.enter();
+        tokio::spawn(endpoint.serve());
+        log::info!("serving Prometheus metrics on http://{addr}/metrics");
+    }
+
     notify::notify_ready();
     let ul = apply::underlay(&cfg, &resolved);
     if !resolved.fib {
@@ -127,6 +161,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
         runner,
         follower,
         stop,
+        daemon,
     ))?;
     if let Some(runner) = runner {
         runner.stop();
@@ -138,6 +173,10 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     Ok(())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts the loop owns, handed over once"
+)]
 async fn housekeeping(
     mut gw: Gateway,
     mut ul: vtep_common::Underlay,
@@ -146,6 +185,7 @@ async fn housekeeping(
     mut runner: Option<afxdp::Runner>,
     mut follower: Option<follow::Follower>,
     mut stop: Stop,
+    daemon: Arc<metrics::Daemon>,
 ) -> Result<Option<afxdp::Runner>> {
     if let Some(log) = log {
         tokio::spawn(print_datapath_log(log));
@@ -153,6 +193,11 @@ async fn housekeeping(
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
     let mut delivery = apply::DeliveryState::default();
+    if let Some(f) = &follower {
+        daemon
+            .follow_resyncs
+            .store(f.stats.resyncs, Ordering::Relaxed);
+    }
     let follow_fd = match &follower {
         // SAFETY: the follower owns the socket behind this fd and outlives
         // follow_fd (a parameter, dropped after the locals).
@@ -173,6 +218,7 @@ async fn housekeeping(
                             guard.clear_ready();
                         }
                     }
+                    daemon.follow_resyncs.store(f.stats.resyncs, Ordering::Relaxed);
                 }
             }
             _ = tick.tick() => {

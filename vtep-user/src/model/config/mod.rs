@@ -7,7 +7,11 @@
 //! changes nothing. Interface names are checked against the system by
 //! `control::apply`, which adds its findings to the same list.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    str::FromStr,
+};
 
 use crate::model::addr::Mac;
 
@@ -99,6 +103,31 @@ pub struct Config {
     pub follow: Option<FollowConfig>,
     /// `[capacity]`: how many entries the tables hold.
     pub capacity: Capacity,
+    /// `[metrics]`: the daemon's Prometheus endpoint; off when `None`.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics]`: where the daemon serves `GET /metrics` (the Prometheus
+/// text format, or OpenMetrics when the scraper asks for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// `listen = "ADDR:PORT"`.
+    pub listen: SocketAddr,
+}
+
+impl MetricsConfig {
+    /// Reads `ADDR:PORT` (`[::1]:9100` for IPv6), as `metrics.listen` or
+    /// `vtep run --metrics` give it; port 0 is refused (a scraper has to
+    /// know the port).
+    pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+        let addr: SocketAddr = text.trim().parse().map_err(|_| {
+            format!("{text:?} is not ADDR:PORT (e.g. \"198.18.0.1:9100\" or \"[::1]:9100\")")
+        })?;
+        if addr.port() == 0 {
+            return Err(format!("{text}: give a port (1..=65535)"));
+        }
+        Ok(addr)
+    }
 }
 
 /// `[capacity]`: the size of the datapath's tables, in entries. A table's

@@ -303,3 +303,52 @@ fn fdb_capacity_is_a_bounded_setting() {
     let err = over.parse::<Config>().unwrap_err();
     assert_eq!(err[0].field, "vni[0].maxaddress", "{err}");
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_checked() {
+    let cfg: Config = GOOD.parse().unwrap();
+    assert_eq!(cfg.metrics, None, "off by default");
+    let on: Config = format!("{GOOD}\n[metrics]\nlisten = \"198.18.0.1:9100\"\n")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        on.metrics.map(|m| m.listen),
+        Some("198.18.0.1:9100".parse().unwrap())
+    );
+    let v6: Config = format!("{GOOD}\n[metrics]\nlisten = \"[::1]:9100\"\n")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        v6.metrics.map(|m| m.listen),
+        Some("[::1]:9100".parse().unwrap())
+    );
+    for bad in [
+        "listen = \"198.18.0.1\"",
+        "listen = \"198.18.0.1:0\"",
+        "listen = \"198.18.0.1:70000\"",
+        "listen = \"localhost:9100\"",
+        "listen = 9100",
+        "",
+    ] {
+        let err = format!("{GOOD}\n[metrics]\n{bad}\n")
+            .parse::<Config>()
+            .expect_err(bad);
+        assert_eq!(err[0].field, "metrics.listen", "{bad}: {err}");
+    }
+    // Reported together with the config's other problems.
+    let two = format!("{GOOD}\n[metrics]\nlisten = \"x\"\n").replace("ttl = 64", "ttl = 300");
+    let err = two.parse::<Config>().unwrap_err();
+    let fields: Vec<&str> = err.iter().map(|e| e.field.as_str()).collect();
+    assert!(fields.contains(&"metrics.listen"), "{err}");
+    assert!(fields.contains(&"underlay.ttl"), "{err}");
+}
+
+#[test]
+fn metrics_flag_value_reads_as_the_config_does() {
+    assert_eq!(
+        MetricsConfig::parse_listen("127.0.0.1:9100"),
+        Ok("127.0.0.1:9100".parse().unwrap())
+    );
+    let err = MetricsConfig::parse_listen("9100").unwrap_err();
+    assert!(err.contains("ADDR:PORT"), "{err}");
+}

@@ -23,6 +23,13 @@ struct RawConfig {
     fdb: Vec<RawFdb>,
     follow: Option<RawFollow>,
     capacity: Option<RawCapacity>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +221,25 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             ))
             .map(|fdb| Capacity { fdb }),
         None => Some(Capacity::default()),
+    };
+    let metrics = match raw.metrics {
+        None => Some(None),
+        Some(RawMetrics { listen: None }) => {
+            p.add(
+                "metrics.listen",
+                "missing: give ADDR:PORT to serve /metrics on",
+            );
+            None
+        }
+        Some(RawMetrics {
+            listen: Some(listen),
+        }) => match MetricsConfig::parse_listen(&listen) {
+            Ok(listen) => Some(Some(MetricsConfig { listen })),
+            Err(e) => {
+                p.add("metrics.listen", e);
+                None
+            }
+        },
     };
     let port = match u.port {
         Some(port) => p.check(int("underlay.port", port, 1, 65535)),
@@ -411,32 +437,37 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         Some(c) => p.check(int::<usize>("afxdp.cpu", c, 0, 4095)).map(Some),
         None => Some(None),
     };
-    match (local, port, srcport, ttl, afxdp_cpu, capacity) {
-        (Some(local), Some(port), Some(srcport), Some(ttl), Some(afxdp_cpu), Some(capacity))
-            if p.0.is_empty() =>
-        {
-            Ok(Config {
-                engine: raw.engine.unwrap_or_default(),
-                busy_poll: raw
-                    .afxdp
-                    .as_ref()
-                    .and_then(|a| a.busy_poll)
-                    .unwrap_or(false),
-                afxdp_cpu,
-                underlay: UnderlayConfig {
-                    interface: u.interface,
-                    local,
-                    port,
-                    srcport,
-                    ttl,
-                    udp_checksum,
-                },
-                vnis,
-                fdb,
-                follow,
-                capacity,
-            })
-        }
+    match (local, port, srcport, ttl, afxdp_cpu, capacity, metrics) {
+        (
+            Some(local),
+            Some(port),
+            Some(srcport),
+            Some(ttl),
+            Some(afxdp_cpu),
+            Some(capacity),
+            Some(metrics),
+        ) if p.0.is_empty() => Ok(Config {
+            engine: raw.engine.unwrap_or_default(),
+            busy_poll: raw
+                .afxdp
+                .as_ref()
+                .and_then(|a| a.busy_poll)
+                .unwrap_or(false),
+            afxdp_cpu,
+            underlay: UnderlayConfig {
+                interface: u.interface,
+                local,
+                port,
+                srcport,
+                ttl,
+                udp_checksum,
+            },
+            vnis,
+            fdb,
+            follow,
+            capacity,
+            metrics,
+        }),
         _ => Err(ConfigErrors {
             errors: p.0,
             interfaces,
