@@ -46,13 +46,16 @@ const PACKAGES: [&str; 18] = [
 ];
 
 /// Debian packages only `cargo xtask demo --metrics` needs, installed when
-/// it runs ([`ensure_metrics`]) rather than by every setup: together with
-/// what they pull in they take about 750 MB. The distribution's Prometheus
-/// 2.42 (`prometheus`, `promtool`) scrapes the demo's gateways inside the
-/// lab, and a headless Chromium screenshots its graph page. Installed
-/// without recommends: `prometheus` recommends the node exporter, a service
-/// that would listen on the host.
-pub const METRICS_PACKAGES: [&str; 2] = ["prometheus", "chromium"];
+/// it runs ([`ensure_metrics`]) rather than by every setup: Chromium and
+/// what it pulls in take about 650 MB. A headless Chromium screenshots the
+/// graph page of the distribution's Prometheus (2.42, one of [`PACKAGES`]),
+/// which scrapes the demo's gateways inside the lab.
+const METRICS_PACKAGES: [&str; 1] = ["chromium"];
+
+/// Packages installed without their recommends: `prometheus` recommends the
+/// node exporter, a service that would listen on the host; Chromium's are
+/// of no use headless.
+const WITHOUT_RECOMMENDS: [&str; 2] = ["prometheus", "chromium"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -128,8 +131,7 @@ pub fn ensure_metrics() -> anyhow::Result<()> {
         return Ok(());
     }
     println!("install  {METRICS_STEP}: {}", missing.join(" "));
-    install_packages_with(&missing, &["--no-install-recommends"])
-        .with_context(|| format!("installing {}", missing.join(" ")))?;
+    install_packages(&missing).with_context(|| format!("installing {}", missing.join(" ")))?;
     let still = missing_packages_of(&METRICS_PACKAGES);
     if !still.is_empty() {
         bail!("still missing after installing: {}", still.join(" "));
@@ -214,17 +216,26 @@ fn missing_packages_of(packages: &[&str]) -> Vec<String> {
 }
 
 fn install_packages(missing: &[String]) -> anyhow::Result<()> {
-    install_packages_with(missing, &[])
-}
-
-fn install_packages_with(missing: &[String], options: &[&str]) -> anyhow::Result<()> {
     let apt = || {
         let mut apt = Command::new("apt-get");
         apt.env("DEBIAN_FRONTEND", "noninteractive");
         apt
     };
     cmd::run(apt().arg("update"))?;
-    cmd::run(apt().args(["install", "-y"]).args(options).args(missing))
+    let (bare, full): (Vec<&String>, Vec<&String>) = missing
+        .iter()
+        .partition(|p| WITHOUT_RECOMMENDS.contains(&p.as_str()));
+    if !full.is_empty() {
+        cmd::run(apt().args(["install", "-y"]).args(full))?;
+    }
+    if !bare.is_empty() {
+        cmd::run(
+            apt()
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(bare),
+        )?;
+    }
+    Ok(())
 }
 
 fn missing_bpf_linker() -> Vec<String> {
