@@ -14,6 +14,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -188,6 +189,25 @@ impl Prometheus<'_> {
         parse_promtool_value(&run.stdout)
     }
 
+    /// `promtool query instant` of `expr` (spaces allowed, not traced):
+    /// what it prints, or an error saying why it failed.
+    fn query(&self, expr: &str) -> anyhow::Result<String> {
+        let url = format!("http://{PROMETHEUS}");
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.host.name, "promtool"])
+            .args(["query", "instant", &url, expr])
+            .output()
+            .context("cannot run ip netns exec promtool")?;
+        if !out.status.success() {
+            bail!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// `promtool query instant` of `expr` (no spaces), as it prints it, or
     /// its error.
     fn show(&self, expr: &str) -> String {
@@ -200,6 +220,54 @@ impl Prometheus<'_> {
             run.to_string()
         }
     }
+}
+
+/// The Grafana dashboard's panels: (title, expression) of every query.
+fn dashboard_queries() -> anyhow::Result<Vec<(String, String)>> {
+    let path = cmd::workspace_root().join("packaging/grafana/vtep.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let title = panel["title"].as_str().unwrap_or("?");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                queries.push((title.to_owned(), expr.to_owned()));
+            }
+        }
+    }
+    Ok(queries)
+}
+
+/// Grafana's variables as the dashboard's defaults have them (every
+/// gateway, every VNI), its rate interval as the demo's graphs.
+fn as_promql(expr: &str) -> String {
+    expr.replace("$__rate_interval", RATE_WINDOW)
+        .replace("$instance", ".*")
+        .replace("$vni", ".*")
+}
+
+/// Runs every query of the dashboard: each must parse, and each must find
+/// series unless it filters them (`> 0`).
+fn check_dashboard(prometheus: &Prometheus, surprises: &mut Vec<String>) -> anyhow::Result<()> {
+    for (title, expr) in dashboard_queries()? {
+        let expr = as_promql(&expr);
+        let out = match prometheus.query(&expr) {
+            Ok(out) => out,
+            Err(e) => {
+                surprises.push(format!("the dashboard's `{expr}` ({title}) fails: {e:#}"));
+                continue;
+            }
+        };
+        let series = out.lines().filter(|l| l.contains(" => ")).count();
+        println!("{series:>3} series  {title}: {expr}");
+        if series == 0 && !expr.contains('>') {
+            surprises.push(format!("the dashboard's `{expr}` ({title}) finds nothing"));
+        }
+    }
+    Ok(())
 }
 
 /// The value of promtool's first result line, `{labels} => VALUE @[TIME]`.
@@ -403,8 +471,14 @@ pub fn walk_through() -> anyhow::Result<Vec<String>> {
             other => surprises.push(format!("Prometheus sees no {what}: `{expr}` is {other:?}")),
         }
     }
+
     section(
-        "6. Headless Chromium on h9 screenshots Prometheus's graph page (traffic still flowing)",
+        "6. The Grafana dashboard's queries against this Prometheus (packaging/grafana/vtep.json)",
+    );
+    check_dashboard(&prometheus, &mut surprises)?;
+
+    section(
+        "7. Headless Chromium on h9 screenshots Prometheus's graph page (traffic still flowing)",
     );
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let profile = lab.dir().join("chromium");
@@ -436,7 +510,7 @@ pub fn walk_through() -> anyhow::Result<Vec<String>> {
         }
     }
 
-    section("7. Teardown: stop the traffic, Prometheus and vtep, vtep down, delete the namespaces");
+    section("8. Teardown: stop the traffic, Prometheus and vtep, vtep down, delete the namespaces");
     drop(tcp);
     drop(pings);
     drop(servers);
