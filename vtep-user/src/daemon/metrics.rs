@@ -255,8 +255,9 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     .unit(Unit::Seconds);
     start.sample(vec![], Value::Float(s.start_time));
 
-    // VniCounters: rx = decap, tx = encap (each flood copy counts), local =
-    // switch; flood counts BUM frames once each and has no bytes.
+    // VniCounters: rx = decap, tx = encap (each flood copy counts, its bytes
+    // with the 50 of the outer headers), local = switch; flood counts BUM
+    // frames once each and has no bytes.
     let mut packets = Family::new(
         "vtep_vni_packets_total",
         "Packets per VNI: decap (from the underlay, delivered), encap (to the underlay, each \
@@ -266,7 +267,8 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     );
     let mut bytes = Family::new(
         "vtep_vni_bytes_total",
-        "Bytes of the tenant frames per VNI: decap, encap (each flood copy counts), switch",
+        "Bytes per VNI: decap (the tenant frames delivered), encap (the VXLAN packets sent, \
+         outer headers included; each flood copy counts), switch (the tenant frames)",
         Kind::Counter,
     )
     .unit(Unit::Bytes);
@@ -344,50 +346,51 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
     );
     let ports = per_vni("vtep_access_ports", "Access ports of each VNI", &s.ports);
 
-    let single = |name, help, kind, value| {
-        let mut f = Family::new(name, help, kind);
-        f.sample(vec![], value);
-        f
-    };
-    vec![
-        build,
-        start,
-        packets,
-        bytes,
-        reasons,
-        fdb,
-        followed,
-        learned,
-        maxaddress,
-        flood,
-        ports,
-        single(
+    // Families of one sample: name, help, type, unit, value.
+    let single = [
+        (
             "vtep_fdb_capacity",
             "FDB entries the pinned FDB map holds at most (its max_entries)",
             Kind::Gauge,
+            None,
             Value::Int(s.fdb_capacity),
         ),
-        single(
+        (
             "vtep_neighbour_entries",
             "Remote VTEPs' next hops resolved in the daemon's neighbour table",
             Kind::Gauge,
+            None,
             Value::Int(s.neighbours),
         ),
-        single(
+        (
             "vtep_follow_resyncs_total",
             "Full resyncs of the kernel-FDB follower (start, event overrun, a new device); 0 \
              without [follow]",
             Kind::Counter,
+            None,
             Value::Int(s.follow_resyncs),
         ),
-        single(
+        (
             "vtep_scrape_duration_seconds",
             "How long this scrape took to read the gateway's maps",
             Kind::Gauge,
+            Some(Unit::Seconds),
             Value::Float(s.read_seconds),
-        )
-        .unit(Unit::Seconds),
+        ),
     ]
+    .into_iter()
+    .map(|(name, help, kind, unit, value)| {
+        let mut f = Family::new(name, help, kind);
+        f.unit = unit;
+        f.sample(vec![], value);
+        f
+    });
+    [
+        build, start, packets, bytes, reasons, fdb, followed, learned, maxaddress, flood, ports,
+    ]
+    .into_iter()
+    .chain(single)
+    .collect()
 }
 
 /// The word for an engine, as the config spells it.
