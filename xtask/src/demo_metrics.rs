@@ -45,7 +45,8 @@ const RATE_WINDOW: &str = "10s";
 const WINDOW: (u32, u32) = (1400, 1000);
 /// Virtual time Chromium gives the page to load its data and draw, ms.
 const RENDER_BUDGET_MS: u32 = 10_000;
-/// A screenshot smaller than this is an empty or error page.
+/// A blank page or the browser's error page is smaller than this (a graph
+/// page is 80 KB or more, one without data about 40 KB).
 const MIN_SCREENSHOT_BYTES: u64 = 20_000;
 
 /// One picture: Prometheus's graph page of `expr`.
@@ -84,13 +85,16 @@ fn section(title: &str) {
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_: libc::c_int) {
+extern "C" fn on_interrupt(signal: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
+    // A second one ends xtask at once, should the cleanup hang.
+    // SAFETY: signal(2) is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
-/// From now on SIGINT and SIGTERM only set [`INTERRUPTED`]: the demo
-/// notices at its next step and returns, dropping the lab, which ends every
-/// process in it and deletes its namespaces.
+/// From now on the first SIGINT or SIGTERM only sets [`INTERRUPTED`]: the
+/// demo notices at its next step and returns, dropping the lab, which ends
+/// every process in it and deletes its namespaces.
 fn catch_interrupts() {
     for signal in [libc::SIGINT, libc::SIGTERM] {
         let handler = on_interrupt as extern "C" fn(libc::c_int);
@@ -111,7 +115,7 @@ fn pause(duration: Duration) -> anyhow::Result<()> {
     let until = Instant::now() + duration;
     while Instant::now() < until {
         check_interrupted()?;
-        sleep(Duration::from_millis(100).min(until - Instant::now()));
+        sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
     }
     check_interrupted()
 }
@@ -485,21 +489,16 @@ pub fn walk_through() -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(&profile).with_context(|| format!("creating {}", profile.display()))?;
     lab.remove_on_drop(&profile);
     let range = started.elapsed().as_secs() + 5;
-    let mut written: Vec<PathBuf> = Vec::new();
+    let mut shots = Vec::new();
     for graph in graphs() {
         check_interrupted()?;
         let shot = lab.dir().join(graph.file);
         let size = screenshot(&h9, &profile, &graph_url(&graph.expr, range), &shot)?;
-        let dest = out_dir.join(graph.file);
-        std::fs::copy(&shot, &dest)
-            .with_context(|| format!("copying {} to {}", shot.display(), dest.display()))?;
         println!(
             "{}: {} ({size} bytes)\n  {}",
-            dest.display(),
-            graph.what,
-            graph.expr
+            graph.file, graph.what, graph.expr
         );
-        written.push(dest);
+        shots.push(shot);
     }
     for client in &mut tcp {
         if let Some(status) = client.exited() {
@@ -507,6 +506,16 @@ pub fn walk_through() -> anyhow::Result<Vec<String>> {
                 "iperf3 ended ({status}) before the screenshots:\n{}",
                 client.output()
             ));
+        }
+    }
+    // Only pictures of a demo that went as described replace the README's.
+    let mut written: Vec<PathBuf> = Vec::new();
+    if surprises.is_empty() {
+        for shot in &shots {
+            let dest = out_dir.join(shot.file_name().unwrap_or_default());
+            std::fs::copy(shot, &dest)
+                .with_context(|| format!("copying {} to {}", shot.display(), dest.display()))?;
+            written.push(dest);
         }
     }
 
@@ -517,14 +526,12 @@ pub fn walk_through() -> anyhow::Result<Vec<String>> {
     prometheus_proc.stop();
     drop(daemons);
     drop(lab);
-    println!(
-        "\nthe pictures: {}",
-        written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    if written.is_empty() {
+        println!("\n{} left as it was", out_dir.display());
+    }
+    for picture in &written {
+        println!("wrote {}", picture.display());
+    }
     Ok(surprises)
 }
 
