@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use vtep_tests::lab::{Flood, Host, Lab, VniConfig, vtep_bin, wait_until};
+use vtep_tests::lab::{Flood, Host, Lab, VniConfig, VtepConfig, vtep_bin, wait_until};
 
 const VNI: u32 = 100;
 /// The endpoint's port, on the gateway's underlay address.
@@ -33,6 +33,14 @@ fn curl(host: &Host, args: &str, url: &str) -> String {
     host.exec_ok(&format!("curl -sS --max-time 10 {args} {url}"))
 }
 
+/// Waits until something answers on `url` from inside `host`.
+fn wait_for_endpoint(host: &Host, url: &str) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        host.exec(&format!("curl -sf --max-time 2 -o /dev/null {url}"))
+            .success()
+    })
+}
+
 #[test]
 fn metrics_pass_promtool_and_agree_with_vtep_stats() {
     let lab = Lab::new("metrics");
@@ -46,9 +54,7 @@ fn metrics_pass_promtool_and_agree_with_vtep_stats() {
     ov.configs[0] = ov.configs[0].clone().metrics(&listen);
     ov.restart(&lab, 0);
     assert!(
-        wait_until(Duration::from_secs(10), || h1
-            .exec(&format!("curl -sf --max-time 2 -o /dev/null {url}"))
-            .success()),
+        wait_for_endpoint(&h1, &url),
         "nothing serves {url}; vtep's log:\n{}",
         ov.daemons[0].log()
     );
@@ -234,4 +240,55 @@ fn metrics_pass_promtool_and_agree_with_vtep_stats() {
             .success()
     );
     lab.assert_ping(&w1, &w2.ip);
+}
+
+/// With `[follow]` (the XDP engine, whatever the pass): entries mirrored
+/// from the kernel FDB are counted as followed, and the resyncs are the
+/// follower's own count (the one its summary logs at stop).
+#[test]
+fn followed_entries_and_resyncs_are_counted() {
+    let lab = Lab::new("metrics follow");
+    let h1 = lab.evpn_host(1, &[VNI]);
+    let listen = format!("{}:{PORT}", h1.underlay_ip);
+    let url = format!("http://{listen}/metrics");
+    let config = VtepConfig::new(&h1.underlay_ip)
+        .local_from_link()
+        .follow([format!("vxlan{VNI}")])
+        .metrics(&listen);
+    let mut daemon = lab.start_vtep_on(&h1, config, Some("xdp"));
+    assert!(
+        wait_for_endpoint(&h1, &url),
+        "nothing serves {url}; vtep's log:\n{}",
+        daemon.log()
+    );
+    h1.bridge(&format!(
+        "fdb add 02:00:00:00:ee:01 dev vxlan{VNI} dst 198.18.0.9"
+    ));
+    let followed = format!("vtep_fdb_followed_entries{{vni=\"{VNI}\"}}");
+    let mut samples = BTreeMap::new();
+    let mirrored = wait_until(Duration::from_secs(5), || {
+        samples = parse_samples(&curl(&h1, "", &url));
+        samples.get(&followed) == Some(&1.0)
+    });
+    assert!(mirrored, "no followed entry counted: {samples:?}");
+    assert_eq!(
+        samples.get(&format!(
+            "vtep_fdb_entries{{vni=\"{VNI}\",state=\"static\"}}"
+        )),
+        Some(&1.0),
+        "a followed entry is static, as `vtep fdb show` says"
+    );
+    let resyncs = samples["vtep_follow_resyncs_total"];
+    assert!(resyncs >= 1.0, "the start's resync: {samples:?}");
+
+    daemon.stop();
+    let log = daemon.log();
+    let logged = log
+        .lines()
+        .find_map(|l| {
+            let (_, tail) = l.split_once("map change(s), ")?;
+            tail.split_once(" resync(s)")?.0.parse::<f64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no follow summary in the log:\n{log}"));
+    assert_eq!(resyncs, logged, "{log}");
 }
