@@ -540,8 +540,7 @@ impl Daemon {
 /// port in use stops `vtep run` first), and what a scrape reads.
 pub struct Endpoint {
     listener: TcpListener,
-    gw: Mutex<Gateway>,
-    daemon: Arc<Daemon>,
+    scraper: Arc<Scraper>,
 }
 
 /// Binds `addr` (in a runtime's context).
@@ -559,26 +558,21 @@ impl Endpoint {
     pub fn new(listener: TcpListener, gw: Gateway, daemon: Arc<Daemon>) -> Endpoint {
         Endpoint {
             listener,
-            gw: Mutex::new(gw),
-            daemon,
+            scraper: Arc::new(Scraper {
+                gw: Mutex::new(gw),
+                daemon,
+            }),
         }
     }
 
     /// Answers scrapes until the runtime stops; one task per connection.
     pub async fn serve(self) {
-        let Endpoint {
-            listener,
-            gw,
-            daemon,
-        } = self;
-        let scraper = Arc::new((gw, daemon));
         loop {
-            match listener.accept().await {
+            match self.listener.accept().await {
                 Ok((stream, peer)) => {
-                    let scraper = Arc::clone(&scraper);
+                    let scraper = Arc::clone(&self.scraper);
                     tokio::spawn(async move {
-                        let (gw, daemon) = &*scraper;
-                        if let Err(e) = connection(stream, gw, daemon).await {
+                        if let Err(e) = connection(stream, scraper).await {
                             log::debug!("metrics: {peer}: {e}");
                         }
                     });
@@ -593,21 +587,38 @@ impl Endpoint {
     }
 }
 
+/// What a scrape reads, shared by the connections.
+struct Scraper {
+    gw: Mutex<Gateway>,
+    daemon: Arc<Daemon>,
+}
+
+impl Scraper {
+    /// The metrics, read now, in `format`.
+    fn scrape(&self, format: Format) -> Result<String> {
+        let gw = self.gw.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = Snapshot::read(&gw, &self.daemon)?;
+        Ok(encode(families(&snapshot), format)?)
+    }
+}
+
 /// One connection: a request, its answer, close.
-async fn connection(
-    mut stream: TcpStream,
-    gw: &Mutex<Gateway>,
-    daemon: &Daemon,
-) -> std::io::Result<()> {
+async fn connection(mut stream: TcpStream, scraper: Arc<Scraper>) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(head) => head?,
         Err(_) => return Ok(()),
     };
-    let response = answer(&head, |format| {
-        let gw = gw.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = Snapshot::read(&gw, daemon)?;
-        Ok(encode(families(&snapshot), format)?)
-    });
+    let response = match route(&head) {
+        Err(refused) => refused,
+        Ok(scrape) => {
+            // Walking a large FDB takes a while: not on the thread of the
+            // daemon's loop (ageing, the follower's events).
+            let body = tokio::task::spawn_blocking(move || scraper.scrape(scrape.format))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("the scrape failed: {e}")));
+            scrape.response(body)
+        }
+    };
     stream.write_all(&response.to_bytes()).await?;
     stream.shutdown().await
 }
@@ -675,12 +686,37 @@ impl Response {
     }
 }
 
-/// The answer to a request head: the metrics (from `scrape`, in the format
-/// the `Accept` header asks for) for `GET /metrics`.
-pub fn answer(head: &[u8], scrape: impl FnOnce(Format) -> Result<String>) -> Response {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Response::plain(400, "bad request");
-    };
+/// A request for the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scrape {
+    pub format: Format,
+    /// `HEAD`: the headers only.
+    pub head_only: bool,
+}
+
+impl Scrape {
+    /// The answer with `body`, the scrape's result.
+    fn response(self, body: Result<String>) -> Response {
+        match body {
+            Ok(body) => Response {
+                status: 200,
+                content_type: self.format.content_type(),
+                body,
+                head_only: self.head_only,
+            },
+            Err(e) => {
+                log::warn!("metrics: reading the gateway: {e:#}");
+                Response::plain(500, &format!("reading the gateway: {e:#}"))
+            }
+        }
+    }
+}
+
+/// What a request head asks for: the metrics (`GET /metrics`, in the
+/// format the `Accept` header asks for), or else the refusal to send.
+pub fn route(head: &[u8]) -> Result<Scrape, Response> {
+    let bad = || Response::plain(400, "bad request");
+    let text = std::str::from_utf8(head).map_err(|_| bad())?;
     let mut lines = text.split("\r\n");
     let mut request = lines.next().unwrap_or("").split(' ');
     let (Some(method), Some(target), Some(version), None) = (
@@ -689,38 +725,29 @@ pub fn answer(head: &[u8], scrape: impl FnOnce(Format) -> Result<String>) -> Res
         request.next(),
         request.next(),
     ) else {
-        return Response::plain(400, "bad request");
+        return Err(bad());
     };
     if !version.starts_with("HTTP/1.") {
-        return Response::plain(400, "bad request");
+        return Err(bad());
     }
     let path = target.split('?').next().unwrap_or("");
     if path != "/metrics" {
-        return Response::plain(404, "not found: vtep serves /metrics");
+        return Err(Response::plain(404, "not found: vtep serves /metrics"));
     }
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
-        _ => return Response::plain(405, "method not allowed: GET /metrics"),
+        _ => return Err(Response::plain(405, "method not allowed: GET /metrics")),
     };
     let accept = lines
         .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
         .map(|(_, value)| value.trim());
-    let format = Format::from_accept(accept);
-    match scrape(format) {
-        Ok(body) => Response {
-            status: 200,
-            content_type: format.content_type(),
-            body,
-            head_only,
-        },
-        Err(e) => {
-            log::warn!("metrics: reading the gateway: {e:#}");
-            Response::plain(500, &format!("reading the gateway: {e:#}"))
-        }
-    }
+    Ok(Scrape {
+        format: Format::from_accept(accept),
+        head_only,
+    })
 }
 
 #[cfg(test)]
@@ -958,6 +985,14 @@ mod tests {
             Format::from_accept(Some("application/openmetrics-text; q=0, text/plain")),
             Format::Prometheus
         );
+    }
+
+    /// The answer to `head`, with a scrape that names its format.
+    fn answer(head: &[u8], body: impl FnOnce(Format) -> Result<String>) -> Response {
+        match route(head) {
+            Ok(scrape) => scrape.response(body(scrape.format)),
+            Err(refused) => refused,
+        }
     }
 
     fn get(head: &str) -> Response {
