@@ -68,11 +68,20 @@ pub struct Options {
     /// bgpd), vtep following what EVPN writes into their kernels.
     #[arg(long)]
     evpn: bool,
+    /// vtep's metrics instead: the gateways serve /metrics, the
+    /// distribution's Prometheus scrapes them inside the lab while traffic
+    /// flows, and a headless Chromium screenshots its graph page into
+    /// docs/img/metrics-*.png (installs chromium first if it is missing).
+    #[arg(long, conflicts_with = "evpn")]
+    metrics: bool,
 }
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
     cmd::ensure_root()?;
     setup::ensure()?;
+    if options.metrics {
+        setup::ensure_metrics()?;
+    }
     section("build vtep (release)");
     cmd::run(cargo().args(["build", "--release", "-p", "vtep"]))?;
     // SAFETY: xtask has started no thread (only child processes) so far.
@@ -80,6 +89,8 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     lab::set_trace(true);
     let surprises = if options.evpn {
         crate::demo_evpn::walk_through()
+    } else if options.metrics {
+        crate::demo_metrics::walk_through()?
     } else {
         walk_through()
     };

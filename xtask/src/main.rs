@@ -2,7 +2,8 @@
 //!
 //! - `setup`: install what building and testing vtep needs (idempotent).
 //! - `test`: unit tests, then the integration tests in a namespace lab.
-//! - `demo`: walk through vtep in a namespace lab, showing every command.
+//! - `demo`: walk through vtep in a namespace lab, showing every command
+//!   (`--metrics`: Prometheus graphs of its rates, for the README).
 //! - `layers`: check that vtep-user's imports point down its layers.
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 //! - `dist`: the release binary and a Debian package of it (unit, completions, man pages).
@@ -12,6 +13,7 @@ mod bench;
 mod cmd;
 mod demo;
 mod demo_evpn;
+mod demo_metrics;
 mod dist;
 mod fuzz;
 mod layers;
@@ -36,7 +38,8 @@ enum Task {
     /// Run setup, the unit tests, then the integration tests (root, network namespaces).
     Test(test::Options),
     /// Run setup, build vtep, and walk through it in a namespace lab
-    /// (`--evpn`: three hosts under BGP EVPN with FRR, vtep following them).
+    /// (`--evpn`: three hosts under BGP EVPN with FRR, vtep following them;
+    /// `--metrics`: Prometheus scraping the gateways, screenshots of its graphs).
     Demo(demo::Options),
     /// Benchmark the kernel's vxlan + bridge and vtep's engines in a namespace lab.
     Bench(bench::Options),

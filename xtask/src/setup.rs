@@ -45,6 +45,18 @@ const PACKAGES: [&str; 18] = [
     "curl",
 ];
 
+/// Debian packages only `cargo xtask demo --metrics` needs, installed when
+/// it runs ([`ensure_metrics`]) rather than by every setup: Chromium and
+/// what it pulls in take about 650 MB. A headless Chromium screenshots the
+/// graph page of the distribution's Prometheus (2.42, one of [`PACKAGES`]),
+/// which scrapes the demo's gateways inside the lab.
+const METRICS_PACKAGES: [&str; 1] = ["chromium"];
+
+/// Packages installed without their recommends: `prometheus` recommends the
+/// node exporter, a service that would listen on the host; Chromium's are
+/// of no use headless.
+const WITHOUT_RECOMMENDS: [&str; 2] = ["prometheus", "chromium"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPFFS: &str = "/sys/fs/bpf";
@@ -95,8 +107,34 @@ fn check() -> anyhow::Result<()> {
             missing_any = true;
         }
     }
+    let missing = missing_packages_of(&METRICS_PACKAGES);
+    if missing.is_empty() {
+        println!("ok       {METRICS_STEP}");
+    } else {
+        // Not an error: `cargo xtask demo --metrics` installs them itself.
+        println!("later    {METRICS_STEP}: {}", missing.join(" "));
+    }
     if missing_any {
         bail!("some pieces are missing: run `cargo xtask setup`");
+    }
+    Ok(())
+}
+
+const METRICS_STEP: &str =
+    "Debian packages of `cargo xtask demo --metrics` (installed when it runs)";
+
+/// Installs the [`METRICS_PACKAGES`] that are missing.
+pub fn ensure_metrics() -> anyhow::Result<()> {
+    let missing = missing_packages_of(&METRICS_PACKAGES);
+    if missing.is_empty() {
+        println!("ok       {METRICS_STEP}");
+        return Ok(());
+    }
+    println!("install  {METRICS_STEP}: {}", missing.join(" "));
+    install_packages(&missing).with_context(|| format!("installing {}", missing.join(" ")))?;
+    let still = missing_packages_of(&METRICS_PACKAGES);
+    if !still.is_empty() {
+        bail!("still missing after installing: {}", still.join(" "));
     }
     Ok(())
 }
@@ -166,10 +204,14 @@ fn package_installed(package: &str) -> bool {
 }
 
 fn missing_packages() -> Vec<String> {
-    PACKAGES
-        .into_iter()
+    missing_packages_of(&PACKAGES)
+}
+
+fn missing_packages_of(packages: &[&str]) -> Vec<String> {
+    packages
+        .iter()
         .filter(|p| !package_installed(p))
-        .map(str::to_owned)
+        .map(|p| (*p).to_owned())
         .collect()
 }
 
@@ -180,7 +222,20 @@ fn install_packages(missing: &[String]) -> anyhow::Result<()> {
         apt
     };
     cmd::run(apt().arg("update"))?;
-    cmd::run(apt().args(["install", "-y"]).args(missing))
+    let (bare, full): (Vec<&String>, Vec<&String>) = missing
+        .iter()
+        .partition(|p| WITHOUT_RECOMMENDS.contains(&p.as_str()));
+    if !full.is_empty() {
+        cmd::run(apt().args(["install", "-y"]).args(full))?;
+    }
+    if !bare.is_empty() {
+        cmd::run(
+            apt()
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(bare),
+        )?;
+    }
+    Ok(())
 }
 
 fn missing_bpf_linker() -> Vec<String> {
