@@ -549,8 +549,13 @@ fn dispatch<T: Tables>(
 ) -> Result<u32, Reason> {
     match m.action {
         META_FLOOD => {
-            let except = if uplink { 0 } else { m.ifindex };
-            flood_local(t, frame, m.vni, except, &mut d.effects);
+            // A decapsulated frame was counted once, as such, by XDP.
+            let (except, dir) = if uplink {
+                (0, None)
+            } else {
+                (m.ifindex, Some(Dir::Local))
+            };
+            flood_local(t, frame, m.vni, except, dir, &mut d.effects);
             if !uplink {
                 flood_remote(t, frame, m.vni, d);
             }
@@ -566,7 +571,14 @@ fn dispatch<T: Tables>(
 }
 
 /// `flood.rs`: `flood_local`.
-fn flood_local<T: Tables>(t: &T, frame: &[u8], vni: u32, except: u32, e: &mut Effects) {
+fn flood_local<T: Tables>(
+    t: &T,
+    frame: &[u8],
+    vni: u32,
+    except: u32,
+    dir: Option<Dir>,
+    e: &mut Effects,
+) {
     let Some(ports) = t.vni_ports(vni) else {
         return;
     };
@@ -575,10 +587,10 @@ fn flood_local<T: Tables>(t: &T, frame: &[u8], vni: u32, except: u32, e: &mut Ef
         if ifindex == except {
             continue;
         }
-        if t.can_clone_to(ifindex, frame.len()) {
-            add(e.counters(vni), Dir::Local, frame.len());
-        } else {
+        if !t.can_clone_to(ifindex, frame.len()) {
             e.count(Reason::FloodFailed);
+        } else if let Some(dir) = dir {
+            add(e.counters(vni), dir, frame.len());
         }
     }
 }

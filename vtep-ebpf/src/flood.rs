@@ -64,7 +64,8 @@ pub fn meta(ctx: &TcContext) -> Option<Meta> {
 pub fn dispatch_uplink(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     match m.action {
         META_FLOOD => {
-            flood_local(ctx, m.vni, 0);
+            // Counted once, as decapsulated, by the XDP program.
+            flood_local(ctx, m.vni, 0, None);
             Ok(TC_ACT_SHOT)
         }
         META_DELIVER => Ok(deliver(m.ifindex)),
@@ -79,7 +80,7 @@ pub fn dispatch_uplink(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
 pub fn dispatch_access(ctx: &TcContext, m: Meta) -> Result<i32, Reason> {
     match m.action {
         META_FLOOD => {
-            flood_local(ctx, m.vni, m.ifindex);
+            flood_local(ctx, m.vni, m.ifindex, Some(Dir::Local));
             flood_remote(ctx, m.vni);
             Ok(TC_ACT_SHOT)
         }
@@ -140,9 +141,11 @@ fn deliver(ifindex: u32) -> i32 {
 }
 
 /// Sends a copy of the frame to each access port of `vni` except `except`
-/// (the port it came in on). The frame itself stays for the caller.
+/// (the port it came in on), each copy counted in direction `dir` (none for
+/// a decapsulated frame: it was counted once, as `Rx`, when it was
+/// decapsulated). The frame itself stays for the caller.
 #[inline(always)]
-fn flood_local(ctx: &TcContext, vni: u32, except: u32) {
+fn flood_local(ctx: &TcContext, vni: u32, except: u32, dir: Option<Dir>) {
     // SAFETY: a live map value, read only.
     let Some(ports) = (unsafe { VNI_PORTS.get(vni) }) else {
         return;
@@ -154,16 +157,16 @@ fn flood_local(ctx: &TcContext, vni: u32, except: u32) {
         }
         let ifindex = ports.ifindex[i];
         if ifindex != except {
-            clone_to(ctx, ifindex, vni, Dir::Local, len);
+            clone_to(ctx, ifindex, vni, dir, len);
         }
     }
 }
 
 #[inline(always)]
-fn clone_to(ctx: &TcContext, ifindex: u32, vni: u32, dir: Dir, len: u64) {
+fn clone_to(ctx: &TcContext, ifindex: u32, vni: u32, dir: Option<Dir>, len: u64) {
     if ctx.clone_redirect(ifindex, 0).is_err() {
         count(Reason::FloodFailed);
-    } else {
+    } else if let Some(dir) = dir {
         count_vni(vni, dir, len);
     }
 }
@@ -280,6 +283,6 @@ extern "C" fn flood_copy(i: u64, copies: *mut c_void) -> i64 {
         return 0;
     }
     let outer_len = u64::from(c.inner_len) + ENCAP_V4_LEN as u64;
-    clone_to(&ctx, hop.ifindex, c.vni, Dir::Tx, outer_len);
+    clone_to(&ctx, hop.ifindex, c.vni, Some(Dir::Tx), outer_len);
     0
 }

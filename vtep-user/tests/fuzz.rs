@@ -1049,8 +1049,8 @@ impl Loaded {
             .program_mut(target.program())
             .unwrap_or_else(|| panic!("{} missing", target.program()));
         let loaded = match prog {
-            Program::Xdp(p) => p.load(),
-            Program::SchedClassifier(p) => p.load(),
+            Program::Xdp(p) => vtep::datapath::loader::verify(|| p.load()),
+            Program::SchedClassifier(p) => vtep::datapath::loader::verify(|| p.load()),
             _ => panic!("neither XDP nor TC"),
         };
         loaded.unwrap_or_else(|e| panic!("loading {} (verifier): {e:?}", target.program()));

@@ -164,8 +164,7 @@ pub fn load(pins: &Pins, capacity: &Capacity) -> Result<Loaded> {
             .program_mut(name)
             .with_context(|| format!("program {name} missing from the object"))?
             .try_into()?;
-        prog.load()
-            .with_context(|| format!("loading program {name} (verifier)"))?;
+        verify(|| prog.load()).with_context(|| format!("loading program {name} (verifier)"))?;
         repin(pins, name, |p| prog.pin(p))?;
     }
     let log = match aya_log::EbpfLogger::init(&mut ebpf) {
@@ -195,9 +194,28 @@ pub fn load_xdp<'a>(ebpf: &'a mut aya::Ebpf, name: &str) -> Result<&'a mut Xdp> 
         .program_mut(name)
         .with_context(|| format!("program {name} missing from the object"))?
         .try_into()?;
-    prog.load()
-        .with_context(|| format!("loading program {name} (verifier)"))?;
+    verify(|| prog.load()).with_context(|| format!("loading program {name} (verifier)"))?;
     Ok(prog)
+}
+
+/// Runs `load` (a program's `load()`, which runs the verifier) until it does
+/// not fail with `EAGAIN`, at most 5 times, as libbpf does: the verifier
+/// gives up with `EAGAIN` when a signal comes while it works, which a long
+/// verification on a busy machine meets now and then.
+pub fn verify(
+    mut load: impl FnMut() -> Result<(), aya::programs::ProgramError>,
+) -> Result<(), aya::programs::ProgramError> {
+    let mut attempts = 1;
+    loop {
+        match load() {
+            Err(aya::programs::ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempts < 5 =>
+            {
+                attempts += 1;
+            }
+            r => return r,
+        }
+    }
 }
 
 fn repin(

@@ -20,7 +20,7 @@ pub(super) fn sink(args: &SinkArgs, json: bool) -> Result<()> {
         .program_mut(lab::programs::SINK)
         .context("program lab_sink missing from the object")?
         .try_into()?;
-    prog.load().context("loading lab_sink (verifier)")?;
+    loader::verify(|| prog.load()).context("loading lab_sink (verifier)")?;
     let link = prog
         .attach_to_if_index(ifindex, XdpMode::default())
         .or_else(|_| prog.attach_to_if_index(ifindex, XdpMode::Skb))
@@ -103,7 +103,7 @@ pub(super) fn forward(args: &ForwardArgs) -> Result<()> {
         .program_mut(lab::programs::FWD)
         .context("program lab_fwd missing from the object")?
         .try_into()?;
-    prog.load().context("loading lab_fwd (verifier)")?;
+    loader::verify(|| prog.load()).context("loading lab_fwd (verifier)")?;
     for (name, ifindex) in [(&args.a, a), (&args.b, b)] {
         prog.attach_to_if_index(ifindex, XdpMode::default())
             .with_context(|| format!("attaching lab_fwd to {name}"))?;
