@@ -214,6 +214,9 @@ fn max_entries_of(plan: &migrate::Plan, name: &str, capacity: &Capacity) -> u32 
         .map_or(0, |(s, _)| migrate::max_entries(s, capacity))
 }
 
+/// A map being moved: its name, its mover, the entries of the first copy.
+type Moving = (&'static str, Box<dyn migrate::Mover>, usize);
+
 /// Completes the new set in `staging` (where the load created the maps not
 /// adopted): the adopted maps pinned there too, the moved ones filled from
 /// the old, the layout record. Returns the movers, for the second copy.
@@ -222,7 +225,7 @@ fn fill_staging(
     plan: &migrate::Plan,
     capacity: &Capacity,
     staging: &Path,
-) -> Result<Vec<(&'static str, Box<dyn migrate::Mover>, usize)>> {
+) -> Result<Vec<Moving>> {
     let mut movers = Vec::new();
     for (shape, action) in &plan.maps {
         let (old, new) = (pins.map(shape.name), staging.join(shape.name));
@@ -323,7 +326,7 @@ impl std::fmt::Display for Thousands {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let digits = self.0.to_string();
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 f.write_str(",")?;
             }
             write!(f, "{c}")?;

@@ -358,7 +358,7 @@ where
     fn read_old(&self) -> Result<Vec<(K, Vo)>> {
         let mut entries = lookup_batch::<K, Vo>(self.old.map().fd().as_fd().as_raw_fd())
             .context("reading the old table")?;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_unstable_by_key(|e| e.0);
         Ok(entries)
     }
 
@@ -566,6 +566,33 @@ mod tests {
         }
     }
 
+    /// The layout table says what the eBPF object defines (the FDB's size
+    /// is the config's, the object has the default).
+    #[test]
+    fn the_current_layout_is_the_objects() {
+        let object = aya_obj::Object::parse(crate::datapath::loader::object()).expect("the object");
+        for shape in layout::CURRENT
+            .maps
+            .iter()
+            .filter(|m| m.name != layout::LAYOUT)
+        {
+            let map = object
+                .maps
+                .get(shape.name)
+                .unwrap_or_else(|| panic!("{} not in the object", shape.name));
+            let pinned = Pinned {
+                map_type: map.map_type(),
+                key_size: map.key_size(),
+                value_size: map.value_size(),
+                max_entries: map.max_entries(),
+            };
+            assert_eq!(pinned.mismatch(shape), None, "{}", shape.name);
+            if shape.entries == Entries::FdbCapacity {
+                assert_eq!(map.max_entries(), vtep_common::FDB_CAPACITY);
+            }
+        }
+    }
+
     #[test]
     fn shapes_are_checked_field_by_field() {
         let fdb = layout::CURRENT.map(names::FDB).unwrap();
@@ -580,7 +607,14 @@ mod tests {
             value_size: fdb.value_size + 8,
             ..good
         };
-        assert!(bad.mismatch(fdb).is_some_and(|w| w.contains("value 56 B")));
+        let why = bad.mismatch(fdb).expect("a value of another size");
+        assert!(
+            why.starts_with(&format!(
+                "type 1, key 12 B, value {} B,",
+                fdb.value_size + 8
+            )),
+            "{why}"
+        );
         let reasons = layout::CURRENT.map(names::REASONS).unwrap();
         let fewer = Pinned {
             map_type: reasons.map_type,
