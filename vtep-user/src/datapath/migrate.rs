@@ -566,6 +566,51 @@ mod tests {
         }
     }
 
+    /// The second copy takes what changed in the old table since the first
+    /// (learned, moved, removed) unless the new table changed it too.
+    /// Needs root (BPF maps).
+    #[test]
+    fn the_second_copy_takes_what_changed_in_the_old_table_only() {
+        let shape = MapShape {
+            name: names::FDB,
+            map_type: layout::map_type::HASH,
+            key_size: std::mem::size_of::<FdbKey>() as u32,
+            value_size: std::mem::size_of::<FdbEntry>() as u32,
+            entries: Entries::Fixed(64),
+        };
+        let table = || MapData::from_fd(create_map(&shape, "test_fdb").expect("a map")).unwrap();
+        let (old, new) = (table(), table());
+        let key = |k: u8| FdbKey::new(100, [2, 0, 0, 0, 0, k]);
+        let at = |port: u32| FdbEntry::local(port, vtep_common::FDB_F_LEARNED, 1_000);
+        let mut writer: HashMap<MapData, FdbKey, FdbEntry> =
+            Map::HashMap(MapData::from_fd(old.fd().as_fd().try_clone_to_owned().unwrap()).unwrap())
+                .try_into()
+                .unwrap();
+        let mut reader: HashMap<MapData, FdbKey, FdbEntry> =
+            Map::HashMap(MapData::from_fd(new.fd().as_fd().try_clone_to_owned().unwrap()).unwrap())
+                .try_into()
+                .unwrap();
+        for k in 1..=4 {
+            writer.insert(key(k), at(1), 0).unwrap();
+        }
+        let mut mover = HashMover::<FdbKey, FdbEntry, FdbEntry>::new(old, new, |v| *v).unwrap();
+        assert_eq!(mover.copy().unwrap(), 4);
+        // The old programs, until the swap: 2 moves, 3 ages out, 5 is learned, 4 moves.
+        writer.insert(key(2), at(2), 0).unwrap();
+        writer.remove(&key(3)).unwrap();
+        writer.insert(key(5), at(1), 0).unwrap();
+        writer.insert(key(4), at(3), 0).unwrap();
+        // The new programs, already: 4 moves elsewhere, 6 is learned.
+        reader.insert(key(4), at(4), 0).unwrap();
+        reader.insert(key(6), at(1), 0).unwrap();
+        assert_eq!(mover.recopy().unwrap(), 3, "2, 3 and 5");
+        let port = |k: u8| reader.get(&key(k), 0).ok().map(|e| e.ifindex);
+        assert_eq!(
+            [1, 2, 3, 4, 5, 6].map(port),
+            [Some(1), Some(2), None, Some(4), Some(1), Some(1)]
+        );
+    }
+
     /// The layout table says what the eBPF object defines (the FDB's size
     /// is the config's, the object has the default).
     #[test]
