@@ -3,13 +3,14 @@
 //! grown to 1,048,576 entries on a restart, and pins of a layout from the
 //! future refused untouched.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use vtep_tests::lab::{
     Daemon, FdbEntry, Host, Lab, Proc, VniConfig, VtepConfig, Workload, mac, run_ok, tenant_net,
-    upgrade,
+    upgrade, wait_until,
 };
 
 const VNI: u32 = 100;
@@ -131,11 +132,12 @@ fn assert_under_one_percent_lost(lab: &Lab, (mut pinger, started): (Proc, Instan
 /// Every entry of `before` (but the flood list) is in `after`, in the same
 /// place and state; `stale` (learned, no traffic since) no younger than it was.
 fn assert_every_entry_kept(before: &[FdbEntry], after: &[FdbEntry], stale: &str) {
+    let now: HashMap<(u32, &str), &FdbEntry> =
+        after.iter().map(|e| ((e.vni, e.mac.as_str()), e)).collect();
     let mut kept = 0;
     for old in before.iter().filter(|e| !e.is_flood()) {
-        let new = after
-            .iter()
-            .find(|e| e.vni == old.vni && e.mac == old.mac)
+        let new = now
+            .get(&(old.vni, old.mac.as_str()))
             .unwrap_or_else(|| panic!("{old:?} lost; {} entries now", after.len()));
         assert_eq!(
             (&new.dst, &new.ifname, &new.state),
@@ -153,6 +155,19 @@ fn assert_every_entry_kept(before: &[FdbEntry], after: &[FdbEntry], stale: &str)
         kept += 1;
     }
     eprintln!("{kept} FDB entries kept");
+}
+
+/// Starts this build's `vtep run` and waits until it is up: the lab's
+/// readiness (the CLI answers) comes while a migration still runs, on the
+/// old maps.
+fn start_migrating(lab: &Lab, host: &Host, config: &VtepConfig) -> Daemon {
+    let daemon = lab.start_vtep(host, config);
+    assert!(
+        wait_until(Duration::from_secs(60), || daemon.log().contains("vtep up")),
+        "vtep run not up after 60 s:\n{}",
+        daemon.log()
+    );
+    daemon
 }
 
 /// Prints what the daemon's log says about the migration.
@@ -223,7 +238,7 @@ fn upgrade_from_the_previous_release_under_traffic_keeps_fdb_and_counters() {
         before.len()
     );
     up.daemon.stop();
-    up.daemon = lab.start_vtep(&h1, &up.config);
+    up.daemon = start_migrating(&lab, &h1, &up.config);
     sleep(Duration::from_secs(1));
     assert_under_one_percent_lost(&lab, pinger, "the upgrade from v0.1.0");
 
@@ -276,13 +291,13 @@ fn a_bigger_fdb_on_restart_keeps_every_entry_under_traffic() {
         "{refused}"
     );
     assert_eq!(map_show(&fdb)["id"], id, "the pinned FDB was replaced");
-    up.daemon = lab.start_vtep(&h1, &up.config);
+    up.daemon = start_migrating(&lab, &h1, &up.config);
 
     let pinger = start_ping(&up);
     let before = lab.fdb(&h1, Some(VNI));
     up.daemon.stop();
     up.config = up.config.clone().fdb_capacity(1_048_576);
-    up.daemon = lab.start_vtep(&h1, &up.config);
+    up.daemon = start_migrating(&lab, &h1, &up.config);
     sleep(Duration::from_secs(1));
     assert_under_one_percent_lost(&lab, pinger, "the FDB's growth");
 
