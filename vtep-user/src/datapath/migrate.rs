@@ -281,20 +281,10 @@ fn count_entries(path: &Path, key_size: u32) -> Result<usize> {
         };
         // SAFETY: attr points to two buffers of the map's key size, alive
         // for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_GET_NEXT_KEY,
-                &mut attr as *mut NextKeyAttr,
-                std::mem::size_of::<NextKeyAttr>(),
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                return Ok(count);
-            }
-            return Err(e).with_context(|| format!("reading {}", path.display()));
+        match unsafe { bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) } {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(count),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
         std::mem::swap(&mut key, &mut next);
         count += 1;
@@ -519,19 +509,24 @@ fn create_map(shape: &MapShape, name: &str) -> Result<std::os::fd::OwnedFd> {
         *dst = src;
     }
     // SAFETY: attr is a valid, initialised prefix of union bpf_attr.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_CREATE,
-            &mut attr as *mut CreateAttr,
-            std::mem::size_of::<CreateAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("creating the {name} map"));
-    }
+    let fd = unsafe { bpf(BPF_MAP_CREATE, &mut attr) }
+        .with_context(|| format!("creating the {name} map"))?;
     // SAFETY: a new file descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `bpf(cmd, attr, sizeof attr)`: its result, or the error.
+///
+/// # Safety
+/// `attr` must be the part of `union bpf_attr` that `cmd` reads, and every
+/// pointer in it valid for the call.
+unsafe fn bpf<A>(cmd: libc::c_long, attr: &mut A) -> io::Result<libc::c_long> {
+    // SAFETY: as the caller promises.
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut A, std::mem::size_of::<A>()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc)
 }
 
 #[cfg(test)]
