@@ -466,3 +466,37 @@ pub fn down(pins: &Pins) -> Result<usize> {
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use vtep_common::layout::Entries;
+
+    use super::*;
+
+    /// The layout table says what the eBPF object defines (the FDB's size
+    /// is the config's, the object has the default).
+    #[test]
+    fn the_current_layout_is_the_objects() {
+        let object = aya_obj::Object::parse(object()).expect("the object");
+        for shape in layout::CURRENT
+            .maps
+            .iter()
+            .filter(|m| m.name != layout::LAYOUT)
+        {
+            let map = object
+                .maps
+                .get(shape.name)
+                .unwrap_or_else(|| panic!("{} not in the object", shape.name));
+            let pinned = migrate::Pinned {
+                map_type: map.map_type(),
+                key_size: map.key_size(),
+                value_size: map.value_size(),
+                max_entries: map.max_entries(),
+            };
+            assert_eq!(pinned.mismatch(shape), None, "{}", shape.name);
+            if shape.entries == Entries::FdbCapacity {
+                assert_eq!(map.max_entries(), vtep_common::FDB_CAPACITY);
+            }
+        }
+    }
+}
