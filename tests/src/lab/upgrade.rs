@@ -12,7 +12,8 @@ pub const BASE_TAG: &str = "v0.1.0";
 pub const BASE_COMMIT: &str = "76764e7811aa14813a04960194ca37251dbcb5ff";
 
 fn workspace_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    root.canonicalize().unwrap_or(root)
 }
 
 fn git(args: &[&str]) -> Result<String, String> {
