@@ -25,6 +25,7 @@ mod frr;
 mod iperf;
 mod netns;
 mod overlay;
+pub mod upgrade;
 mod vtep;
 
 use std::cell::RefCell;

@@ -14,6 +14,7 @@ pub mod fdb;
 pub mod frame;
 pub mod header;
 pub mod lab;
+pub mod layout;
 pub mod maps;
 pub mod model;
 pub mod reason;

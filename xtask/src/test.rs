@@ -68,6 +68,16 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     let built = steps
         .iter()
         .any(|s| s.name == BUILD && matches!(s.outcome, Outcome::Passed));
+    if built && (options.tests.is_empty() || options.tests.iter().any(|t| t == UPGRADE)) {
+        // The upgrade test starts from the previous release: built once,
+        // before the suite, where its progress shows (if it fails, so does
+        // the upgrade test, which tries again; the others run).
+        steps.push(step(BUILD_BASE, || {
+            let bin = vtep_tests::lab::upgrade::base_vtep().map_err(anyhow::Error::msg)?;
+            println!("upgrade base: {}", bin.display());
+            Ok(())
+        }));
+    }
     // The whole namespace suite runs against each engine.
     for (name, engine) in [
         ("integration tests (xdp)", "xdp"),
@@ -88,6 +98,9 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
 /// The step whose success the integration tests need.
 const BUILD: &str = "build vtep (release)";
+/// The previous release, for the upgrade test (`tests/tests/upgrade.rs`).
+const BUILD_BASE: &str = "build upgrade base v0.1.0";
+const UPGRADE: &str = "upgrade";
 
 /// The lab tests against the release build, one at a time (each builds a
 /// whole lab; in parallel they would mostly compete for the 2 cores).

@@ -283,7 +283,18 @@ impl Lab {
     /// Like [`Lab::start_vtep`], on `engine` (`vtep run --engine`; `None`:
     /// the config's) whatever `VTEP_ENGINE` says: for tests of one engine.
     pub fn start_vtep_on(&self, host: &Host, config: impl Display, engine: Option<&str>) -> Daemon {
-        let bin = vtep_bin();
+        self.start_vtep_bin(&vtep_bin(), host, config, engine)
+    }
+
+    /// Like [`Lab::start_vtep_on`], with the `vtep` binary `bin` (another
+    /// release, for the upgrade test).
+    pub fn start_vtep_bin(
+        &self,
+        bin: &std::path::Path,
+        host: &Host,
+        config: impl Display,
+        engine: Option<&str>,
+    ) -> Daemon {
         self.mount_bpffs(host);
         let starts = self.register_vtep_host(host);
         let config_path = self.dir.join(format!("{}.vtep.{starts}.toml", host.name));

@@ -7,7 +7,7 @@
 //! `vtep run` replaces the program of an existing link atomically
 //! (`bpf_link_update`), so forwarding never stops across a restart.
 
-use std::{io, path::Path};
+use std::{io, path::Path, time::Instant};
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -20,10 +20,10 @@ use aya::{
     },
     sys::SyscallError,
 };
-use vtep_common::{names, programs, reason::REASON_COUNT};
+use vtep_common::{layout, names, programs};
 
 use crate::{
-    datapath::pins::Pins,
+    datapath::{migrate, pins::Pins},
     model::config::{Capacity, EngineKind},
 };
 
@@ -87,85 +87,95 @@ fn datapath_log_level() -> u8 {
     }) as u8
 }
 
-/// Maps that hold only counters, with the entries this build needs. aya
-/// adopts a pinned map whatever its size, so one pinned by an older vtep
-/// with fewer entries (a reason added since) would leave the new entries
-/// uncounted and unreadable.
-const COUNTER_MAPS: [(&str, u32); 1] = [(names::REASONS, REASON_COUNT)];
-
-/// Unpins every [`COUNTER_MAPS`] map too small for this build, so that the
-/// load creates it anew: those counts start again from zero, and the log
-/// says so. Tables with state (the FDB, VNIs, ports, flood lists) are never
-/// dropped here.
-fn retire_outgrown_counters(pins: &Pins) -> Result<()> {
-    for (name, needed) in COUNTER_MAPS {
-        let path = pins.map(name);
-        if !path.exists() {
-            continue;
-        }
-        let info = aya::maps::MapInfo::from_pin(&path)
-            .with_context(|| format!("reading the pinned map {}", path.display()))?;
-        if info.max_entries() < needed {
-            log::warn!(
-                "{name}: pinned by an older vtep with {} entries, this one needs {needed}: \
-                 its counters start again from zero",
-                info.max_entries()
-            );
-            std::fs::remove_file(&path).with_context(|| format!("unpinning {}", path.display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Loads the datapath: maps reused from (or pinned to) `<pin>/maps`,
 /// programs verified and (re)pinned to `<pin>/progs`. Maps created here get
-/// the sizes of `capacity`.
+/// the sizes of `capacity`. Pins of another layout, or with another FDB
+/// size than `capacity` asks, are migrated ([`migrate`]): a new set of maps
+/// filled from the old, the programs swapped onto every pinned link, the old
+/// set removed. Pins this build cannot use are refused, untouched.
 pub fn load(pins: &Pins, capacity: &Capacity) -> Result<Loaded> {
+    let plan = migrate::plan(pins, capacity)?;
     for dir in [pins.maps(), pins.progs(), pins.links()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let adopted = pins.map(names::FDB).exists();
-    if adopted {
-        retire_outgrown_counters(pins)?;
+    let staging = migrate::staging(pins);
+    if migrate::remove_set(&staging)? > 0 {
+        log::info!(
+            "removed {}, left by an interrupted migration",
+            staging.display()
+        );
     }
+    let migrates = plan.migrates();
+    if migrates {
+        std::fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        match plan.from {
+            Some(from) if from != layout::VERSION => log::info!(
+                "the pinned maps are layout {from}, this vtep's is {}: migrating",
+                layout::VERSION
+            ),
+            _ => log::info!("the pinned maps need new tables: migrating"),
+        }
+    }
+    let started = Instant::now();
     let mut loader = EbpfLoader::new();
     let level = datapath_log_level();
     loader.override_global("AYA_LOG_LEVEL", &level, false);
     loader.map_max_entries(names::FDB, capacity.fdb);
-    if adopted {
-        let pinned = aya::maps::MapInfo::from_pin(pins.map(names::FDB))
-            .context("reading the pinned FDB")?
-            .max_entries();
-        if pinned != capacity.fdb {
-            log::warn!(
-                "FDB: pinned with room for {pinned} entries, the config asks for {}: \
-                 the pinned FDB is kept as it is",
-                capacity.fdb
-            );
-        }
-    }
-    for name in names::PINNED {
-        loader.map_pin_path(name, pins.map(name));
+    // A migration creates every map that is not adopted in the staging set.
+    for (shape, action) in &plan.maps {
+        let dir = match action {
+            migrate::Action::Adopt => pins.maps(),
+            _ if migrates => staging.clone(),
+            _ => pins.maps(),
+        };
+        loader.map_pin_path(shape.name, dir.join(shape.name));
     }
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF object (maps)")?;
-    for name in [
-        programs::UPLINK_XDP,
-        programs::ACCESS_XDP,
-        programs::XSK_UPLINK,
-        programs::XSK_ACCESS,
-    ] {
-        let prog = load_xdp(&mut ebpf, name)?;
-        repin(pins, name, |p| prog.pin(p))?;
+    for name in XDP_PROGRAMS {
+        load_xdp(&mut ebpf, name)?;
     }
-    for name in [programs::UPLINK_TC, programs::ACCESS_TC] {
+    for name in TC_PROGRAMS {
         let prog: &mut SchedClassifier = ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing from the object"))?
             .try_into()?;
         verify(|| prog.load()).with_context(|| format!("loading program {name} (verifier)"))?;
+    }
+    let mut movers = Vec::new();
+    if migrates {
+        movers = fill_staging(pins, &plan, capacity, &staging)?;
+        migrate::exchange(&staging, &pins.maps())?;
+    } else if !pins.map(layout::LAYOUT).exists() {
+        migrate::pin_layout_record(&pins.map(layout::LAYOUT))?;
+    }
+    for name in XDP_PROGRAMS {
+        let prog: &mut Xdp = ebpf.program_mut(name).context(name)?.try_into()?;
         repin(pins, name, |p| prog.pin(p))?;
+    }
+    for name in TC_PROGRAMS {
+        let prog: &mut SchedClassifier = ebpf.program_mut(name).context(name)?.try_into()?;
+        repin(pins, name, |p| prog.pin(p))?;
+    }
+    if migrates {
+        let swapped = swap_pinned_links(pins)?;
+        for (name, mover, copied) in &mut movers {
+            let again = mover.recopy()?;
+            log::info!(
+                "{name}: {} entries moved to a table of {} ({} more after the programs were swapped)",
+                Thousands(*copied + again),
+                Thousands(max_entries_of(&plan, name, capacity) as usize),
+                Thousands(again)
+            );
+        }
+        // `staging` holds the old set now.
+        migrate::remove_set(&staging)?;
+        log::info!(
+            "migrated to layout {} in {:.1} s: {swapped} link(s) swapped onto the new programs",
+            layout::VERSION,
+            started.elapsed().as_secs_f64()
+        );
     }
     let log = match aya_log::EbpfLogger::init(&mut ebpf) {
         Ok(l) => Some(l),
@@ -182,10 +192,146 @@ pub fn load(pins: &Pins, capacity: &Capacity) -> Result<Loaded> {
         _ => None,
     };
     Ok(Loaded {
-        adopted,
+        adopted: !plan.is_fresh(),
         log,
         engine_maps,
     })
+}
+
+const XDP_PROGRAMS: [&str; 4] = [
+    programs::UPLINK_XDP,
+    programs::ACCESS_XDP,
+    programs::XSK_UPLINK,
+    programs::XSK_ACCESS,
+];
+const TC_PROGRAMS: [&str; 2] = [programs::UPLINK_TC, programs::ACCESS_TC];
+
+fn max_entries_of(plan: &migrate::Plan, name: &str, capacity: &Capacity) -> u32 {
+    plan.maps
+        .iter()
+        .find(|(s, _)| s.name == name)
+        .map_or(0, |(s, _)| migrate::max_entries(s, capacity))
+}
+
+/// A map being moved: its name, its mover, the entries of the first copy.
+type Moving = (&'static str, Box<dyn migrate::Mover>, usize);
+
+/// Completes the new set in `staging` (where the load created the maps not
+/// adopted): the adopted maps pinned there too, the moved ones filled from
+/// the old, the layout record. Returns the movers, for the second copy.
+fn fill_staging(
+    pins: &Pins,
+    plan: &migrate::Plan,
+    capacity: &Capacity,
+    staging: &Path,
+) -> Result<Vec<Moving>> {
+    let mut movers = Vec::new();
+    for (shape, action) in &plan.maps {
+        let (old, new) = (pins.map(shape.name), staging.join(shape.name));
+        match *action {
+            migrate::Action::Adopt => {
+                aya::maps::MapData::from_pin(&old)?
+                    .pin(&new)
+                    .with_context(|| format!("pinning {}", new.display()))?;
+            }
+            migrate::Action::Create => log::info!("{}: new in this layout, created", shape.name),
+            migrate::Action::Reset { pinned } => log::warn!(
+                "{}: pinned by an older vtep with {pinned} entries, this one needs {}: \
+                 its counters start again from zero",
+                shape.name,
+                migrate::max_entries(shape, capacity)
+            ),
+            migrate::Action::Move { pinned, entries } => {
+                let from = plan.from.unwrap_or(layout::VERSION);
+                let make = migrate::mover(shape.name, from)
+                    .with_context(|| format!("{}: no conversion from layout {from}", shape.name))?;
+                let mut mover = make(
+                    aya::maps::MapData::from_pin(&old)?,
+                    aya::maps::MapData::from_pin(&new)?,
+                )?;
+                log::info!(
+                    "{}: copying {} entries from a table of {} (layout {from}) to one of {}",
+                    shape.name,
+                    Thousands(entries),
+                    Thousands(pinned.max_entries as usize),
+                    Thousands(migrate::max_entries(shape, capacity) as usize)
+                );
+                let copied = mover.copy()?;
+                movers.push((shape.name, mover, copied));
+            }
+        }
+    }
+    migrate::pin_layout_record(&staging.join(layout::LAYOUT))?;
+    Ok(movers)
+}
+
+/// Puts the program of the same name, as pinned now, on every pinned link:
+/// after a migration, the programs on the links still use the old maps.
+fn swap_pinned_links(pins: &Pins) -> Result<usize> {
+    let dir = pins.links();
+    let mut swapped = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
+    // TC before XDP, as `attach` does.
+    paths.sort_by_key(|p| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("xdp-"))
+    });
+    for path in paths {
+        let Some(link) = pinned_link(&path)? else {
+            continue;
+        };
+        let prog_id = link
+            .info()
+            .with_context(|| format!("reading {}", path.display()))?
+            .program_id();
+        let name = aya::programs::loaded_programs()
+            .filter_map(|p| p.ok())
+            .find(|p| p.id() == prog_id)
+            .and_then(|p| p.name_as_str().map(str::to_owned))
+            .with_context(|| format!("{}: its program is gone", path.display()))?;
+        let is_xdp = XDP_PROGRAMS.contains(&name.as_str());
+        if !is_xdp && !TC_PROGRAMS.contains(&name.as_str()) {
+            log::warn!(
+                "{}: runs {name}, not a vtep program: left alone",
+                path.display()
+            );
+            continue;
+        }
+        if is_xdp {
+            let mut prog = Xdp::from_pin(
+                pins.prog(&name),
+                aya_obj::programs::XdpAttachType::Interface,
+            )?;
+            let id = prog.attach_to_link(XdpLink::try_from(link)?)?;
+            drop(prog.take_link(id)?);
+        } else {
+            let mut prog = SchedClassifier::from_pin(pins.prog(&name))?;
+            let id = prog.attach_to_link(SchedClassifierLink::try_from(link)?)?;
+            drop(prog.take_link(id)?);
+        }
+        swapped += 1;
+    }
+    Ok(swapped)
+}
+
+/// A count with thousands separators (`1,048,576`).
+struct Thousands(usize);
+
+impl std::fmt::Display for Thousands {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.to_string();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                f.write_str(",")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Loads (verifies) the XDP program `name` of `ebpf`.
@@ -318,7 +464,8 @@ pub fn detach(pins: &Pins, ifindex: u32) -> Result<()> {
 /// Takes the gateway down: detaches every link, removes every pin.
 pub fn down(pins: &Pins) -> Result<usize> {
     let mut removed = 0;
-    for dir in [pins.links(), pins.progs(), pins.maps()] {
+    let staging = migrate::staging(pins);
+    for dir in [pins.links(), pins.progs(), pins.maps(), staging] {
         let mut entries: Vec<_> = match std::fs::read_dir(&dir) {
             Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.path()).collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -336,4 +483,38 @@ pub fn down(pins: &Pins) -> Result<usize> {
         let _ = std::fs::remove_dir(&dir);
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use vtep_common::layout::Entries;
+
+    use super::*;
+
+    /// The layout table says what the eBPF object defines (the FDB's size
+    /// is the config's, the object has the default).
+    #[test]
+    fn the_current_layout_is_the_objects() {
+        let object = aya_obj::Object::parse(object()).expect("the object");
+        for shape in layout::CURRENT
+            .maps
+            .iter()
+            .filter(|m| m.name != layout::LAYOUT)
+        {
+            let map = object
+                .maps
+                .get(shape.name)
+                .unwrap_or_else(|| panic!("{} not in the object", shape.name));
+            let pinned = migrate::Pinned {
+                map_type: map.map_type(),
+                key_size: map.key_size(),
+                value_size: map.value_size(),
+                max_entries: map.max_entries(),
+            };
+            assert_eq!(pinned.mismatch(shape), None, "{}", shape.name);
+            if shape.entries == Entries::FdbCapacity {
+                assert_eq!(map.max_entries(), vtep_common::FDB_CAPACITY);
+            }
+        }
+    }
 }

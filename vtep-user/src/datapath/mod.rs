@@ -5,4 +5,5 @@
 pub mod batch;
 pub mod gateway;
 pub mod loader;
+pub mod migrate;
 pub mod pins;
