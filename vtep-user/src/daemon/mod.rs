@@ -1,7 +1,10 @@
 //! `vtep run`: bring the gateway up from a config, then keep it: age
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
 //! stops the daemon and leaves the datapath forwarding with its tables; the
-//! daemon's run lock goes with it.
+//! daemon's run lock goes with it. Its [`monitor`] passes every FDB event on
+//! to `vtep monitor`.
+
+pub mod monitor;
 
 use std::{os::fd::RawFd, path::Path, time::Duration};
 
@@ -14,6 +17,9 @@ use tokio::{
     signal::unix::{Signal, SignalKind, signal},
 };
 
+use vtep_common::event::{EventKind, FdbEvent};
+
+use self::monitor::Monitor;
 use crate::{
     control::{afxdp, apply, follow},
     datapath::{gateway::Gateway, loader, pins::Pins},
@@ -150,6 +156,13 @@ async fn housekeeping(
     if let Some(log) = log {
         tokio::spawn(print_datapath_log(log));
     }
+    let mut monitor = match Monitor::start(&gw) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!("vtep monitor unavailable: {e:#}");
+            None
+        }
+    };
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
     let mut delivery = apply::DeliveryState::default();
@@ -175,10 +188,21 @@ async fn housekeeping(
                     }
                 }
             }
+            _ = serve(monitor.as_mut()) => {}
             _ = tick.tick() => {
-                let aged = gw.age(clock::monotonic_ns());
-                if aged > 0 {
-                    log::debug!("aged out {aged} learned MAC(s)");
+                let now = clock::monotonic_ns();
+                let aged = gw.age(now);
+                if !aged.is_empty() {
+                    log::debug!("aged out {} learned MAC(s)", aged.len());
+                }
+                if let Some(m) = monitor.as_mut() {
+                    let gone = vtep_common::FdbEntry::default();
+                    let events: Vec<FdbEvent> = aged
+                        .into_iter()
+                        .map(|(k, e)| FdbEvent::new(EventKind::Aged, k, e, gone, now))
+                        .collect();
+                    m.publish(&events);
+                    m.tell_lost(&mut gw);
                 }
                 apply::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
                 apply::forget_vanished_ports(&mut gw);
@@ -213,6 +237,15 @@ impl Stop {
             term: signal(SignalKind::terminate()).context("catching SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("catching SIGINT")?,
         })
+    }
+}
+
+/// Serves the monitor's clients until there is something to do, and does
+/// it; never, without a monitor.
+async fn serve(monitor: Option<&mut Monitor>) {
+    match monitor {
+        Some(m) => m.serve().await,
+        None => std::future::pending().await,
     }
 }
 
