@@ -159,3 +159,91 @@ fn without_a_daemon_monitor_says_so() {
         "{run}"
     );
 }
+
+/// Text lines, with `-t` the time first; a reader that goes away (as
+/// `vtep monitor | head -1` does) ends the monitor quietly, with success.
+#[test]
+fn text_lines_and_a_reader_that_goes_away() {
+    use std::{
+        io::{BufRead as _, BufReader},
+        process::{Command, Stdio},
+        sync::mpsc,
+    };
+    let lab = Lab::new("monitor text");
+    let ov = lab.overlay(1, &VniConfig::new(VNI), Flood::FullMesh);
+    let h1 = &ov.hosts[0];
+    let bin = vtep_bin();
+    let pin = h1.pin_path.display().to_string();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &h1.name])
+        .arg(&bin)
+        .args(["monitor", "-t", "--pin-path", &pin])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vtep monitor starts");
+    let stdout = child.stdout.take().expect("its stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut first = String::new();
+        let mut stdout = BufReader::new(stdout);
+        let _ = stdout.read_line(&mut first);
+        let _ = tx.send(first);
+        // The reader goes away: its end of the pipe closes here.
+    });
+    let marker = mac(0xee, 9, 9);
+    let mut first = None;
+    for _ in 0..20 {
+        lab.vtep_ok(
+            h1,
+            &format!("fdb replace {marker} vni {VNI} dst 198.18.0.9"),
+        );
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(250)) {
+            first = Some(line);
+            break;
+        }
+    }
+    reader.join().expect("the reader thread");
+    let first = first.unwrap_or_default();
+    if first.is_empty() {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("vtep monitor's exit");
+        panic!(
+            "no line from vtep monitor ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // `[2026-12-01T23:20:31.123456] 02:ee:.. dst 198.18.0.9 vni 100 origin cli added`
+    let (stamp, rest) = first.split_once("] ").expect("a timestamp first");
+    assert!(
+        stamp.starts_with("[20") && stamp.len() == 27 && stamp.as_bytes()[11] == b'T',
+        "{first:?}"
+    );
+    assert!(
+        rest == format!("{marker} dst 198.18.0.9 vni {VNI} origin cli added\n")
+            || rest == format!("{marker} dst 198.18.0.9 vni {VNI} origin cli replaced\n"),
+        "{first:?}"
+    );
+
+    // The next event finds the pipe closed.
+    let ended = wait_until(EVENT_TIME, || {
+        lab.vtep_ok(
+            h1,
+            &format!("fdb replace {marker} vni {VNI} dst 198.18.0.8"),
+        );
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("vtep monitor's exit");
+    assert!(ended, "vtep monitor still runs with its reader gone");
+    assert!(out.status.success(), "{:?}", out);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

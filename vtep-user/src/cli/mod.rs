@@ -288,6 +288,11 @@ fn run(cli: Cli) -> Result<()> {
             if n == 0 {
                 eprintln!("vtep: nothing pinned at {}", pin.display());
             }
+            if lock.is_some() {
+                // A killed daemon's monitor socket (a running one removes
+                // its own when it stops).
+                let _ = std::fs::remove_file(daemon::monitor::socket_path(pin));
+            }
             drop(lock);
             Ok(())
         }

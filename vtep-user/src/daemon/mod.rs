@@ -68,6 +68,14 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     // No userspace engine runs yet (a previous one may have been killed
     // without saying so): the CLI must not wait for one.
     gw.set_applied_generation(0);
+    // Listening before the datapath is attached: a `vtep monitor` started
+    // once it forwards finds the daemon.
+    let monitor = {
+        let _in_runtime = rt.enter();
+        Monitor::start(&gw)
+            .inspect_err(|e| log::warn!("vtep monitor unavailable: {e:#}"))
+            .ok()
+    };
     apply::config(&mut gw, &cfg, &resolved)?;
     apply::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
@@ -127,6 +135,7 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     }
     let runner = rt.block_on(housekeeping(
         gw,
+        monitor,
         ul,
         cfg.underlay.interface.clone(),
         loaded.log,
@@ -144,8 +153,13 @@ pub fn run(config_path: &Path, pin_path: &Path, engine: Option<EngineKind>) -> R
     Ok(())
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "what the daemon keeps, each moved in once"
+)]
 async fn housekeeping(
     mut gw: Gateway,
+    mut monitor: Option<Monitor>,
     mut ul: vtep_common::Underlay,
     uplink: String,
     log: Option<loader::DatapathLog>,
@@ -156,13 +170,6 @@ async fn housekeeping(
     if let Some(log) = log {
         tokio::spawn(print_datapath_log(log));
     }
-    let mut monitor = match Monitor::start(&gw) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            log::warn!("vtep monitor unavailable: {e:#}");
-            None
-        }
-    };
     let mut tick = tokio::time::interval(TICK);
     let mut rtnl = netlink::Rtnl::new().context("opening rtnetlink")?;
     let mut delivery = apply::DeliveryState::default();
