@@ -20,7 +20,6 @@
 //! events lost, the detail saying where ([`Lost`]).
 
 use std::{
-    collections::BTreeMap,
     ffi::CString,
     io,
     os::{
@@ -192,12 +191,68 @@ struct Client {
     dropped: u64,
 }
 
+/// The clients, and what each has not heard.
+#[derive(Default)]
+struct Clients(Vec<Client>);
+
+impl Clients {
+    /// A client on `sock` (non-blocking) from now on.
+    fn add(&mut self, sock: Arc<UnixStream>) {
+        self.0.push(Client { sock, dropped: 0 });
+    }
+
+    /// Sends `events` to every client; a client without room drops them
+    /// (and hears how many before what it gets next), one that went away
+    /// is forgotten.
+    fn publish(&mut self, events: &[FdbEvent]) {
+        if self.0.is_empty() {
+            return;
+        }
+        for chunk in events.chunks(BATCH) {
+            let msg = Message::Events(chunk.to_vec()).encode();
+            let n = chunk.len() as u64;
+            self.0.retain_mut(|c| c.send(&msg, n));
+        }
+    }
+
+    /// Tells every client that the datapath lost `n` events.
+    fn lost(&mut self, n: u64) {
+        let msg = Message::Lost(Lost::Datapath, n).encode();
+        self.0.retain_mut(|c| c.send(&msg, n));
+    }
+}
+
+impl Client {
+    /// Sends `msg` (of `n` events) after what the client has not heard of
+    /// its drops; false when the client went away.
+    fn send(&mut self, msg: &[u8], n: u64) -> bool {
+        if self.dropped > 0 {
+            let told = Message::Lost(Lost::Client, self.dropped).encode();
+            match send_now(&*self.sock, &told) {
+                Ok(true) => self.dropped = 0,
+                Ok(false) => {
+                    self.dropped += n;
+                    return true;
+                }
+                Err(_) => return false,
+            }
+        }
+        match send_now(&*self.sock, msg) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.dropped += n;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 /// The monitor of a running daemon.
 pub struct Monitor {
     path: PathBuf,
     listener: tokio::net::UnixListener,
-    clients: BTreeMap<u64, Client>,
-    next_id: u64,
+    clients: Clients,
     /// Events from `control::events` and from CLI connections, one record
     /// a datagram; `inbox_tx` is the connections' sending end.
     inbox: tokio::net::UnixDatagram,
@@ -243,8 +298,7 @@ impl Monitor {
         let mut m = Monitor {
             path,
             listener,
-            clients: BTreeMap::new(),
-            next_id: 0,
+            clients: Clients::default(),
             inbox: tokio::net::UnixDatagram::from_std(rx)?,
             inbox_tx: Arc::new(tx),
             ring,
@@ -291,15 +345,7 @@ impl Monitor {
             );
         }
         let sock = Arc::new(conn);
-        let id = self.next_id;
-        self.next_id += 1;
-        self.clients.insert(
-            id,
-            Client {
-                sock: sock.clone(),
-                dropped: 0,
-            },
-        );
+        self.clients.add(sock.clone());
         tokio::spawn(read_client(sock, self.inbox_tx.clone()));
     }
 
@@ -339,36 +385,9 @@ impl Monitor {
         self.publish(&batch);
     }
 
-    /// Sends `events` to every client; a client without room drops them
-    /// (and hears how many later), one that went away is forgotten.
+    /// Sends `events` to every client (see [`Clients::publish`]).
     pub fn publish(&mut self, events: &[FdbEvent]) {
-        if events.is_empty() || self.clients.is_empty() {
-            return;
-        }
-        for chunk in events.chunks(BATCH) {
-            let msg = Message::Events(chunk.to_vec()).encode();
-            self.clients.retain(|_, c| {
-                if c.dropped > 0 {
-                    let told = Message::Lost(Lost::Client, c.dropped).encode();
-                    match send_now(&*c.sock, &told) {
-                        Ok(true) => c.dropped = 0,
-                        Ok(false) => {
-                            c.dropped += chunk.len() as u64;
-                            return true;
-                        }
-                        Err(_) => return false,
-                    }
-                }
-                match send_now(&*c.sock, &msg) {
-                    Ok(true) => true,
-                    Ok(false) => {
-                        c.dropped += chunk.len() as u64;
-                        true
-                    }
-                    Err(_) => false,
-                }
-            });
-        }
+        self.clients.publish(events);
     }
 
     /// Tells every client of the events lost since it was last told: the
@@ -386,17 +405,7 @@ impl Monitor {
         if lost <= self.lost_told {
             return;
         }
-        let msg = Message::Lost(Lost::Datapath, lost - self.lost_told).encode();
-        let n = lost - self.lost_told;
-        self.clients.retain(|_, c| match send_now(&*c.sock, &msg) {
-            Ok(true) => true,
-            // Told later, with what this client drops.
-            Ok(false) => {
-                c.dropped += n;
-                true
-            }
-            Err(_) => false,
-        });
+        self.clients.lost(lost - self.lost_told);
         self.lost_told = lost;
     }
 }
@@ -513,6 +522,8 @@ impl Reporter {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use vtep_common::{FDB_F_LEARNED, FdbEntry, FdbKey, event::EventKind};
 
     use super::*;
@@ -551,6 +562,85 @@ mod tests {
         assert_eq!(Message::decode(&lost), None);
         lost[0] = b'X';
         assert_eq!(Message::decode(&lost), None);
+    }
+
+    /// A client that does not read loses events, never the daemon's time,
+    /// and hears how many it lost before the next events it gets: what it
+    /// received and what it was told it lost add up to what was sent.
+    #[test]
+    fn a_slow_client_is_told_what_it_lost() {
+        let (daemon_end, client_end) = seqpacket_pair();
+        daemon_end.set_nonblocking(true).unwrap();
+        let buffer: libc::c_int = 64 * 1024;
+        // SAFETY: a valid fd and an int option value.
+        unsafe {
+            libc::setsockopt(
+                daemon_end.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&raw const buffer).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        let mut clients = Clients::default();
+        clients.add(Arc::new(daemon_end));
+        let sent = 10_000;
+        let events: Vec<FdbEvent> = (0..sent).map(|i| event(i as u8)).collect();
+        clients.publish(&events);
+        assert!(
+            clients.0[0].dropped > 0,
+            "a 64 KiB buffer took {sent} events"
+        );
+
+        let (mut received, mut lost) = (0, 0);
+        let read = |received: &mut u64, lost: &mut u64| {
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            client_end.set_nonblocking(true).unwrap();
+            while let Ok(n) = (&client_end).read(&mut buf) {
+                match Message::decode(&buf[..n]) {
+                    Some(Message::Events(e)) => *received += e.len() as u64,
+                    Some(Message::Lost(Lost::Client, n)) => *lost += n,
+                    m => panic!("unexpected {m:?}"),
+                }
+            }
+        };
+        read(&mut received, &mut lost);
+        assert_eq!(lost, 0, "told with the next events it gets, not before");
+        clients.publish(&events[..1]);
+        read(&mut received, &mut lost);
+        assert_eq!(
+            received + lost,
+            sent + 1,
+            "received {received}, lost {lost}"
+        );
+        assert!(lost > 0);
+        assert_eq!(clients.0[0].dropped, 0);
+
+        // A client that went away is forgotten.
+        drop(client_end);
+        clients.publish(&events[..1]);
+        assert!(clients.0.is_empty());
+    }
+
+    fn seqpacket_pair() -> (UnixStream, UnixStream) {
+        let mut fds = [0; 2];
+        // SAFETY: a valid array of two fds to write into.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        // SAFETY: two new fds we own.
+        unsafe {
+            (
+                UnixStream::from_raw_fd(fds[0]),
+                UnixStream::from_raw_fd(fds[1]),
+            )
+        }
     }
 
     #[test]
