@@ -184,6 +184,21 @@ fn send_now(sock: &impl AsRawFd, msg: &[u8]) -> io::Result<bool> {
     }
 }
 
+/// Sets the send buffer of `sock` to `bytes` with `option` (`SO_SNDBUF`
+/// or `SO_SNDBUFFORCE`); a refusal leaves the one it has.
+fn set_send_buffer(sock: &impl AsRawFd, option: libc::c_int, bytes: libc::c_int) {
+    // SAFETY: a valid fd and an int option value.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
 /// A client: its connection, and the events it had no room for since it
 /// last heard of it.
 struct Client {
@@ -333,17 +348,8 @@ impl Monitor {
     fn accept(&mut self, conn: tokio::net::UnixStream) {
         let Ok(conn) = conn.into_std() else { return };
         let _ = conn.set_nonblocking(true);
-        let buffer = CLIENT_BUFFER;
-        // SAFETY: a valid fd and an int option value.
-        unsafe {
-            libc::setsockopt(
-                conn.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUFFORCE,
-                (&raw const buffer).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        // Root may exceed net.core.wmem_max; without it, the default.
+        set_send_buffer(&conn, libc::SO_SNDBUFFORCE, CLIENT_BUFFER);
         let sock = Arc::new(conn);
         self.clients.add(sock.clone());
         tokio::spawn(read_client(sock, self.inbox_tx.clone()));
@@ -571,17 +577,7 @@ mod tests {
     fn a_slow_client_is_told_what_it_lost() {
         let (daemon_end, client_end) = seqpacket_pair();
         daemon_end.set_nonblocking(true).unwrap();
-        let buffer: libc::c_int = 64 * 1024;
-        // SAFETY: a valid fd and an int option value.
-        unsafe {
-            libc::setsockopt(
-                daemon_end.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&raw const buffer).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        set_send_buffer(&daemon_end, libc::SO_SNDBUF, 64 * 1024);
         let mut clients = Clients::default();
         clients.add(Arc::new(daemon_end));
         let sent = 10_000;
