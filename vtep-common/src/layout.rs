@@ -211,6 +211,16 @@ pub const LAYOUT_2: Layout = Layout {
             8,
             Entries::Counters(REASON_COUNT),
         ),
+        // FDB events for `vtep monitor`: a ring buffer (its size in bytes),
+        // and the count of those it had no room for.
+        map(
+            names::FDB_EVENTS,
+            RINGBUF,
+            0,
+            0,
+            Entries::Fixed(crate::event::EVENT_RING_BYTES),
+        ),
+        map(names::FDB_EV_LOST, PERCPU_ARRAY, 4, 8, Entries::Counters(1)),
     ],
 };
 

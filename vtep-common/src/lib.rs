@@ -10,6 +10,7 @@
 //! unit-tested on the host and shared by every engine.
 #![no_std]
 
+pub mod event;
 pub mod fdb;
 pub mod frame;
 pub mod header;

@@ -27,9 +27,13 @@ pub mod names {
     /// applied (index 1; 0 when none runs): the CLI returns once the
     /// engine has its change.
     pub const GENERATION: &str = "GENERATION";
+    /// FDB events for `vtep monitor` (a ring buffer the daemon reads), and
+    /// the per-CPU count of those the ring had no room for.
+    pub const FDB_EVENTS: &str = "FDB_EVENTS";
+    pub const FDB_EV_LOST: &str = "FDB_EV_LOST";
 
     /// Every map that holds gateway state: pinned, and adopted on restart.
-    pub const PINNED: [&str; 12] = [
+    pub const PINNED: [&str; 14] = [
         GENERATION,
         FDB,
         VNIS,
@@ -42,6 +46,8 @@ pub mod names {
         UNDERLAY,
         NEIGH,
         REASONS,
+        FDB_EVENTS,
+        FDB_EV_LOST,
     ];
 }
 

@@ -7,18 +7,21 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::{debug, info};
 use vtep_common::{
-    FdbKey, Reason, VniInfo,
+    FdbEntry, FdbKey, Reason, VniInfo,
+    event::{EventKind, FdbEvent},
     fdb::{Inserted, Learn, Place, granted, learn_step, refresh_due},
 };
 
-use crate::maps::{FDB, VNI_LEARNED, count};
+use crate::maps::{FDB, FDB_EV_LOST, FDB_EVENTS, VNI_LEARNED, count};
 
 /// `-EEXIST`, as a map update with `BPF_NOEXIST` returns it for a key that
 /// is there.
 const EEXIST: i32 = 17;
 
-/// Learns that `mac` in `vni` is at `place`. Logs (aya-log) a new MAC at
-/// debug level and a move at info level; the daemon sets the level.
+/// Learns that `mac` in `vni` is at `place`. Reports a new MAC and a move
+/// to `vtep monitor` ([`report`]; a refresh is no event), and logs
+/// (aya-log) a new MAC at debug level and a move at info level; the daemon
+/// sets the level.
 #[inline(always)]
 pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Place) {
     if !info.learns() {
@@ -37,8 +40,10 @@ pub fn learn(ctx: &XdpContext, vni: u32, info: &VniInfo, mac: [u8; 6], place: Pl
             unsafe { (*e).last_seen_ns = now_ns };
         }
         (Learn::Move { now_ns }, Some(e)) => {
+            let new = place.learned(now_ns);
             // SAFETY: as above.
-            unsafe { *e = place.learned(now_ns) };
+            let old = unsafe { core::ptr::replace(e, new) };
+            report(EventKind::Moved, &key, &old, &new, now_ns);
             log_place(ctx, vni, &mac, &place, true);
         }
         (Learn::Reserve, _) => insert(ctx, &key, &place, info.max_addresses, now),
@@ -70,12 +75,15 @@ fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, max: u32, now: impl FnO
         count(Reason::LearningLimit);
         return;
     }
-    let inserted = match FDB.insert(key, place.learned(now()), u64::from(BPF_NOEXIST)) {
+    let now_ns = now();
+    let new = place.learned(now_ns);
+    let inserted = match FDB.insert(key, &new, u64::from(BPF_NOEXIST)) {
         Ok(()) => Inserted::Written,
         Err(e) if e == -EEXIST => Inserted::Exists,
         Err(_) => Inserted::Full,
     };
     if inserted.keeps_slot() {
+        report(EventKind::Learned, key, &FdbEntry::default(), &new, now_ns);
         log_place(ctx, vni, &key.mac, place, false);
     } else {
         // SAFETY: as above.
@@ -83,6 +91,25 @@ fn insert(ctx: &XdpContext, key: &FdbKey, place: &Place, max: u32, now: impl FnO
     }
     if let Some(r) = inserted.reason() {
         count(r);
+    }
+}
+
+/// Writes the event `kind` of `key` (`old` → `new`) into `FDB_EVENTS`
+/// for the daemon, or counts it in `FDB_EV_LOST` when the ring is full:
+/// never waited on, and the frame goes on either way.
+#[inline(always)]
+fn report(kind: EventKind, key: &FdbKey, old: &FdbEntry, new: &FdbEntry, now_ns: u64) {
+    match FDB_EVENTS.reserve::<FdbEvent>(0) {
+        Some(mut slot) => {
+            slot.write(FdbEvent::new(kind, *key, *old, *new, now_ns));
+            slot.submit(0);
+        }
+        None => {
+            if let Some(c) = FDB_EV_LOST.get_ptr_mut(0) {
+                // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+                unsafe { *c += 1 };
+            }
+        }
     }
 }
 

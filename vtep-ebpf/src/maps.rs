@@ -5,12 +5,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, XskMap},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, PerCpuHashMap, RingBuf, XskMap},
 };
 use vtep_common::{
     FDB_CAPACITY, FdbEntry, FdbKey, FloodList, NEIGH_CAPACITY, NeighEntry, PORT_CAPACITY, PortInfo,
     PortKey, PortList, Reason, Underlay, VNI_CAPACITY, VniCounters, VniInfo, VtepAddr,
-    XSK_MAX_QUEUES, header::is_multicast, reason::REASON_COUNT,
+    XSK_MAX_QUEUES, event::EVENT_RING_BYTES, header::is_multicast, reason::REASON_COUNT,
 };
 
 use crate::parse::CSUM_CHUNK;
@@ -82,6 +82,15 @@ pub static XSKS: XskMap = XskMap::with_max_entries(PORT_CAPACITY * XSK_MAX_QUEUE
 /// AF_XDP engine: ifindex → interface slot in `XSKS`.
 #[map]
 pub static XSK_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(PORT_CAPACITY, 0);
+
+/// FDB events (`vtep_common::event::FdbEvent`) for `vtep monitor`: a
+/// MAC learned or moved. The daemon is the one reader.
+#[map]
+pub static FDB_EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
+
+/// Per-CPU count of the FDB events `FDB_EVENTS` had no room for.
+#[map]
+pub static FDB_EV_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one packet under `reason`.
 #[inline(always)]

@@ -32,7 +32,8 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, XskMap,
+        Array, DevMapHash, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf,
+        XskMap,
     },
     programs::Program,
 };
@@ -45,7 +46,10 @@ use vtep_common::{
     META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
     PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
     VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
-    XSK_MAX_QUEUES, names, programs, reason::REASON_COUNT,
+    XSK_MAX_QUEUES,
+    event::{EVENT_LEN, EVENT_RING_BYTES, EventKind, FdbEvent},
+    names, programs,
+    reason::REASON_COUNT,
 };
 use xsk_rs::{
     CompQueue, FillQueue, RxQueue, Socket, TxQueue, Umem,
@@ -2415,6 +2419,135 @@ fn every_reason_has_a_row() {
     for r in Reason::ALL {
         println!("{:20} {} row(s)", r.name(), rows[r as usize].len());
     }
+}
+
+// ---- FDB events: what `vtep monitor` shows -------------------------------------
+
+impl Datapath {
+    /// Takes every record out of `FDB_EVENTS`, oldest first.
+    fn take_events(&mut self) -> Vec<Vec<u8>> {
+        let mut ring = self.map::<RingBuf<_>>(names::FDB_EVENTS);
+        let mut out = Vec::new();
+        while let Some(r) = ring.next() {
+            out.push(r.to_vec());
+        }
+        out
+    }
+
+    /// The FDB events the ring had no room for, summed over CPUs.
+    fn events_lost(&mut self) -> u64 {
+        self.map::<PerCpuArray<_, u64>>(names::FDB_EV_LOST)
+            .get(&0, 0)
+            .expect("FDB_EV_LOST get")
+            .iter()
+            .sum()
+    }
+}
+
+/// The event `kind` of `mac` in VNI 100 whose new entry is `new` (as the
+/// FDB holds it after the run), stamped with that entry's time: the
+/// exact bytes the ring must hold.
+fn event_bytes(kind: EventKind, mac: Mac, old: FdbEntry, new: FdbEntry) -> [u8; EVENT_LEN] {
+    FdbEvent::new(kind, FdbKey::new(VNI, mac), old, new, new.last_seen_ns).to_bytes()
+}
+
+/// A new MAC is one record, byte for byte; the same MAC again (seen
+/// lately, then due for a refresh) is none.
+#[test]
+fn a_learned_mac_is_one_event_and_a_refresh_none() {
+    let _netns = Netns::enter();
+    let mut dp = Datapath::load(programs::UPLINK_XDP);
+    let frame = from_remote(&inner_unicast());
+    assert_eq!(dp.run(&frame).verdict, XDP_REDIRECT);
+    let learned = dp.fdb(FAR_MAC).expect("FAR_MAC learned");
+    assert_eq!(
+        learned,
+        FdbEntry::remote(
+            VtepAddr::v4(REMOTE_VTEP),
+            FDB_F_LEARNED,
+            learned.last_seen_ns
+        )
+    );
+    assert!(learned.last_seen_ns > 0, "{learned:?}");
+    let events = dp.take_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0],
+        event_bytes(EventKind::Learned, FAR_MAC, FdbEntry::default(), learned),
+        "the record of a new MAC"
+    );
+
+    assert_eq!(dp.run(&frame).verdict, XDP_REDIRECT);
+    assert_eq!(dp.take_events().len(), 0, "seen again at once: no event");
+    dp.fdb_set(FAR_MAC, stale_remote(REMOTE_VTEP));
+    assert_eq!(dp.run(&frame).verdict, XDP_REDIRECT);
+    let refreshed = dp.fdb(FAR_MAC).expect("FAR_MAC");
+    assert!(refreshed.last_seen_ns > 1, "refreshed: {refreshed:?}");
+    assert_eq!(dp.take_events().len(), 0, "a refresh: no event");
+    assert_eq!(dp.events_lost(), 0);
+}
+
+/// A learned MAC that moves is one record with both places; a static
+/// entry, which learning leaves alone, is none.
+#[test]
+fn a_move_is_one_event_with_both_places() {
+    let _netns = Netns::enter();
+    let mut dp = Datapath::load(programs::ACCESS_XDP);
+    dp.fdb_set(WORKLOAD_MAC, stale_remote(OTHER_VTEP));
+    assert_eq!(dp.run(&workload_to_remote()).verdict, XDP_REDIRECT);
+    let moved = dp.fdb(WORKLOAD_MAC).expect("WORKLOAD_MAC");
+    assert_eq!(
+        moved,
+        FdbEntry::local(PORT1, FDB_F_LEARNED, moved.last_seen_ns)
+    );
+    let events = dp.take_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0],
+        event_bytes(
+            EventKind::Moved,
+            WORKLOAD_MAC,
+            stale_remote(OTHER_VTEP),
+            moved
+        ),
+        "the record of a move"
+    );
+
+    dp.fdb_set(WORKLOAD_MAC, static_remote(OTHER_VTEP));
+    assert_eq!(dp.run(&workload_to_remote()).verdict, XDP_REDIRECT);
+    assert_eq!(dp.take_events().len(), 0, "a static entry: no event");
+}
+
+/// A ring nobody reads fills up: the events that do not fit are counted,
+/// and the frames are forwarded and their sources learned all the same.
+/// Once read, the ring takes events again.
+#[test]
+fn a_full_ring_is_counted_not_waited_on() {
+    let _netns = Netns::enter();
+    let mut dp = Datapath::load(programs::ACCESS_XDP);
+    // A record and its 8-byte header, in a ring of EVENT_RING_BYTES.
+    let room = EVENT_RING_BYTES as usize / (EVENT_LEN + 8);
+    let sources = room + 50;
+    let source = |i: usize| [0x02, 0xee, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+    for i in 0..sources {
+        let run = dp.run(&tenant(REMOTE_MAC, source(i)));
+        assert_eq!(run.verdict, XDP_REDIRECT, "source {i}");
+    }
+    assert_eq!(
+        dp.counters().learned,
+        sources as u64,
+        "every source learned"
+    );
+    assert_eq!(dp.events_lost(), 50, "events past the ring's room");
+    let events = dp.take_events();
+    assert_eq!(events.len(), room, "records in the ring");
+    let last = FdbEvent::from_bytes(events.last().unwrap()).expect("a record");
+    assert_eq!(last.key.mac, source(room - 1));
+
+    dp.run(&tenant(REMOTE_MAC, source(sources)));
+    let events = dp.take_events();
+    assert_eq!(events.len(), 1, "read, the ring takes events again");
+    assert_eq!(dp.events_lost(), 50);
 }
 
 // ---- verifier budget ------------------------------------------------------------

@@ -13,18 +13,23 @@ pub mod docs;
 pub mod output;
 
 use std::{
+    cell::RefCell,
     collections::BTreeMap,
-    io::{self, BufWriter, StdoutLock},
+    io::{self, BufWriter, Read as _, StdoutLock},
     net::IpAddr,
     path::PathBuf,
 };
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use vtep_common::{FDB_F_STATIC, FdbEntry, VNI_F_CHECK_SOURCE, VNI_F_LEARNING};
+use vtep_common::{
+    FDB_F_STATIC, FdbEntry, FdbKey, VNI_F_CHECK_SOURCE, VNI_F_LEARNING,
+    event::{EventKind, FdbEvent},
+};
 
 use crate::{
     control::apply,
+    daemon::{self, monitor::Reporter},
     datapath::{
         gateway::{Gateway, GatewayError, SetMode},
         loader,
@@ -117,6 +122,17 @@ pub enum Command {
         /// Also list reasons whose count is zero.
         #[arg(short, long)]
         all: bool,
+    },
+    /// Watch the FDB: a line per entry learned, moved, aged out, added or
+    /// deleted, as it happens (`bridge monitor fdb`), until Ctrl-C. Needs
+    /// the gateway's `vtep run` daemon, which passes the events on.
+    Monitor {
+        /// What to watch: the FDB (the one object there is).
+        #[arg(value_parser = ["fdb"], default_value = "fdb")]
+        object: String,
+        /// Start each line with the time of its event (`bridge -tshort`).
+        #[arg(short = 't', long)]
+        timestamp: bool,
     },
     /// Send frames at a high rate out of an interface (BPF_PROG_TEST_RUN live
     /// frames), count them at the far end (`sink`), or time vtep's XDP
@@ -280,12 +296,18 @@ fn run(cli: Cli) -> Result<()> {
             if n == 0 {
                 eprintln!("vtep: nothing pinned at {}", pin.display());
             }
+            if lock.is_some() {
+                // A killed daemon's monitor socket (a running one removes
+                // its own when it stops).
+                let _ = std::fs::remove_file(daemon::monitor::socket_path(pin));
+            }
             drop(lock);
             Ok(())
         }
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),
+        Command::Monitor { timestamp, .. } => monitor(pin, cli.json, timestamp),
         Command::Pktgen(args) => crate::lab::pktgen::main(*args, cli.json),
         Command::Docs(command) => docs::run(command),
         Command::Stats { all } => {
@@ -306,6 +328,7 @@ fn changed(pin: &std::path::Path, result: Result<()>) -> Result<()> {
 /// engine has the change, as the XDP engine (which reads the maps
 /// themselves) has it at once.
 fn published(gw: &mut Gateway) -> Result<()> {
+    REPORTER.with_borrow_mut(Reporter::flush);
     let g = gw.bump_generation()?;
     if !gw.wait_applied(g, std::time::Duration::from_secs(1)) {
         log::warn!("the AF_XDP engine has not taken the change within a second");
@@ -505,11 +528,42 @@ impl Change {
                     Place::Remote(d) => FdbEntry::remote(to_vtep(*d), FDB_F_STATIC, 0),
                     Place::Port { ifindex, .. } => FdbEntry::local(*ifindex, FDB_F_STATIC, 0),
                 };
-                Ok(gw.fdb_set(*vni, *mac, entry, *mode)?)
+                let old = monitored(gw).then(|| gw.fdb_get(*vni, *mac)).flatten();
+                gw.fdb_set(*vni, *mac, entry, *mode)?;
+                let key = FdbKey::new(*vni, mac.0);
+                report(gw, EventKind::Added, key, old.unwrap_or_default(), entry);
+                Ok(())
             }
-            Change::FdbDel { vni, mac } => Ok(gw.fdb_del(*vni, *mac)?),
-            Change::FloodAdd { vni, dst } => Ok(gw.flood_add(*vni, *dst)?),
-            Change::FloodDel { vni, dst } => Ok(gw.flood_del(*vni, *dst)?),
+            Change::FdbDel { vni, mac } => {
+                let old = monitored(gw).then(|| gw.fdb_get(*vni, *mac)).flatten();
+                gw.fdb_del(*vni, *mac)?;
+                if let Some(old) = old {
+                    let key = FdbKey::new(*vni, mac.0);
+                    report(gw, EventKind::Deleted, key, old, FdbEntry::default());
+                }
+                Ok(())
+            }
+            Change::FloodAdd { vni, dst } => {
+                gw.flood_add(*vni, *dst)?;
+                let member = FdbEntry::remote(to_vtep(*dst), FDB_F_STATIC, 0);
+                let key = FdbKey::new(*vni, Mac::ZERO.0);
+                report(gw, EventKind::Added, key, FdbEntry::default(), member);
+                Ok(())
+            }
+            Change::FloodDel { vni, dst } => {
+                let members = match dst {
+                    Some(d) => vec![*d],
+                    None if monitored(gw) => gw.flood_list(*vni),
+                    None => Vec::new(),
+                };
+                gw.flood_del(*vni, *dst)?;
+                for d in members {
+                    let member = FdbEntry::remote(to_vtep(d), FDB_F_STATIC, 0);
+                    let key = FdbKey::new(*vni, Mac::ZERO.0);
+                    report(gw, EventKind::Deleted, key, member, FdbEntry::default());
+                }
+                Ok(())
+            }
             Change::VniAdd(v) => Ok(gw.vni_set(v, false)?),
             Change::VniSet { vni, args } => {
                 let info = gw.vni_info(*vni)?;
@@ -534,6 +588,100 @@ impl Change {
         self.check_dst(crate::model::addr::from_vtep(&gw.underlay()?.local))?;
         self.apply(gw)
     }
+}
+
+thread_local! {
+    /// This process's changes, on their way to the daemon's monitor.
+    static REPORTER: RefCell<Reporter> = RefCell::default();
+}
+
+/// Whether a daemon's monitor hears of this process's changes to `gw`
+/// (else there is nothing to report, nor to look up for it).
+fn monitored(gw: &Gateway) -> bool {
+    REPORTER.with_borrow_mut(|r| r.connected(&gw.pins.root))
+}
+
+/// Tells the daemon's monitor, if any, of a change to the FDB (sent in
+/// batches, the last by [`published`]).
+fn report(gw: &Gateway, kind: EventKind, key: FdbKey, old: FdbEntry, new: FdbEntry) {
+    let event = FdbEvent::new(kind, key, old, new, clock::monotonic_ns());
+    REPORTER.with_borrow_mut(|r| r.report(&gw.pins.root, event));
+}
+
+/// `vtep monitor fdb`: prints the daemon's events as they come, until
+/// SIGINT or SIGTERM (quietly) or the daemon stops (an error).
+fn monitor(pin: &std::path::Path, json: bool, timestamp: bool) -> Result<()> {
+    use std::io::Write as _;
+    let sock = daemon::monitor::connect(pin).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => anyhow::anyhow!(
+            "no `vtep run` daemon for the gateway at {}: vtep monitor gets its events from \
+             the daemon (start one with `vtep run --config FILE`)",
+            pin.display()
+        ),
+        _ => anyhow::Error::from(e).context(format!(
+            "connecting to {}",
+            daemon::monitor::socket_path(pin).display()
+        )),
+    })?;
+    stop_quietly_on_signals()?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut names = IfNames::default();
+    let mut buf = vec![0u8; daemon::monitor::MAX_MESSAGE];
+    loop {
+        let n = match (&sock).read(&mut buf) {
+            Ok(0) => bail!("the daemon of the gateway at {} stopped", pin.display()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(());
+                }
+                continue;
+            }
+            Err(e) => return Err(e).context("reading the daemon's events"),
+        };
+        let mut p = Printer::new(&mut out, json);
+        match daemon::monitor::Message::decode(&buf[..n]) {
+            Some(daemon::monitor::Message::Events(events)) => {
+                for e in &events {
+                    let t = timestamp.then(|| output::monitor::stamp(e.time_ns));
+                    output::monitor::event(&mut p, e, t.as_deref(), &mut |i| names.name(i))
+                        .context("printing to stdout")?;
+                }
+            }
+            Some(daemon::monitor::Message::Lost(why, lost)) => {
+                let t = timestamp.then(|| output::monitor::stamp(clock::monotonic_ns()));
+                output::monitor::lost(&mut p, why, lost, t.as_deref())
+                    .context("printing to stdout")?;
+            }
+            None => log::debug!("monitor: a message of {n} bytes not understood"),
+        }
+        out.flush().context("printing to stdout")?;
+    }
+}
+
+/// Set by SIGINT and SIGTERM in `vtep monitor`.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// SIGINT and SIGTERM set [`STOP`] and interrupt the blocking read
+/// (no `SA_RESTART`), so that `vtep monitor` ends quietly, with success.
+fn stop_quietly_on_signals() -> Result<()> {
+    extern "C" fn on_signal(_: libc::c_int) {
+        STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: an all-zero sigaction is valid; the handler only stores
+        // to an atomic, which is async-signal-safe.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error()).context("catching SIGINT and SIGTERM");
+        }
+    }
+    Ok(())
 }
 
 fn fdb(pin: &std::path::Path, json: bool, command: FdbCommand) -> Result<()> {

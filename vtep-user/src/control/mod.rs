@@ -4,4 +4,5 @@
 
 pub mod afxdp;
 pub mod apply;
+pub mod events;
 pub mod follow;

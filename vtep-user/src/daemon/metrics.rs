@@ -380,6 +380,13 @@ pub fn families(s: &Snapshot) -> Vec<Family> {
             Value::Int(s.follow_resyncs),
         ),
         (
+            "vtep_monitor_events_lost_total",
+            "FDB events `vtep monitor` did not get: the datapath's ring buffer was full",
+            Kind::Counter,
+            None,
+            Value::Int(s.stats.monitor_lost),
+        ),
+        (
             "vtep_scrape_duration_seconds",
             "How long this scrape took to read the gateway's maps",
             Kind::Gauge,

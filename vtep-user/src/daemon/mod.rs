@@ -2,7 +2,10 @@
 //! learned MACs out, keep the remote VTEPs' neighbours resolved. A signal
 //! stops the daemon and leaves the datapath forwarding with its tables; the
 //! daemon's run lock goes with it. With `[metrics]` it serves Prometheus
-//! metrics (`metrics`).
+//! metrics ([`metrics`]); its [`monitor`] passes every FDB event on to
+//! `vtep monitor`.
+
+pub mod monitor;
 
 use std::{
     net::SocketAddr,
@@ -21,6 +24,9 @@ use tokio::{
     signal::unix::{Signal, SignalKind, signal},
 };
 
+use vtep_common::event::{EventKind, FdbEvent};
+
+use self::monitor::Monitor;
 use crate::{
     control::{afxdp, apply, follow},
     datapath::{gateway::Gateway, loader, pins::Pins},
@@ -89,6 +95,14 @@ pub fn run(
     // No userspace engine runs yet (a previous one may have been killed
     // without saying so): the CLI must not wait for one.
     gw.set_applied_generation(0);
+    // Listening before the datapath is attached: a `vtep monitor` started
+    // once it forwards finds the daemon.
+    let monitor = {
+        let _in_runtime = rt.enter();
+        Monitor::start(&gw)
+            .inspect_err(|e| log::warn!("vtep monitor unavailable: {e:#}"))
+            .ok()
+    };
     apply::config(&mut gw, &cfg, &resolved)?;
     apply::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
@@ -155,6 +169,7 @@ pub fn run(
     }
     let runner = rt.block_on(housekeeping(
         gw,
+        monitor,
         ul,
         cfg.underlay.interface.clone(),
         loaded.log,
@@ -179,6 +194,7 @@ pub fn run(
 )]
 async fn housekeeping(
     mut gw: Gateway,
+    mut monitor: Option<Monitor>,
     mut ul: vtep_common::Underlay,
     uplink: String,
     log: Option<loader::DatapathLog>,
@@ -221,10 +237,21 @@ async fn housekeeping(
                     daemon.follow_resyncs.store(f.stats.resyncs, Ordering::Relaxed);
                 }
             }
+            _ = serve(monitor.as_mut()) => {}
             _ = tick.tick() => {
-                let aged = gw.age(clock::monotonic_ns());
-                if aged > 0 {
-                    log::debug!("aged out {aged} learned MAC(s)");
+                let now = clock::monotonic_ns();
+                let aged = gw.age(now);
+                if !aged.is_empty() {
+                    log::debug!("aged out {} learned MAC(s)", aged.len());
+                }
+                if let Some(m) = monitor.as_mut() {
+                    let gone = vtep_common::FdbEntry::default();
+                    let events: Vec<FdbEvent> = aged
+                        .into_iter()
+                        .map(|(k, e)| FdbEvent::new(EventKind::Aged, k, e, gone, now))
+                        .collect();
+                    m.publish(&events);
+                    m.tell_lost(&mut gw);
                 }
                 apply::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
                 apply::forget_vanished_ports(&mut gw);
@@ -259,6 +286,15 @@ impl Stop {
             term: signal(SignalKind::terminate()).context("catching SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("catching SIGINT")?,
         })
+    }
+}
+
+/// Serves the monitor's clients until there is something to do, and does
+/// it; never, without a monitor.
+async fn serve(monitor: Option<&mut Monitor>) {
+    match monitor {
+        Some(m) => m.serve().await,
+        None => std::future::pending().await,
     }
 }
 

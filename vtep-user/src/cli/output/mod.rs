@@ -7,6 +7,7 @@
 //! become rows, with interface names and the words of `bridge fdb`.
 
 mod fdb;
+pub mod monitor;
 mod printer;
 mod stats;
 mod vni;

@@ -74,6 +74,14 @@ pub fn show<W: Write>(p: &mut Printer<W>, s: &Stats, all: bool) -> io::Result<()
         p.close_object()?;
     }
     p.close_array()?;
+    if s.monitor_lost > 0 {
+        p.uint(
+            "monitor_lost",
+            "vtep monitor: {} FDB events lost",
+            s.monitor_lost,
+        )?;
+        p.nl()?;
+    }
     p.close_object()
 }
 
@@ -183,6 +191,23 @@ vni 200
                     r#"{"reason":"learning-limit","count":1234567,"outcome":"not-learned"}]}"#
                 )
             )
+        );
+    }
+
+    #[test]
+    fn lost_monitor_events() {
+        let s = Stats {
+            reasons: vec![(Reason::NotVxlan, 0)],
+            monitor_lost: 12,
+            ..Stats::default()
+        };
+        assert_eq!(
+            printed(false, |p| show(p, &s, false)),
+            "reasons:\n    (none)\nvtep monitor: 12 FDB events lost\n"
+        );
+        assert_eq!(
+            printed(true, |p| show(p, &s, false)),
+            "{\"vni\":[],\"reasons\":[],\"monitor_lost\":12}\n"
         );
     }
 

@@ -20,12 +20,14 @@ use std::{
 
 use vtep_common::{
     FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
+    event::{EventKind, FdbEvent},
     fdb::{Inserted, Learn, Place, granted, learn_step},
     header::is_multicast,
     reason::REASON_COUNT,
 };
 
 use crate::{
+    control::events,
     datapath::gateway::{Gateway, GatewayError},
     system::clock,
 };
@@ -269,6 +271,8 @@ impl View {
     /// Learns that `mac` in `vni` is at `place` (`learn_step`). The copy
     /// says whether anything needs writing; the map, read again first, has
     /// the last word (the CLI may have changed the entry since the reload).
+    /// A new MAC and a move are reported to `vtep monitor`
+    /// ([`events::report`]), as the XDP engine's learning reports them.
     pub fn learn(&mut self, vni: u32, mac: [u8; 6], place: Place, now_ns: u64) {
         let Some(info) = self.t.vnis.get(&vni).copied() else {
             return;
@@ -309,6 +313,11 @@ impl View {
             return;
         }
         self.t.fdb.insert(key, entry);
+        if let Some(old) = current
+            && !old.same_place(&entry)
+        {
+            events::report(FdbEvent::new(EventKind::Moved, key, old, entry, now_ns));
+        }
     }
 
     /// Inserts a new MAC's entry into a slot reserved in its VNI's learned
@@ -334,6 +343,13 @@ impl View {
         };
         if inserted.keeps_slot() {
             self.t.fdb.insert(*key, entry);
+            events::report(FdbEvent::new(
+                EventKind::Learned,
+                *key,
+                FdbEntry::default(),
+                entry,
+                now_ns,
+            ));
         } else {
             self.gw.set_learned(vni, before);
         }

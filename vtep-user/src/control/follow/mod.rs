@@ -54,18 +54,25 @@ use anyhow::{Context as _, Result};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage, link::LinkMessage, neighbour::NeighbourMessage,
 };
-use vtep_common::{FDB_F_FOLLOWED, FdbEntry, FdbKey};
+use vtep_common::{
+    FDB_F_FOLLOWED, FdbEntry, FdbKey,
+    event::{EventKind, FdbEvent},
+};
 
 pub use classify::{Mirror, Tables};
 pub use underlay::complete_underlay;
 
 use crate::{
+    control::events,
     datapath::gateway::Gateway,
     model::{
         addr::{Mac, to_vtep},
         config::{Config, FollowConfig},
     },
-    system::netlink::{Events, Link, parse_fdb, parse_link},
+    system::{
+        clock,
+        netlink::{Events, Link, parse_fdb, parse_link},
+    },
 };
 
 /// Most netlink datagrams read per wake-up, so that a storm of events does
@@ -330,20 +337,27 @@ impl Follower {
         deleted: bool,
     ) {
         let key = FdbKey::new(vni, mac);
+        let old = gw.fdb_get(vni, Mac(mac));
+        let now = clock::monotonic_ns;
         if deleted {
             // Only the entry the kernel deleted: after a move, the map may
             // already hold the MAC's new place.
-            if gw
-                .fdb_get(vni, Mac(mac))
-                .is_some_and(|e| e.same_place(entry))
+            if let Some(old) = old
+                && old.same_place(entry)
                 && gw.fdb_del_followed(&key)
             {
                 self.stats.changes += 1;
+                let gone = FdbEntry::default();
+                events::report(FdbEvent::new(EventKind::Deleted, key, old, gone, now()));
             }
             return;
         }
         match gw.fdb_put_followed(&key, entry) {
-            Ok(true) => self.stats.changes += 1,
+            Ok(true) => {
+                self.stats.changes += 1;
+                let old = old.unwrap_or_default();
+                events::report(FdbEvent::new(EventKind::Added, key, old, *entry, now()));
+            }
             Ok(false) => {}
             // Once, not per MAC: a full map refuses every new entry alike.
             Err(e) => self.warn_once(format!(

@@ -109,19 +109,19 @@ impl Gateway {
     }
 
     /// Removes learned entries older than their VNI's `ageing`, and
-    /// recounts each VNI's learned MACs. Returns how many were aged out.
+    /// recounts each VNI's learned MACs. Returns the entries aged out.
     ///
     /// The datapath reserves slots in the counts while this walks (an
     /// atomic add on the map value), and a write from here replaces the
     /// value: the recount is written only over a count that did not change
     /// during the walk (else the aged-out entries are taken off the count),
     /// and nothing is written over a count that is right.
-    pub fn age(&mut self, now_ns: u64) -> usize {
+    pub fn age(&mut self, now_ns: u64) -> Vec<(FdbKey, FdbEntry)> {
         let infos: Vec<(u32, VniInfo)> = self.vnis.iter().filter_map(|r| r.ok()).collect();
         // Followed VNIs hold no learned entries (the kernel learns): with
         // only those, there is nothing to walk the FDB for.
         if infos.iter().all(|(_, i)| i.flags & VNI_F_FOLLOWED != 0) {
-            return 0;
+            return Vec::new();
         }
         let ageing: BTreeMap<u32, u32> =
             infos.into_iter().map(|(v, i)| (v, i.ageing_secs)).collect();
@@ -141,13 +141,13 @@ impl Gateway {
                 *counts.entry(k.vni).or_default() += 1;
             }
         }
-        let mut removed = 0;
+        let mut removed = Vec::new();
         for (k, seen) in expired {
             // Re-read: the datapath may have refreshed it since.
             match self.fdb.get(&k, 0) {
                 Ok(e) if e == seen => {
                     if self.fdb.remove(&k).is_ok() {
-                        removed += 1;
+                        removed.push((k, seen));
                         *aged.entry(k.vni).or_default() += 1;
                     }
                 }

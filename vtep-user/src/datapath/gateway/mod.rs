@@ -34,6 +34,7 @@ use crate::{
 
 mod fdb;
 mod flood;
+mod monitor;
 mod neigh;
 mod ports;
 mod stats;

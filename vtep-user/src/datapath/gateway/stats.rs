@@ -7,6 +7,8 @@ use super::*;
 pub struct Stats {
     pub vnis: BTreeMap<u32, VniCounters>,
     pub reasons: Vec<(Reason, u64)>,
+    /// FDB events `vtep monitor` lost (`Gateway::monitor_lost`).
+    pub monitor_lost: u64,
 }
 
 impl Gateway {
@@ -30,6 +32,7 @@ impl Gateway {
                 s.reasons.push((r, n));
             }
         }
+        s.monitor_lost = self.monitor_lost();
         Ok(s)
     }
 }
