@@ -6,12 +6,14 @@
 //! - `layers`: check that vtep-user's imports point down its layers.
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 //! - `dist`: the release binary and a Debian package of it (unit, completions, man pages).
+//! - `fuzz-parsers`: the cargo-fuzz targets of the userspace parsers (`fuzz/`).
 
 mod bench;
 mod cmd;
 mod demo;
 mod demo_evpn;
 mod dist;
+mod fuzz_parsers;
 mod layers;
 mod setup;
 mod test;
@@ -42,6 +44,8 @@ enum Task {
     Layers,
     /// Build the release binary and a Debian package of it (target/dist/).
     Dist,
+    /// Run the userspace parsers' libFuzzer targets (fuzz/), each for --time SECS.
+    FuzzParsers(fuzz_parsers::Options),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Task::Bench(options) => bench::run(&options),
         Task::Layers => layers::run(),
         Task::Dist => dist::run(),
+        Task::FuzzParsers(options) => fuzz_parsers::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

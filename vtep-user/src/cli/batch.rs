@@ -38,17 +38,12 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
     let mut failed = 0;
     let mut changes = Vec::new();
     let mut tables = Tables::new(&gw)?;
-    let mut parser = Line::command();
-    for (i, line) in text.lines().enumerate() {
-        let words = words(line);
-        if words.is_empty() {
-            continue;
-        }
-        match parse_line(&mut parser, &words).and_then(|c| tables.check(&c).map(|()| c)) {
-            Ok(c) => changes.push((i + 1, c)),
+    for (n, words, change) in parse(&text) {
+        match change.and_then(|c| tables.check(&c).map(|()| c)) {
+            Ok(c) => changes.push((n, c)),
             Err(e) => {
                 failed += 1;
-                report(&name, i + 1, &words, &e);
+                report(&name, n, &words, &e);
             }
         }
     }
@@ -82,6 +77,22 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
         bail!("batch {name}: {failed} {} failed", lines(failed));
     }
     Ok(())
+}
+
+/// The lines of a batch that have words, each with its number (from 1),
+/// its words and the change it asks for, its arguments checked (not yet
+/// against the tables): what `vtep -batch` reads before it opens the
+/// gateway's tables.
+pub fn parse(text: &str) -> impl Iterator<Item = (usize, Vec<&str>, Result<Change>)> {
+    let mut parser = Line::command();
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let words = words(line);
+        if words.is_empty() {
+            return None;
+        }
+        let change = parse_line(&mut parser, &words);
+        Some((i + 1, words, change))
+    })
 }
 
 fn read(file: &Path) -> Result<String> {

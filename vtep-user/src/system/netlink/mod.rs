@@ -37,8 +37,11 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 pub use fdb::{FdbRecord, parse_fdb};
-pub use link::{Link, VethPeer, Vxlan, parse_link, veth_peer};
-pub use route::RouteTo;
+pub use link::{
+    Link, VethPeer, Vxlan, carrier, mac_mtu, nsid, parse_link, veth_peer, veth_peer_of,
+};
+pub use neigh::neighbour_lladdr;
+pub use route::{RouteTo, route_to};
 
 /// `NLMSG_HDRLEN`: the `struct nlmsghdr` in front of every message.
 pub const NLMSG_HDRLEN: usize = nlmsg_align(size_of::<libc::nlmsghdr>());
