@@ -1,5 +1,7 @@
 //! Flood lists (`FLOOD`): the remote VTEPs that get a VNI's BUM traffic.
 
+use vtep_common::ListFull;
+
 use super::*;
 
 impl Gateway {
@@ -21,12 +23,8 @@ impl Gateway {
         if list.contains(&member) {
             return Err(GatewayError::FloodMemberExists { dst, vni });
         }
-        let n = list.members().len();
-        if n == MAX_FLOOD {
-            return Err(GatewayError::FloodListFull(vni));
-        }
-        list.vteps[n] = member;
-        list.len = n as u32 + 1;
+        list.push(member)
+            .map_err(|ListFull| GatewayError::FloodListFull(vni))?;
         self.flood
             .insert(vni, list, 0)
             .map_err(map_err(names::FLOOD))
@@ -39,32 +37,25 @@ impl Gateway {
         if self.vni_followed(vni) {
             return Err(GatewayError::FollowedVni(vni));
         }
-        let list = self.flood.get(&vni, 0).unwrap_or_default();
-        let kept: Vec<VtepAddr> = match dst {
-            None => Vec::new(),
-            Some(d) => {
-                let member = to_vtep(d);
-                if !list.contains(&member) {
-                    return Err(GatewayError::NoSuchFloodMember { dst: d, vni });
-                }
-                list.members()
-                    .iter()
-                    .copied()
-                    .filter(|m| *m != member)
-                    .collect()
-            }
+        let Some(d) = dst else {
+            return self.flood_set(vni, &[]);
         };
-        self.flood_set(vni, &kept)
+        let mut list = self.flood.get(&vni, 0).unwrap_or_default();
+        if !list.remove(&to_vtep(d)) {
+            return Err(GatewayError::NoSuchFloodMember { dst: d, vni });
+        }
+        self.flood
+            .insert(vni, list, 0)
+            .map_err(map_err(names::FLOOD))
     }
 
     /// Sets the whole flood list of `vni`.
     pub fn flood_set(&mut self, vni: u32, members: &[VtepAddr]) -> Result<()> {
-        if members.len() > MAX_FLOOD {
-            return Err(GatewayError::FloodListFull(vni));
-        }
         let mut list = FloodList::default();
-        list.vteps[..members.len()].copy_from_slice(members);
-        list.len = members.len() as u32;
+        for m in members {
+            list.push(*m)
+                .map_err(|ListFull| GatewayError::FloodListFull(vni))?;
+        }
         self.flood
             .insert(vni, list, 0)
             .map_err(map_err(names::FLOOD))

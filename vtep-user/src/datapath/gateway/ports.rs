@@ -1,5 +1,7 @@
 //! Access ports: port → VNI (`PORTS`), each VNI's ports (`VNI_PORTS`) and the redirect map (`PORT_TX`).
 
+use vtep_common::ListFull;
+
 use super::*;
 
 impl Gateway {
@@ -40,13 +42,9 @@ impl Gateway {
             });
         }
         let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
-        let n = (list.len as usize).min(MAX_VNI_PORTS);
-        if !list.ifindex[..n].contains(&ifindex) {
-            if n == MAX_VNI_PORTS {
-                return Err(GatewayError::PortListFull(vni));
-            }
-            list.ifindex[n] = ifindex;
-            list.len = n as u32 + 1;
+        if !list.contains(ifindex) {
+            list.push(ifindex)
+                .map_err(|ListFull| GatewayError::PortListFull(vni))?;
             self.vni_ports
                 .insert(vni, list, 0)
                 .map_err(map_err(names::VNI_PORTS))?;
@@ -76,15 +74,7 @@ impl Gateway {
         if let Some(vni) = self.port_vni(ifindex)
             && let Ok(mut list) = self.vni_ports.get(&vni, 0)
         {
-            let n = (list.len as usize).min(MAX_VNI_PORTS);
-            let kept: Vec<u32> = list.ifindex[..n]
-                .iter()
-                .copied()
-                .filter(|&i| i != ifindex)
-                .collect();
-            list.ifindex = [0; MAX_VNI_PORTS];
-            list.ifindex[..kept.len()].copy_from_slice(&kept);
-            list.len = kept.len() as u32;
+            list.remove(ifindex);
             self.vni_ports
                 .insert(vni, list, 0)
                 .map_err(map_err(names::VNI_PORTS))?;
