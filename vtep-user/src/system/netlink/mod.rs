@@ -102,9 +102,15 @@ pub fn walk(
                 let err = ErrorBuffer::new_checked(&payload)
                     .and_then(|b| ErrorMessage::parse(&b))
                     .map_err(|e| invalid(format!("netlink error message: {e}")))?;
-                return match err.code {
+                // Not `ErrorMessage::to_io`: its `abs` overflows on
+                // i32::MIN (found by the fuzzer).
+                return match err.code.map(|c| c.get().checked_abs()) {
                     None => Ok(Reply::Done),
-                    Some(_) => Err(err.to_io()),
+                    Some(Some(errno)) => Err(io::Error::from_raw_os_error(errno)),
+                    Some(None) => Err(invalid(format!(
+                        "netlink error message with errno {}",
+                        i32::MIN
+                    ))),
                 };
             }
             NLMSG_NOOP | NLMSG_OVERRUN => {}

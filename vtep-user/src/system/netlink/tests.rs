@@ -331,3 +331,15 @@ fn lengths_past_the_buffer_are_refused() {
     );
     assert!(got.is_empty());
 }
+
+/// Found by the fuzzer (fuzz/corpus/netlink/crash-errno-min): an error
+/// message whose errno is i32::MIN, which has no absolute value.
+#[test]
+fn an_errno_without_an_absolute_value_is_invalid_data() {
+    let e = names(&error(i32::MIN)).0.expect_err("malformed");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(
+        names(&error(libc::EPERM)).0.unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+}
