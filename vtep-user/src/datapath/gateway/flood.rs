@@ -15,15 +15,9 @@ impl Gateway {
     /// `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
     pub fn flood_add(&mut self, vni: u32, dst: IpAddr) -> Result<()> {
         self.vni_info(vni)?;
-        if self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
+        check::flood_add(self, vni, dst)?;
         let mut list = self.flood.get(&vni, 0).unwrap_or_default();
-        let member = to_vtep(dst);
-        if list.contains(&member) {
-            return Err(GatewayError::FloodMemberExists { dst, vni });
-        }
-        list.push(member)
+        list.push(to_vtep(dst))
             .map_err(|ListFull| GatewayError::FloodListFull(vni))?;
         self.flood
             .insert(vni, list, 0)
@@ -34,16 +28,12 @@ impl Gateway {
     /// no `dst` the whole list.
     pub fn flood_del(&mut self, vni: u32, dst: Option<IpAddr>) -> Result<()> {
         self.vni_info(vni)?;
-        if self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
+        check::flood_del(self, vni, dst)?;
         let Some(d) = dst else {
             return self.flood_set(vni, &[]);
         };
         let mut list = self.flood.get(&vni, 0).unwrap_or_default();
-        if !list.remove(&to_vtep(d)) {
-            return Err(GatewayError::NoSuchFloodMember { dst: d, vni });
-        }
+        list.remove(&to_vtep(d));
         self.flood
             .insert(vni, list, 0)
             .map_err(map_err(names::FLOOD))

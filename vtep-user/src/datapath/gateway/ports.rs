@@ -29,18 +29,7 @@ impl Gateway {
     /// programs is the loader's job: see [`crate::datapath::loader::attach`]).
     pub fn port_set(&mut self, ifindex: u32, ifname: &str, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
-        let uplink = self.underlay()?.uplink_ifindex;
-        if ifindex == uplink {
-            return Err(GatewayError::IsUplink(ifname.into()));
-        }
-        if let Some(old) = self.port_vni(ifindex)
-            && old != vni
-        {
-            return Err(GatewayError::PortInUse {
-                ifname: ifname.into(),
-                vni: old,
-            });
-        }
+        check::port_set(self, ifindex, ifname, vni)?;
         let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
         if !list.contains(ifindex) {
             list.push(ifindex)
@@ -57,13 +46,7 @@ impl Gateway {
     /// Removes access port `ifname` from the maps, detaches its programs and
     /// flushes the FDB entries that point to it.
     pub fn port_del(&mut self, ifname: &str) -> Result<()> {
-        let ifindex =
-            iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
-        match self.port_vni(ifindex) {
-            None => return Err(GatewayError::NotAPort(ifname.into())),
-            Some(vni) if self.vni_followed(vni) => return Err(GatewayError::FollowedVni(vni)),
-            Some(_) => {}
-        }
+        let (ifindex, _) = check::port_del(self, ifname, iface::ifindex(ifname))?;
         self.port_del_index(ifindex, ifname)
     }
 
