@@ -325,6 +325,34 @@ impl Default for PortList {
     }
 }
 
+impl PortList {
+    pub fn members(&self) -> &[u32] {
+        &self.ifindex[..(self.len as usize).min(MAX_VNI_PORTS)]
+    }
+
+    pub fn contains(&self, ifindex: u32) -> bool {
+        self.members().contains(&ifindex)
+    }
+
+    /// Appends `ifindex`; refused when the list has [`MAX_VNI_PORTS`]
+    /// ports.
+    pub fn push(&mut self, ifindex: u32) -> Result<(), ListFull> {
+        let n = self.members().len();
+        *self.ifindex.get_mut(n).ok_or(ListFull)? = ifindex;
+        self.len = n as u32 + 1;
+        Ok(())
+    }
+
+    /// Removes `ifindex`, keeping the order of the others; false when it
+    /// is not in the list.
+    pub fn remove(&mut self, ifindex: u32) -> bool {
+        let n = self.members().len();
+        let kept = remove_from(&mut self.ifindex, n, &ifindex);
+        self.len = kept as u32;
+        kept < n
+    }
+}
+
 /// Value of the `FLOOD` map, keyed by VNI: the flood list (remote VTEPs
 /// that receive a copy of every BUM frame; the `00:00:00:00:00:00` entries
 /// of `bridge fdb`). `vteps[..len]` are valid.
@@ -354,6 +382,44 @@ impl FloodList {
     pub fn contains(&self, vtep: &VtepAddr) -> bool {
         self.members().contains(vtep)
     }
+
+    /// Appends `vtep`; refused when the list has [`MAX_FLOOD`] members.
+    pub fn push(&mut self, vtep: VtepAddr) -> Result<(), ListFull> {
+        let n = self.members().len();
+        *self.vteps.get_mut(n).ok_or(ListFull)? = vtep;
+        self.len = n as u32 + 1;
+        Ok(())
+    }
+
+    /// Removes `vtep`, keeping the order of the others; false when it is
+    /// not a member.
+    pub fn remove(&mut self, vtep: &VtepAddr) -> bool {
+        let n = self.members().len();
+        let kept = remove_from(&mut self.vteps, n, vtep);
+        self.len = kept as u32;
+        kept < n
+    }
+}
+
+/// A bounded list ([`FloodList`], [`PortList`]) is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListFull;
+
+/// Removes every `x` from `items[..n]`, keeping the order of the others,
+/// and clears the slots after them (as a list built afresh has them);
+/// the new length.
+fn remove_from<T: Copy + Default + PartialEq>(items: &mut [T], n: usize, x: &T) -> usize {
+    let mut kept = 0;
+    for i in 0..n {
+        if items[i] != *x {
+            items[kept] = items[i];
+            kept += 1;
+        }
+    }
+    for slot in &mut items[kept..] {
+        *slot = T::default();
+    }
+    kept
 }
 
 /// `Underlay::flags`: compute the outer UDP checksum (else 0, RFC 7348).
@@ -503,6 +569,53 @@ mod tests {
         assert_eq!(size_of::<NeighEntry>(), 16);
         assert_eq!(size_of::<VniCounters>(), 64);
         assert_eq!(size_of::<Meta>() % 4, 0);
+    }
+
+    #[test]
+    fn flood_lists_are_bounded() {
+        let vtep = |d| VtepAddr::v4([198, 18, 0, d]);
+        let mut list = FloodList::default();
+        for d in 0..MAX_FLOOD as u8 {
+            assert_eq!(list.push(vtep(d)), Ok(()));
+        }
+        assert_eq!(list.push(vtep(200)), Err(ListFull));
+        assert_eq!(list.members().len(), MAX_FLOOD);
+        assert!(!list.contains(&vtep(200)));
+
+        assert!(list.remove(&vtep(1)));
+        assert!(!list.remove(&vtep(1)));
+        assert_eq!(list.members()[..2], [vtep(0), vtep(2)]);
+        assert_eq!(list.members().len(), MAX_FLOOD - 1);
+        // The freed slot is cleared: the list is as if built afresh.
+        let mut fresh = FloodList::default();
+        for d in (0..MAX_FLOOD as u8).filter(|&d| d != 1) {
+            fresh.push(vtep(d)).unwrap();
+        }
+        assert_eq!(list, fresh);
+        assert_eq!(list.push(vtep(200)), Ok(()));
+    }
+
+    #[test]
+    fn port_lists_are_bounded() {
+        let mut list = PortList::default();
+        for i in 1..=MAX_VNI_PORTS as u32 {
+            assert_eq!(list.push(i), Ok(()));
+        }
+        assert_eq!(list.push(99), Err(ListFull));
+        assert!(list.remove(1));
+        assert!(!list.remove(1) && !list.contains(1));
+        assert_eq!(list.members()[0], 2);
+        assert_eq!(list.ifindex[MAX_VNI_PORTS - 1], 0);
+        assert_eq!(list.push(99), Ok(()));
+        assert_eq!(list.members()[MAX_VNI_PORTS - 1], 99);
+        // A length past the array (a corrupt map value) reads as full.
+        let mut corrupt = PortList {
+            len: u32::MAX,
+            ..PortList::default()
+        };
+        assert_eq!(corrupt.members().len(), MAX_VNI_PORTS);
+        assert_eq!(corrupt.push(1), Err(ListFull));
+        assert!(!corrupt.remove(7));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `bench`: the kernel's vxlan + bridge against vtep's engines, in a namespace lab.
 //! - `dist`: the release binary and a Debian package of it (unit, completions, man pages).
 //! - `fuzz`: a timed run of the datapath's differential fuzzer.
+//! - `fuzz-parsers`: the cargo-fuzz targets of the userspace parsers (`fuzz/`).
 
 mod bench;
 mod cmd;
@@ -16,6 +17,7 @@ mod demo_evpn;
 mod demo_metrics;
 mod dist;
 mod fuzz;
+mod fuzz_parsers;
 mod layers;
 mod setup;
 mod test;
@@ -49,6 +51,8 @@ enum Task {
     Dist,
     /// Fuzz the datapath against its reference model for a while (root).
     Fuzz(fuzz::Options),
+    /// Run the userspace parsers' libFuzzer targets (fuzz/), each for --time SECS.
+    FuzzParsers(fuzz_parsers::Options),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Task::Layers => layers::run(),
         Task::Dist => dist::run(),
         Task::Fuzz(options) => fuzz::run(&options),
+        Task::FuzzParsers(options) => fuzz_parsers::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

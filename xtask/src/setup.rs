@@ -13,6 +13,10 @@ pub struct Options {
     /// Only report what is missing; exit status 1 if anything is.
     #[arg(long)]
     check: bool,
+    /// Also cargo-fuzz, which `cargo xtask fuzz-parsers` needs (not part of
+    /// the default setup: installing it takes about a minute).
+    #[arg(long)]
+    fuzz: bool,
 }
 
 /// Debian packages: LLVM 22 for bpf-linker (matching rustc's LLVM), clang and
@@ -58,6 +62,7 @@ const METRICS_PACKAGES: [&str; 1] = ["chromium"];
 const WITHOUT_RECOMMENDS: [&str; 2] = ["prometheus", "chromium"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPFFS: &str = "/sys/fs/bpf";
 
@@ -91,14 +96,28 @@ const STEPS: [Step; 4] = [
     },
 ];
 
+/// cargo-fuzz, for the userspace parsers' fuzz targets (`fuzz/`): asked
+/// for by `cargo xtask fuzz-parsers` and `setup --fuzz` only.
+const FUZZ_STEP: Step = Step {
+    name: "cargo-fuzz (runs the parsers' fuzz targets)",
+    missing: missing_cargo_fuzz,
+    install: install_cargo_fuzz,
+};
+
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    if options.check { check() } else { ensure() }
+    let fuzz: &[Step] = if options.fuzz { &[FUZZ_STEP] } else { &[] };
+    let steps: Vec<&Step> = STEPS.iter().chain(fuzz).collect();
+    if options.check {
+        check(&steps)
+    } else {
+        ensure_steps(&steps)
+    }
 }
 
 /// Reports every missing piece; error if there is any.
-fn check() -> anyhow::Result<()> {
+fn check(steps: &[&Step]) -> anyhow::Result<()> {
     let mut missing_any = false;
-    for step in &STEPS {
+    for step in steps {
         let missing = (step.missing)();
         if missing.is_empty() {
             println!("ok       {}", step.name);
@@ -141,8 +160,17 @@ pub fn ensure_metrics() -> anyhow::Result<()> {
 
 /// Installs every missing piece, in order.
 pub fn ensure() -> anyhow::Result<()> {
+    ensure_steps(&STEPS.iter().collect::<Vec<_>>())
+}
+
+/// [`ensure`], and cargo-fuzz.
+pub fn ensure_fuzz() -> anyhow::Result<()> {
+    ensure_steps(&STEPS.iter().chain([&FUZZ_STEP]).collect::<Vec<_>>())
+}
+
+fn ensure_steps(steps: &[&Step]) -> anyhow::Result<()> {
     println!("==> setup");
-    for step in &STEPS {
+    for step in steps {
         let missing = (step.missing)();
         if missing.is_empty() {
             println!("ok       {}", step.name);
@@ -256,6 +284,26 @@ fn install_bpf_linker(_: &[String]) -> anyhow::Result<()> {
             .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
             .args(["--no-default-features", "--features", "llvm-22"]),
     )
+}
+
+fn missing_cargo_fuzz() -> Vec<String> {
+    let version = cmd::output(Command::new("cargo-fuzz").arg("--version"));
+    if version.is_some_and(|v| v.trim() == format!("cargo-fuzz {CARGO_FUZZ_VERSION}")) {
+        Vec::new()
+    } else {
+        vec![format!("cargo-fuzz {CARGO_FUZZ_VERSION}")]
+    }
+}
+
+fn install_cargo_fuzz(_: &[String]) -> anyhow::Result<()> {
+    // About a minute on two cores.
+    cmd::run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))
 }
 
 fn missing_bpffs() -> Vec<String> {

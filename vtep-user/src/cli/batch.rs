@@ -18,11 +18,14 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
-use vtep_common::{FDB_F_FOLLOWED, FDB_KIND_LOCAL, MAX_FLOOD, MAX_VNI_PORTS};
+use vtep_common::{FDB_F_FOLLOWED, FDB_KIND_LOCAL};
 
 use super::{Change, Command, FdbCommand, Place, published};
 use crate::{
-    datapath::gateway::{Gateway, GatewayError, SetMode},
+    datapath::gateway::{
+        Gateway, GatewayError,
+        check::{self, TableView},
+    },
     model::addr::{Mac, from_vtep},
     system::iface,
 };
@@ -38,17 +41,12 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
     let mut failed = 0;
     let mut changes = Vec::new();
     let mut tables = Tables::new(&gw)?;
-    let mut parser = Line::command();
-    for (i, line) in text.lines().enumerate() {
-        let words = words(line);
-        if words.is_empty() {
-            continue;
-        }
-        match parse_line(&mut parser, &words).and_then(|c| tables.check(&c).map(|()| c)) {
-            Ok(c) => changes.push((i + 1, c)),
+    for (n, words, change) in parse(&text) {
+        match change.and_then(|c| tables.check(&c).map(|()| c)) {
+            Ok(c) => changes.push((n, c)),
             Err(e) => {
                 failed += 1;
-                report(&name, i + 1, &words, &e);
+                report(&name, n, &words, &e);
             }
         }
     }
@@ -82,6 +80,22 @@ pub fn run(pin: &Path, file: &Path, force: bool) -> Result<()> {
         bail!("batch {name}: {failed} {} failed", lines(failed));
     }
     Ok(())
+}
+
+/// The lines of a batch that have words, each with its number (from 1),
+/// its words and the change it asks for, its arguments checked (not yet
+/// against the tables): what `vtep -batch` reads before it opens the
+/// gateway's tables.
+pub fn parse(text: &str) -> impl Iterator<Item = (usize, Vec<&str>, Result<Change>)> {
+    let mut parser = Line::command();
+    text.lines().enumerate().filter_map(move |(i, line)| {
+        let words = words(line);
+        if words.is_empty() {
+            return None;
+        }
+        let change = parse_line(&mut parser, &words);
+        Some((i + 1, words, change))
+    })
 }
 
 fn read(file: &Path) -> Result<String> {
@@ -218,25 +232,17 @@ impl<'g> Tables<'g> {
         })
     }
 
-    fn vni(&mut self, vni: u32) -> &mut VniState {
+    /// `vni` as the lines so far leave it, read from the maps once.
+    fn vni_mut(&mut self, vni: u32) -> &mut VniState {
         let gw = self.gw;
-        self.vnis.entry(vni).or_insert_with(|| VniState {
-            exists: gw.vni_exists(vni),
-            followed: gw.vni_followed(vni),
-            cleared: false,
+        self.vnis.entry(vni).or_insert_with(|| {
+            let v = TableView::vni(gw, vni);
+            VniState {
+                exists: v.is_some(),
+                followed: v.is_some_and(|v| v.followed),
+                cleared: false,
+            }
         })
-    }
-
-    /// `vni` exists and is vtep's to change (not followed).
-    fn owned(&mut self, vni: u32) -> Result<(), GatewayError> {
-        let v = *self.vni(vni);
-        if !v.exists {
-            return Err(GatewayError::UnknownVni(vni));
-        }
-        if v.followed {
-            return Err(GatewayError::FollowedVni(vni));
-        }
-        Ok(())
     }
 
     fn cleared(&self, vni: u32) -> bool {
@@ -270,24 +276,18 @@ impl<'g> Tables<'g> {
         self.flood.entry(vni).or_insert(from_maps)
     }
 
-    fn port_vni(&self, ifindex: u32) -> Option<u32> {
-        match self.ports.get(&ifindex) {
-            Some(p) => *p,
-            None => self.gw.port_vni(ifindex).filter(|v| !self.cleared(*v)),
-        }
-    }
-
-    fn port_count(&mut self, vni: u32) -> &mut usize {
+    fn port_count_mut(&mut self, vni: u32) -> &mut usize {
         let from_maps = if self.cleared(vni) {
             0
         } else {
-            self.gw.vni_ports(vni).len()
+            self.gw.port_count(vni)
         };
         self.port_counts.entry(vni).or_insert(from_maps)
     }
 
-    /// Refuses `c` as applying it would, given the lines before it, and
-    /// otherwise takes it into the tables.
+    /// Refuses `c` as applying it would (the gateway's own checks, on the
+    /// tables as the lines before it leave them), and otherwise takes it
+    /// into the tables.
     fn check(&mut self, c: &Change) -> Result<()> {
         c.check_dst(self.local)?;
         match c {
@@ -297,36 +297,12 @@ impl<'g> Tables<'g> {
                 place,
                 mode,
             } => {
-                self.owned(*vni)?;
-                if mac.is_multicast() {
-                    return Err(GatewayError::Invalid(format!(
-                        "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
-                    ))
-                    .into());
-                }
-                if let Place::Port { ifname, ifindex } = place
-                    && self.port_vni(*ifindex) != Some(*vni)
-                {
-                    return Err(GatewayError::Invalid(format!(
-                        "{ifname} is not an access port of VNI {vni}"
-                    ))
-                    .into());
-                }
-                match self.entry(*vni, *mac) {
-                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
-                    Some(_) if *mode == SetMode::Add => {
-                        return Err(GatewayError::EntryExists {
-                            mac: *mac,
-                            vni: *vni,
-                        }
-                        .into());
-                    }
-                    _ => {}
-                }
+                self.vni_mut(*vni);
                 let port = match place {
                     Place::Port { ifindex, .. } => Some(*ifindex),
                     Place::Remote(_) => None,
                 };
+                check::fdb_set(&*self, *vni, *mac, port, false, *mode)?;
                 self.fdb.insert(
                     (*vni, *mac),
                     Some(Entry {
@@ -336,59 +312,39 @@ impl<'g> Tables<'g> {
                 );
             }
             Change::FdbDel { vni, mac } => {
-                if !self.vni(*vni).exists {
-                    return Err(GatewayError::UnknownVni(*vni).into());
-                }
-                match self.entry(*vni, *mac) {
-                    None => {
-                        return Err(GatewayError::NoSuchEntry {
-                            mac: *mac,
-                            vni: *vni,
-                        }
-                        .into());
-                    }
-                    Some(e) if e.followed => return Err(followed(*mac, *vni)),
-                    Some(_) => {}
-                }
+                self.vni_mut(*vni);
+                check::fdb_del(&*self, *vni, *mac)?;
                 self.fdb.insert((*vni, *mac), None);
             }
             Change::FloodAdd { vni, dst } => {
-                self.owned(*vni)?;
-                let list = self.flood_list(*vni);
-                if list.contains(dst) {
-                    return Err(GatewayError::FloodMemberExists {
-                        dst: *dst,
-                        vni: *vni,
-                    }
-                    .into());
-                }
-                if list.len() == MAX_FLOOD {
-                    return Err(GatewayError::FloodListFull(*vni).into());
-                }
-                list.push(*dst);
+                self.vni_mut(*vni);
+                self.flood_list(*vni);
+                check::flood_add(&*self, *vni, *dst)?;
+                self.flood_list(*vni).push(*dst);
             }
             Change::FloodDel { vni, dst } => {
-                self.owned(*vni)?;
+                self.vni_mut(*vni);
+                self.flood_list(*vni);
+                check::flood_del(&*self, *vni, *dst)?;
                 let list = self.flood_list(*vni);
                 match dst {
                     None => list.clear(),
-                    Some(d) if list.contains(d) => list.retain(|m| m != d),
-                    Some(d) => {
-                        return Err(GatewayError::NoSuchFloodMember { dst: *d, vni: *vni }.into());
-                    }
+                    Some(d) => list.retain(|m| m != d),
                 }
             }
             Change::VniAdd(v) => {
-                let state = self.vni(v.id);
-                if state.exists {
-                    return Err(GatewayError::VniExists(v.id).into());
-                }
-                state.exists = true;
+                self.vni_mut(v.id);
+                check::vni_set(&*self, v.id, false)?;
+                self.vni_mut(v.id).exists = true;
             }
-            Change::VniSet { vni, .. } => self.owned(*vni)?,
+            Change::VniSet { vni, .. } => {
+                self.vni_mut(*vni);
+                check::owned(&*self, *vni)?;
+            }
             Change::VniDel(vni) => {
-                self.owned(*vni)?;
-                *self.vni(*vni) = VniState {
+                self.vni_mut(*vni);
+                check::owned(&*self, *vni)?;
+                *self.vni_mut(*vni) = VniState {
                     exists: false,
                     followed: false,
                     cleared: true,
@@ -403,44 +359,17 @@ impl<'g> Tables<'g> {
                 }
             }
             Change::PortAdd { ifname, vni } => {
-                if self.vni(*vni).followed {
-                    return Err(GatewayError::FollowedVni(*vni).into());
-                }
-                let ifindex = interface(ifname)?;
-                if !self.vni(*vni).exists {
-                    return Err(GatewayError::UnknownVni(*vni).into());
-                }
-                if ifindex == self.uplink {
-                    return Err(GatewayError::IsUplink(ifname.clone()).into());
-                }
-                match self.port_vni(ifindex) {
-                    Some(old) if old == *vni => {}
-                    Some(old) => {
-                        return Err(GatewayError::PortInUse {
-                            ifname: ifname.clone(),
-                            vni: old,
-                        }
-                        .into());
-                    }
-                    None => {
-                        let n = self.port_count(*vni);
-                        if *n == MAX_VNI_PORTS {
-                            return Err(GatewayError::PortListFull(*vni).into());
-                        }
-                        *n += 1;
-                    }
+                self.vni_mut(*vni);
+                self.port_count_mut(*vni);
+                let ifindex = check::port_add(&*self, ifname, iface::ifindex(ifname), *vni)?;
+                if TableView::port_vni(&*self, ifindex).is_none() {
+                    *self.port_count_mut(*vni) += 1;
                 }
                 self.ports.insert(ifindex, Some(*vni));
             }
             Change::PortDel { ifname } => {
-                let ifindex = interface(ifname)?;
-                let Some(vni) = self.port_vni(ifindex) else {
-                    return Err(GatewayError::NotAPort(ifname.clone()).into());
-                };
-                if self.vni(vni).followed {
-                    return Err(GatewayError::FollowedVni(vni).into());
-                }
-                *self.port_count(vni) -= 1;
+                let (ifindex, vni) = check::port_del(&*self, ifname, iface::ifindex(ifname))?;
+                *self.port_count_mut(vni) -= 1;
                 self.ports.insert(ifindex, None);
                 self.flushed.insert(ifindex);
                 for e in self.fdb.values_mut() {
@@ -454,17 +383,64 @@ impl<'g> Tables<'g> {
     }
 }
 
-fn followed(mac: Mac, vni: u32) -> anyhow::Error {
-    GatewayError::Followed { mac, vni }.into()
-}
+/// The tables as the lines checked so far leave them, for the gateway's
+/// checks.
+impl TableView for Tables<'_> {
+    fn vni(&self, vni: u32) -> Option<check::VniState> {
+        let v = match self.vnis.get(&vni) {
+            Some(v) => *v,
+            None => {
+                return TableView::vni(self.gw, vni);
+            }
+        };
+        v.exists.then_some(check::VniState {
+            followed: v.followed,
+        })
+    }
 
-fn interface(ifname: &str) -> Result<u32, GatewayError> {
-    iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))
+    fn entry_followed(&self, vni: u32, mac: Mac) -> Option<bool> {
+        self.entry(vni, mac).map(|e| e.followed)
+    }
+
+    fn flood_contains(&self, vni: u32, dst: IpAddr) -> bool {
+        match self.flood.get(&vni) {
+            Some(list) => list.contains(&dst),
+            None => !self.cleared(vni) && self.gw.flood_contains(vni, dst),
+        }
+    }
+
+    fn flood_len(&self, vni: u32) -> usize {
+        match self.flood.get(&vni) {
+            Some(list) => list.len(),
+            None if self.cleared(vni) => 0,
+            None => self.gw.flood_len(vni),
+        }
+    }
+
+    fn port_vni(&self, ifindex: u32) -> Option<u32> {
+        match self.ports.get(&ifindex) {
+            Some(p) => *p,
+            None => self.gw.port_vni(ifindex).filter(|v| !self.cleared(*v)),
+        }
+    }
+
+    fn port_count(&self, vni: u32) -> usize {
+        match self.port_counts.get(&vni) {
+            Some(n) => *n,
+            None if self.cleared(vni) => 0,
+            None => self.gw.port_count(vni),
+        }
+    }
+
+    fn uplink(&self) -> Result<u32, GatewayError> {
+        Ok(self.uplink)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datapath::gateway::SetMode;
 
     #[test]
     fn comments_and_blank_lines_have_no_words() {

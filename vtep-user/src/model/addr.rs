@@ -44,10 +44,13 @@ impl FromStr for Mac {
             format!("{s:?} is not a MAC address (expected six hex bytes, like 02:00:00:00:01:02)")
         };
         let mut out = [0u8; 6];
-        let mut parts = s.split([':', '-']);
+        // One separator throughout: `:` or `-`.
+        let sep = if s.contains(':') { ':' } else { '-' };
+        let mut parts = s.split(sep);
         for b in &mut out {
             let p = parts.next().ok_or_else(bad)?;
-            if p.is_empty() || p.len() > 2 {
+            // Hex digits only: from_str_radix also takes a sign.
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
                 return Err(bad());
             }
             *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
@@ -96,6 +99,17 @@ mod tests {
             "02:00:00:00:01:02:03",
             "0g:00:00:00:01:02",
             "002:00:00:00:01:02",
+            // Found by the fuzzer (fuzz/corpus/addr/crash-mac-plus-sign):
+            // a sign is no hex digit.
+            "0:00:02:00:00:+0",
+            "+2:00:00:00:01:02",
+            // One separator throughout, and only `:` or `-`.
+            "02:00-00:00-01:02",
+            "02.00.00.00.01.02",
+            "0200.0000.0102",
+            "02:00:00:00:01:02:",
+            " 02:00:00:00:01:02",
+            "02:00:00:00:01:\u{e9}",
         ] {
             assert!(s.parse::<Mac>().is_err(), "{s:?} accepted");
         }

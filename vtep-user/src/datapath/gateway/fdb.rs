@@ -10,36 +10,17 @@ impl Gateway {
     /// Adds or replaces a static entry (`bridge fdb add|replace`).
     pub fn fdb_set(&mut self, vni: u32, mac: Mac, entry: FdbEntry, mode: SetMode) -> Result<()> {
         self.vni_info(vni)?;
-        if entry.flags & FDB_F_FOLLOWED == 0 && self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
-        if mac.is_multicast() || mac.is_zero() {
-            return Err(GatewayError::Invalid(format!(
-                "{mac} is not a unicast MAC (flood-list members are 00:00:00:00:00:00 with append)"
-            )));
-        }
-        if let FdbEntry {
-            kind: FDB_KIND_LOCAL,
-            ifindex,
-            ..
-        } = entry
-            && self.port_vni(ifindex) != Some(vni)
-        {
-            let name = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
-            return Err(GatewayError::Invalid(format!(
-                "{name} is not an access port of VNI {vni}"
-            )));
-        }
+        let port = (entry.kind == FDB_KIND_LOCAL).then_some(entry.ifindex);
+        check::fdb_set(
+            self,
+            vni,
+            mac,
+            port,
+            entry.flags & FDB_F_FOLLOWED != 0,
+            mode,
+        )?;
         let key = FdbKey::new(vni, mac.0);
         let old = self.fdb.get(&key, 0).ok();
-        if let Some(old) = old {
-            if old.flags & FDB_F_FOLLOWED != 0 && entry.flags & FDB_F_FOLLOWED == 0 {
-                return Err(GatewayError::Followed { mac, vni });
-            }
-            if mode == SetMode::Add {
-                return Err(GatewayError::EntryExists { mac, vni });
-            }
-        }
         self.fdb
             .insert(key, entry, 0)
             .map_err(map_err(names::FDB))?;
@@ -52,14 +33,8 @@ impl Gateway {
     /// Deletes an entry (`bridge fdb del`).
     pub fn fdb_del(&mut self, vni: u32, mac: Mac) -> Result<()> {
         self.vni_info(vni)?;
-        let key = FdbKey::new(vni, mac.0);
-        let Ok(old) = self.fdb.get(&key, 0) else {
-            return Err(GatewayError::NoSuchEntry { mac, vni });
-        };
-        if old.flags & FDB_F_FOLLOWED != 0 {
-            return Err(GatewayError::Followed { mac, vni });
-        }
-        self.fdb_remove_counted(&key);
+        check::fdb_del(self, vni, mac)?;
+        self.fdb_remove_counted(&FdbKey::new(vni, mac.0));
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! Flood lists (`FLOOD`): the remote VTEPs that get a VNI's BUM traffic.
 
+use vtep_common::ListFull;
+
 use super::*;
 
 impl Gateway {
@@ -13,20 +15,10 @@ impl Gateway {
     /// `bridge fdb append 00:00:00:00:00:00 ... dst IP`.
     pub fn flood_add(&mut self, vni: u32, dst: IpAddr) -> Result<()> {
         self.vni_info(vni)?;
-        if self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
+        check::flood_add(self, vni, dst)?;
         let mut list = self.flood.get(&vni, 0).unwrap_or_default();
-        let member = to_vtep(dst);
-        if list.contains(&member) {
-            return Err(GatewayError::FloodMemberExists { dst, vni });
-        }
-        let n = list.members().len();
-        if n == MAX_FLOOD {
-            return Err(GatewayError::FloodListFull(vni));
-        }
-        list.vteps[n] = member;
-        list.len = n as u32 + 1;
+        list.push(to_vtep(dst))
+            .map_err(|ListFull| GatewayError::FloodListFull(vni))?;
         self.flood
             .insert(vni, list, 0)
             .map_err(map_err(names::FLOOD))
@@ -36,35 +28,24 @@ impl Gateway {
     /// no `dst` the whole list.
     pub fn flood_del(&mut self, vni: u32, dst: Option<IpAddr>) -> Result<()> {
         self.vni_info(vni)?;
-        if self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
-        let list = self.flood.get(&vni, 0).unwrap_or_default();
-        let kept: Vec<VtepAddr> = match dst {
-            None => Vec::new(),
-            Some(d) => {
-                let member = to_vtep(d);
-                if !list.contains(&member) {
-                    return Err(GatewayError::NoSuchFloodMember { dst: d, vni });
-                }
-                list.members()
-                    .iter()
-                    .copied()
-                    .filter(|m| *m != member)
-                    .collect()
-            }
+        check::flood_del(self, vni, dst)?;
+        let Some(d) = dst else {
+            return self.flood_set(vni, &[]);
         };
-        self.flood_set(vni, &kept)
+        let mut list = self.flood.get(&vni, 0).unwrap_or_default();
+        list.remove(&to_vtep(d));
+        self.flood
+            .insert(vni, list, 0)
+            .map_err(map_err(names::FLOOD))
     }
 
     /// Sets the whole flood list of `vni`.
     pub fn flood_set(&mut self, vni: u32, members: &[VtepAddr]) -> Result<()> {
-        if members.len() > MAX_FLOOD {
-            return Err(GatewayError::FloodListFull(vni));
-        }
         let mut list = FloodList::default();
-        list.vteps[..members.len()].copy_from_slice(members);
-        list.len = members.len() as u32;
+        for m in members {
+            list.push(*m)
+                .map_err(|ListFull| GatewayError::FloodListFull(vni))?;
+        }
         self.flood
             .insert(vni, list, 0)
             .map_err(map_err(names::FLOOD))

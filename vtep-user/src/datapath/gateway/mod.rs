@@ -32,6 +32,7 @@ use crate::{
     system::{clock, iface},
 };
 
+pub mod check;
 mod fdb;
 mod flood;
 mod monitor;

@@ -1,5 +1,7 @@
 //! Access ports: port → VNI (`PORTS`), each VNI's ports (`VNI_PORTS`) and the redirect map (`PORT_TX`).
 
+use vtep_common::ListFull;
+
 use super::*;
 
 impl Gateway {
@@ -27,26 +29,11 @@ impl Gateway {
     /// programs is the loader's job: see [`crate::datapath::loader::attach`]).
     pub fn port_set(&mut self, ifindex: u32, ifname: &str, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
-        let uplink = self.underlay()?.uplink_ifindex;
-        if ifindex == uplink {
-            return Err(GatewayError::IsUplink(ifname.into()));
-        }
-        if let Some(old) = self.port_vni(ifindex)
-            && old != vni
-        {
-            return Err(GatewayError::PortInUse {
-                ifname: ifname.into(),
-                vni: old,
-            });
-        }
+        check::port_set(self, ifindex, ifname, vni)?;
         let mut list = self.vni_ports.get(&vni, 0).unwrap_or_default();
-        let n = (list.len as usize).min(MAX_VNI_PORTS);
-        if !list.ifindex[..n].contains(&ifindex) {
-            if n == MAX_VNI_PORTS {
-                return Err(GatewayError::PortListFull(vni));
-            }
-            list.ifindex[n] = ifindex;
-            list.len = n as u32 + 1;
+        if !list.contains(ifindex) {
+            list.push(ifindex)
+                .map_err(|ListFull| GatewayError::PortListFull(vni))?;
             self.vni_ports
                 .insert(vni, list, 0)
                 .map_err(map_err(names::VNI_PORTS))?;
@@ -59,13 +46,7 @@ impl Gateway {
     /// Removes access port `ifname` from the maps, detaches its programs and
     /// flushes the FDB entries that point to it.
     pub fn port_del(&mut self, ifname: &str) -> Result<()> {
-        let ifindex =
-            iface::ifindex(ifname).ok_or_else(|| GatewayError::NoSuchInterface(ifname.into()))?;
-        match self.port_vni(ifindex) {
-            None => return Err(GatewayError::NotAPort(ifname.into())),
-            Some(vni) if self.vni_followed(vni) => return Err(GatewayError::FollowedVni(vni)),
-            Some(_) => {}
-        }
+        let (ifindex, _) = check::port_del(self, ifname, iface::ifindex(ifname))?;
         self.port_del_index(ifindex, ifname)
     }
 
@@ -76,15 +57,7 @@ impl Gateway {
         if let Some(vni) = self.port_vni(ifindex)
             && let Ok(mut list) = self.vni_ports.get(&vni, 0)
         {
-            let n = (list.len as usize).min(MAX_VNI_PORTS);
-            let kept: Vec<u32> = list.ifindex[..n]
-                .iter()
-                .copied()
-                .filter(|&i| i != ifindex)
-                .collect();
-            list.ifindex = [0; MAX_VNI_PORTS];
-            list.ifindex[..kept.len()].copy_from_slice(&kept);
-            list.len = kept.len() as u32;
+            list.remove(ifindex);
             self.vni_ports
                 .insert(vni, list, 0)
                 .map_err(map_err(names::VNI_PORTS))?;

@@ -28,12 +28,7 @@ impl Gateway {
     /// Creates a VNI, or with `replace` updates its settings (ports and
     /// flood list are set separately).
     pub fn vni_set(&mut self, v: &VniConfig, replace: bool) -> Result<()> {
-        if !replace && self.vni_exists(v.id) {
-            return Err(GatewayError::VniExists(v.id));
-        }
-        if self.vni_followed(v.id) {
-            return Err(GatewayError::FollowedVni(v.id));
-        }
+        check::vni_set(self, v.id, replace)?;
         let mut flags = 0;
         if v.learning {
             flags |= VNI_F_LEARNING;
@@ -98,9 +93,7 @@ impl Gateway {
     /// flood list, FDB entries and counters.
     pub fn vni_del(&mut self, vni: u32) -> Result<()> {
         self.vni_info(vni)?;
-        if self.vni_followed(vni) {
-            return Err(GatewayError::FollowedVni(vni));
-        }
+        check::owned(self, vni)?;
         self.vni_remove(vni)
     }
 

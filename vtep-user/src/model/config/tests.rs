@@ -352,3 +352,38 @@ fn metrics_flag_value_reads_as_the_config_does() {
     let err = MetricsConfig::parse_listen("9100").unwrap_err();
     assert!(err.contains("ADDR:PORT"), "{err}");
 }
+
+/// What `cargo xtask fuzz-parsers` checks of the config, as fixed cases
+/// (fuzz/corpus/config has them too): nesting deeper than the TOML
+/// parser's recursion limit, and numbers past every integer type, are
+/// errors naming the line, not a stack overflow or a wrap.
+#[test]
+fn deep_nesting_and_huge_numbers_are_errors() {
+    let head = "[underlay]\ninterface = \"eth0\"\nlocal = \"198.18.0.1\"\n";
+    for deep in [
+        format!("{head}x = {}{}", "[".repeat(5000), "]".repeat(5000)),
+        format!("{head}x = {}1{}", "{a=".repeat(3000), "}".repeat(3000)),
+        format!("[{}b]", "a.".repeat(3000)),
+    ] {
+        let e = deep.parse::<Config>().unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
+    }
+    for (line, field) in [
+        ("port = 99999999999999999999", "underlay.port"),
+        ("ttl = -9223372036854775809", "underlay.ttl"),
+        ("ttl = 1e400", "underlay.ttl"),
+    ] {
+        let e = format!("{head}{line}\n").parse::<Config>().unwrap_err();
+        assert_eq!(e.len(), 1, "{e}");
+        assert_eq!(e[0].field, field, "{e}");
+        assert!(e[0].reason.starts_with("line 4: "), "{e}");
+    }
+    let e = format!("{head}ttl = -9223372036854775808\nport = 9223372036854775807\n")
+        .parse::<Config>()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "2 problems:\n  underlay.port: 9223372036854775807 is outside 1..=65535\n  \
+         underlay.ttl: -9223372036854775808 is outside 1..=255"
+    );
+}

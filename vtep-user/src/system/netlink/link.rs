@@ -102,7 +102,11 @@ pub struct VethPeer {
 
 /// The peer of `ifindex` if it is a veth, else `None`.
 pub fn veth_peer(rtnl: &mut Rtnl, ifindex: u32) -> io::Result<Option<VethPeer>> {
-    let link = rtnl.link(ifindex)?;
+    Ok(veth_peer_of(&rtnl.link(ifindex)?))
+}
+
+/// Reads a link message: the peer of the link if it is a veth.
+pub fn veth_peer_of(link: &LinkMessage) -> Option<VethPeer> {
     let mut is_veth = false;
     let mut peer = None;
     let mut netnsid = None;
@@ -118,8 +122,38 @@ pub fn veth_peer(rtnl: &mut Rtnl, ifindex: u32) -> io::Result<Option<VethPeer>> 
             _ => {}
         }
     }
-    Ok(match (is_veth, peer) {
+    match (is_veth, peer) {
         (true, Some(ifindex)) => Some(VethPeer { ifindex, netnsid }),
+        _ => None,
+    }
+}
+
+/// Reads a link message: its MAC address (zero when it has none of six
+/// bytes) and MTU (1500 when not said).
+pub fn mac_mtu(link: &LinkMessage) -> ([u8; 6], u32) {
+    let mut mac = [0u8; 6];
+    let mut mtu = 1500;
+    for a in &link.attributes {
+        match a {
+            LinkAttribute::Address(a) if a.len() == 6 => mac.copy_from_slice(a),
+            LinkAttribute::Mtu(m) => mtu = *m,
+            _ => {}
+        }
+    }
+    (mac, mtu)
+}
+
+/// Reads a link message: whether it has carrier.
+pub fn carrier(link: &LinkMessage) -> bool {
+    link.attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Carrier(c) if *c != 0))
+}
+
+/// Reads a new-nsid message: the netns id it gives, if any.
+pub fn nsid(msg: &NsidMessage) -> Option<i32> {
+    msg.attributes.iter().find_map(|a| match a {
+        NsidAttribute::Id(id) if *id >= 0 => Some(*id),
         _ => None,
     })
 }
@@ -141,26 +175,12 @@ impl Rtnl {
 
     /// The MAC address and MTU of link `ifindex`.
     pub fn link_mac_mtu(&mut self, ifindex: u32) -> io::Result<([u8; 6], u32)> {
-        let link = self.link(ifindex)?;
-        let mut mac = [0u8; 6];
-        let mut mtu = 1500;
-        for a in link.attributes {
-            match a {
-                LinkAttribute::Address(a) if a.len() == 6 => mac.copy_from_slice(&a),
-                LinkAttribute::Mtu(m) => mtu = m,
-                _ => {}
-            }
-        }
-        Ok((mac, mtu))
+        Ok(mac_mtu(&self.link(ifindex)?))
     }
 
     /// Whether link `ifindex` has carrier (for a veth: its peer is up).
     pub fn link_carrier(&mut self, ifindex: u32) -> io::Result<bool> {
-        let link = self.link(ifindex)?;
-        Ok(link
-            .attributes
-            .iter()
-            .any(|a| matches!(a, LinkAttribute::Carrier(c) if *c != 0)))
+        Ok(carrier(&self.link(ifindex)?))
     }
 
     /// The netns id (in this namespace) of the namespace open at `fd`, or
@@ -171,11 +191,8 @@ impl Rtnl {
         msg.attributes
             .push(NsidAttribute::Fd(fd.as_raw_fd() as u32));
         let reply = self.request(RouteNetlinkMessage::GetNsId(msg), 0)?;
-        Ok(reply.into_iter().find_map(|m| match m {
-            RouteNetlinkMessage::NewNsId(n) => n.attributes.into_iter().find_map(|a| match a {
-                NsidAttribute::Id(id) if id >= 0 => Some(id),
-                _ => None,
-            }),
+        Ok(reply.iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewNsId(n) => nsid(n),
             _ => None,
         }))
     }

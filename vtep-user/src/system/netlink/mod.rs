@@ -37,8 +37,11 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 pub use fdb::{FdbRecord, parse_fdb};
-pub use link::{Link, VethPeer, Vxlan, parse_link, veth_peer};
-pub use route::RouteTo;
+pub use link::{
+    Link, VethPeer, Vxlan, carrier, mac_mtu, nsid, parse_link, veth_peer, veth_peer_of,
+};
+pub use neigh::neighbour_lladdr;
+pub use route::{RouteTo, route_to};
 
 /// `NLMSG_HDRLEN`: the `struct nlmsghdr` in front of every message.
 pub const NLMSG_HDRLEN: usize = nlmsg_align(size_of::<libc::nlmsghdr>());
@@ -99,9 +102,15 @@ pub fn walk(
                 let err = ErrorBuffer::new_checked(&payload)
                     .and_then(|b| ErrorMessage::parse(&b))
                     .map_err(|e| invalid(format!("netlink error message: {e}")))?;
-                return match err.code {
+                // Not `ErrorMessage::to_io`: its `abs` overflows on
+                // i32::MIN (found by the fuzzer).
+                return match err.code.map(|c| c.get().checked_abs()) {
                     None => Ok(Reply::Done),
-                    Some(_) => Err(err.to_io()),
+                    Some(Some(errno)) => Err(io::Error::from_raw_os_error(errno)),
+                    Some(None) => Err(invalid(format!(
+                        "netlink error message with errno {}",
+                        i32::MIN
+                    ))),
                 };
             }
             NLMSG_NOOP | NLMSG_OVERRUN => {}

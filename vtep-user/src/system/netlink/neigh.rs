@@ -72,36 +72,41 @@ impl Rtnl {
         msg.header.family = family(ip);
         msg.header.ifindex = ifindex;
         let reply = self.request(RouteNetlinkMessage::GetNeighbour(msg), NLM_F_DUMP)?;
-        for m in reply {
-            let RouteNetlinkMessage::NewNeighbour(n) = m else {
-                continue;
-            };
-            if n.header.ifindex != ifindex {
-                continue;
-            }
-            let usable = matches!(
-                n.header.state,
-                NeighbourState::Reachable
-                    | NeighbourState::Stale
-                    | NeighbourState::Delay
-                    | NeighbourState::Probe
-                    | NeighbourState::Permanent
-            );
-            let mut dst = None;
-            let mut lladdr = None;
-            for a in n.attributes {
-                match a {
-                    NeighbourAttribute::Destination(d) => dst = neighbour_ip(&d),
-                    NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
-                        lladdr = Some([l[0], l[1], l[2], l[3], l[4], l[5]])
-                    }
-                    _ => {}
-                }
-            }
-            if dst == Some(ip) {
-                return Ok(if usable { lladdr } else { None });
-            }
-        }
-        Ok(None)
+        Ok(reply
+            .iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewNeighbour(n) => neighbour_lladdr(n, ip, ifindex),
+                _ => None,
+            })
+            .flatten())
     }
+}
+
+/// Reads a neighbour message of a dump: `None` when it is not the entry
+/// of `ip` on `ifindex`; for that entry, its link-layer address when the
+/// kernel holds a usable one (reachable, stale, delay, probe, permanent).
+pub fn neighbour_lladdr(n: &NeighbourMessage, ip: IpAddr, ifindex: u32) -> Option<Option<[u8; 6]>> {
+    if n.header.ifindex != ifindex {
+        return None;
+    }
+    let usable = matches!(
+        n.header.state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+    );
+    let mut dst = None;
+    let mut lladdr = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::Destination(d) => dst = neighbour_ip(d),
+            NeighbourAttribute::LinkLayerAddress(l) if l.len() == 6 => {
+                lladdr = Some([l[0], l[1], l[2], l[3], l[4], l[5]])
+            }
+            _ => {}
+        }
+    }
+    (dst == Some(ip)).then(|| lladdr.filter(|_| usable))
 }

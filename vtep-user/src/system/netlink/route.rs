@@ -29,30 +29,32 @@ impl Rtnl {
         msg.header.destination_prefix_length = len;
         msg.attributes.push(RouteAttribute::Destination(addr));
         let reply = self.request(RouteNetlinkMessage::GetRoute(msg), 0)?;
-        for m in reply {
-            let RouteNetlinkMessage::NewRoute(r) = m else {
-                continue;
-            };
-            let mut oif = None;
-            let mut gw = None;
-            for a in r.attributes {
-                match a {
-                    RouteAttribute::Oif(i) => oif = Some(i),
-                    RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(IpAddr::V4(g)),
-                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(g)),
-                    _ => {}
-                }
-            }
-            if let Some(oif) = oif {
-                return Ok(RouteTo {
-                    oif,
-                    next_hop: gw.unwrap_or(dst),
-                });
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("no route to {dst}"),
-        ))
+        reply
+            .iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => route_to(r, dst),
+                _ => None,
+            })
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no route to {dst}")))
     }
+}
+
+/// Reads a route message of the reply to `ip route get DST`: its output
+/// interface and gateway (`dst` itself when it has none: on-link). `None`
+/// without an output interface.
+pub fn route_to(r: &RouteMessage, dst: IpAddr) -> Option<RouteTo> {
+    let mut oif = None;
+    let mut gw = None;
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => gw = Some(IpAddr::V4(*g)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(IpAddr::V6(*g)),
+            _ => {}
+        }
+    }
+    Some(RouteTo {
+        oif: oif?,
+        next_hop: gw.unwrap_or(dst),
+    })
 }

@@ -240,3 +240,106 @@ fn the_kernels_fdb_events_are_one_message_each() {
         assert_eq!(messages(&data).len(), 1);
     }
 }
+
+/// The route messages of a captured reply.
+fn routes(data: &[u8]) -> Vec<netlink_packet_route::route::RouteMessage> {
+    let mut out = Vec::new();
+    walk(data, |m| {
+        if let RouteNetlinkMessage::NewRoute(r) = m.expect("decodes") {
+            out.push(r);
+        }
+    })
+    .expect("walks");
+    out
+}
+
+#[test]
+fn the_kernels_route_replies_give_the_next_hop() {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let ip = |a, b, c, d| IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+    let via = routes(&fixtures::bytes(fixtures::ROUTE_VIA));
+    assert_eq!(
+        route::route_to(&via[0], ip(10, 9, 0, 1)),
+        Some(RouteTo {
+            oif: 4,
+            next_hop: ip(198, 18, 0, 254)
+        })
+    );
+    let onlink = routes(&fixtures::bytes(fixtures::ROUTE_ONLINK));
+    assert_eq!(
+        route::route_to(&onlink[0], ip(198, 18, 0, 2)),
+        Some(RouteTo {
+            oif: 4,
+            next_hop: ip(198, 18, 0, 2)
+        })
+    );
+    // Without an output interface there is no answer.
+    let mut no_oif = via[0].clone();
+    no_oif
+        .attributes
+        .retain(|a| !matches!(a, netlink_packet_route::route::RouteAttribute::Oif(_)));
+    assert_eq!(route::route_to(&no_oif, ip(10, 9, 0, 1)), None);
+}
+
+#[test]
+fn the_kernels_neighbour_dump_gives_the_next_hops_mac() {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let mut neighbours = Vec::new();
+    let r = walk(&fixtures::bytes(fixtures::NEIGH_DUMP), |m| {
+        if let RouteNetlinkMessage::NewNeighbour(n) = m.expect("decodes") {
+            neighbours.push(n);
+        }
+    })
+    .expect("walks");
+    assert_eq!(r, Reply::Done);
+    let hop = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 254));
+    let found: Vec<_> = neighbours
+        .iter()
+        .filter_map(|n| neigh::neighbour_lladdr(n, hop, 4))
+        .collect();
+    assert_eq!(found, [Some([2, 0, 0, 0, 0, 0xfe])]);
+    // On another interface it is not that entry.
+    assert!(
+        neighbours
+            .iter()
+            .all(|n| neigh::neighbour_lladdr(n, hop, 5).is_none())
+    );
+}
+
+/// Attribute and message lengths past what the datagram holds (seeds of
+/// fuzz/corpus/netlink): refused, never read past the end.
+#[test]
+fn lengths_past_the_buffer_are_refused() {
+    let event = fixtures::bytes(fixtures::EVENT_FLOOD);
+    // The neighbour's first attribute (after the header and the ndmsg).
+    let attr = NLMSG_HDRLEN + 12;
+    for attr_len in [0xffu16, 2] {
+        let mut data = event.clone();
+        data[attr..attr + 2].copy_from_slice(&attr_len.to_ne_bytes());
+        let mut seen = Vec::new();
+        walk(&data, |m| seen.push(m.is_ok())).expect("walks");
+        assert_eq!(seen, [false], "attribute length {attr_len}");
+    }
+    let mut data = event.clone();
+    data[..4].copy_from_slice(&0x1000u32.to_ne_bytes());
+    let (r, got) = names(&data);
+    assert_eq!(
+        r.expect_err("past the datagram").kind(),
+        io::ErrorKind::InvalidData
+    );
+    assert!(got.is_empty());
+}
+
+/// Found by the fuzzer (fuzz/corpus/netlink/crash-errno-min): an error
+/// message whose errno is i32::MIN, which has no absolute value.
+#[test]
+fn an_errno_without_an_absolute_value_is_invalid_data() {
+    let e = names(&error(i32::MIN)).0.expect_err("malformed");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(
+        names(&error(libc::EPERM)).0.unwrap_err().raw_os_error(),
+        Some(libc::EPERM)
+    );
+}
