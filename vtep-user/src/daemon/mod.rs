@@ -177,8 +177,8 @@ async fn housekeeping(
             }
             _ = tick.tick() => {
                 let aged = gw.age(clock::monotonic_ns());
-                if aged > 0 {
-                    log::debug!("aged out {aged} learned MAC(s)");
+                if !aged.is_empty() {
+                    log::debug!("aged out {} learned MAC(s)", aged.len());
                 }
                 apply::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
                 apply::forget_vanished_ports(&mut gw);
