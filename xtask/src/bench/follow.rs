@@ -149,7 +149,7 @@ fn follow_batch(
     Ok((kernel, mirrored))
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(super) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -191,7 +191,7 @@ fn slab_kib() -> u64 {
 }
 
 /// `bpftool map show` of the pinned FDB: (bytes_memlock, max_entries).
-fn fdb_map_memory(pins: &Path) -> anyhow::Result<(u64, u64)> {
+pub(super) fn fdb_map_memory(pins: &Path) -> anyhow::Result<(u64, u64)> {
     let line = format!(
         "bpftool -j map show pinned {}",
         pins.join("maps/FDB").display()

@@ -33,7 +33,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use vtep_tests::lab::{self, Host, Lab, VniConfig, VtepConfig};
 
-use super::follow::{clock_ticks, cpu_ticks};
+use super::follow::{clock_ticks, cpu_ticks, fdb_map_memory, rss_kib};
 
 const VNI: u32 = 100;
 /// Remote VTEPs the entries are spread over (nothing is sent to them).
@@ -63,8 +63,8 @@ impl Options {
     pub fn quick() -> Options {
         Options {
             entries: 100_000,
-            idle: Duration::from_secs(3),
-            repeat: 1_000_000,
+            idle: Duration::from_secs(2),
+            repeat: 500_000,
         }
     }
 }
@@ -192,20 +192,6 @@ fn learned_macs(h: &Host) -> u64 {
         .unwrap_or(0)
 }
 
-/// `bpftool map show` of the pinned FDB: (bytes_memlock, max_entries).
-fn fdb_map_memory(pins: &Path) -> anyhow::Result<(u64, u64)> {
-    let line = format!(
-        "bpftool -j map show pinned {}",
-        pins.join("maps/FDB").display()
-    );
-    let out = lab::quietly(|| lab::run_ok(&line));
-    let v: Value = serde_json::from_str(&out).context("bpftool -j map show")?;
-    Ok((
-        v["bytes_memlock"].as_u64().unwrap_or(0),
-        v["max_entries"].as_u64().unwrap_or(0),
-    ))
-}
-
 /// `vtep pktgen cost` of the encap program (64-byte frames) with `n`
 /// entries in its FDB: ns per packet, and the floor of the same run.
 fn encap_cost(lab: &Lab, n: usize, repeat: u32) -> anyhow::Result<(f64, f64)> {
@@ -288,12 +274,7 @@ pub fn run(options: &Options, out_dir: &Path) -> anyhow::Result<Value> {
     step("vtep fdb show -j > /dev/null");
     let (show_json, rss_json) = timed_cli(&h1, "fdb show -j")?;
     let (memlock, slots) = fdb_map_memory(&h1.pin_path)?;
-    let daemon_rss = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let daemon_rss = rss_kib(daemon.pid());
     drop(daemon);
 
     step(&format!(

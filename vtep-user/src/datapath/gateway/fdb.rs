@@ -118,13 +118,16 @@ impl Gateway {
     /// `ageing`, and once a pass over the whole table is done, recounts each
     /// VNI's learned MACs. Returns the entries it aged out.
     ///
-    /// A call reads [`AGE_SLICE`] entries (`BPF_MAP_LOOKUP_BATCH`, from
-    /// where the last one stopped), so the upkeep does not grow with the
-    /// table: a pass over `n` entries takes `n / AGE_SLICE` calls (one up to
-    /// 65,536 entries, 16 at 1,048,576), and an entry ages out at most that
-    /// many seconds after its time, plus one. While the VNIs' counts say no
-    /// entry is learned (static and followed tables), one call in
-    /// [`QUIET_TICKS`] reads a slice.
+    /// A call reads a slice (`BPF_MAP_LOOKUP_BATCH`, from where the last
+    /// one stopped), so the upkeep does not grow with the table: the slice
+    /// is sized for a pass over the table to take a tenth of the shortest
+    /// `ageing` (30 s of the default 300 s), from the size of the pass
+    /// before, between [`MIN_SLICE`] and [`MAX_SLICE`] entries. An entry
+    /// thus ages out at most a tenth of its ageing late, or `n / MAX_SLICE`
+    /// seconds for a table of `n` entries if that is more (16 s at
+    /// 1,048,576), plus a second. While the VNIs' counts say no entry is
+    /// learned (static and followed tables), one call in [`QUIET_TICKS`]
+    /// reads a slice.
     ///
     /// The datapath reserves slots in the counts while this walks (an
     /// atomic add on the map value), and a write from here replaces the
@@ -149,13 +152,26 @@ impl Gateway {
             }
         }
         if self.walk.at.is_none() {
+            self.walk.pass_len = self.walk.read;
+            self.walk.read = 0;
             self.walk.before = counts;
             self.walk.counts = ageing.keys().map(|&v| (v, 0)).collect();
             self.walk.aged.clear();
         }
+        // A tenth of the shortest ageing, in calls (seconds), for a pass.
+        let pass_ticks = ageing
+            .values()
+            .filter(|&&a| a != 0)
+            .min()
+            .map_or(1, |&a| (a / 10).max(1)) as usize;
+        let slice_len = match self.walk.pass_len {
+            0 => MAX_SLICE,
+            n => n.div_ceil(pass_ticks).clamp(MIN_SLICE, MAX_SLICE),
+        };
         let mut slice = std::mem::take(&mut self.walk.slice);
         slice.clear();
-        let next = self.fdb_read(self.walk.at.unwrap_or(Cursor::START), &mut slice);
+        let next = self.fdb_read(self.walk.at.unwrap_or(Cursor::START), slice_len, &mut slice);
+        self.walk.read += slice.len();
         let mut expired = Vec::new();
         for &(k, e) in &slice {
             if e.kind != FDB_KIND_LOCAL
@@ -266,11 +282,16 @@ impl Gateway {
 
     /// Reads the walk's next slice into `out`, in the walk's buffers (a
     /// slice a second: no allocation each time); where the next one starts.
-    fn fdb_read(&mut self, from: Cursor, out: &mut Vec<(FdbKey, FdbEntry)>) -> Option<Cursor> {
+    fn fdb_read(
+        &mut self,
+        from: Cursor,
+        max: usize,
+        out: &mut Vec<(FdbKey, FdbEntry)>,
+    ) -> Option<Cursor> {
         use aya::maps::IterableMap as _;
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let fd = self.fdb.map().fd().as_fd().as_raw_fd();
-        match self.walk.reader.lookup_from(fd, from, AGE_SLICE, out) {
+        match self.walk.reader.lookup_from(fd, from, max, out) {
             Ok(next) => next,
             Err(e) => {
                 log::debug!("FDB: batch lookup unavailable ({e}); iterating");
@@ -291,8 +312,10 @@ impl Gateway {
     }
 }
 
-/// FDB entries [`Gateway::age`] reads per call.
-pub const AGE_SLICE: usize = 65_536;
+/// The fewest and the most FDB entries [`Gateway::age`] reads per call
+/// (whole chunks of 4,096: a slice is at least its size, rounded up).
+pub const MIN_SLICE: usize = 4_096;
+pub const MAX_SLICE: usize = 65_536;
 /// With no learned entries (by the counts), [`Gateway::age`] reads a slice
 /// once in this many calls.
 pub const QUIET_TICKS: u32 = 8;
@@ -320,4 +343,8 @@ pub struct FdbWalk {
     generation: Option<u64>,
     /// Calls since the last slice while no entry was learned.
     quiet: u32,
+    /// Entries read in this pass, and in the whole pass before (the first
+    /// pass reads [`MAX_SLICE`] a call).
+    read: usize,
+    pass_len: usize,
 }
