@@ -121,11 +121,13 @@ impl Gateway {
     /// A call reads a slice (`BPF_MAP_LOOKUP_BATCH`, from where the last
     /// one stopped), so the upkeep does not grow with the table: the slice
     /// is sized for a pass over the table to take a tenth of the shortest
-    /// `ageing` (30 s of the default 300 s), from the size of the pass
-    /// before, between [`MIN_SLICE`] and [`MAX_SLICE`] entries. An entry
-    /// thus ages out at most a tenth of its ageing late, or `n / MAX_SLICE`
-    /// seconds for a table of `n` entries if that is more (16 s at
-    /// 1,048,576), plus a second. While the VNIs' counts say no entry is
+    /// `ageing` ([`PASS_SHARE`]: 30 s of the default 300 s), from the size
+    /// of the pass before, between [`MIN_SLICE`] and [`MAX_SLICE`] entries.
+    /// An entry thus ages out at most a tenth of its ageing late, or
+    /// `n / MAX_SLICE` seconds for a table of `n` entries if that is more
+    /// (16 s at 1,048,576), plus a second. (The kernel's batch lookup is
+    /// most of the cost, about 0.5 µs an entry here: a million entries in
+    /// passes of 30 s took about 2% of a core.) While the VNIs' counts say no entry is
     /// learned (static and followed tables), one call in [`QUIET_TICKS`]
     /// reads a slice.
     ///
@@ -158,12 +160,12 @@ impl Gateway {
             self.walk.counts = ageing.keys().map(|&v| (v, 0)).collect();
             self.walk.aged.clear();
         }
-        // A tenth of the shortest ageing, in calls (seconds), for a pass.
+        // A share of the shortest ageing, in calls (seconds), for a pass.
         let pass_ticks = ageing
             .values()
             .filter(|&&a| a != 0)
             .min()
-            .map_or(1, |&a| (a / 10).max(1)) as usize;
+            .map_or(1, |&a| (a / PASS_SHARE).max(1)) as usize;
         let slice_len = match self.walk.pass_len {
             0 => MAX_SLICE,
             n => n.div_ceil(pass_ticks).clamp(MIN_SLICE, MAX_SLICE),
@@ -316,6 +318,8 @@ impl Gateway {
 /// (whole chunks of 4,096: a slice is at least its size, rounded up).
 pub const MIN_SLICE: usize = 4_096;
 pub const MAX_SLICE: usize = 65_536;
+/// A pass over the FDB takes at most 1 / PASS_SHARE of the shortest ageing.
+pub const PASS_SHARE: u32 = 10;
 /// With no learned entries (by the counts), [`Gateway::age`] reads a slice
 /// once in this many calls.
 pub const QUIET_TICKS: u32 = 8;
