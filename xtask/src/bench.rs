@@ -15,10 +15,17 @@
 //! `target/bench/results.svg` (the chart) and `target/bench/cost.json`.
 //! `--quick` (64-byte frames, 1 flow, both directions, short cells) is the
 //! CI smoke test: it checks that the lab works and asserts no number.
+//!
+//! After the packet rates: the follower's scale ([`follow`], not with
+//! `--quick`) and a large FDB ([`scale`]: 1,000,000 entries, with `--quick`
+//! 100,000): loading with `vtep -batch`, `fdb show`, the idle daemon's CPU,
+//! memory per entry and the encap program's cost with the table full.
+//! `--follow` and `--scale` run one of them alone.
 
 mod bed;
 mod chart;
 mod follow;
+mod scale;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -57,6 +64,16 @@ pub struct Options {
     /// (without --quick or --only) measures it too, after the packet rates.
     #[arg(long)]
     follow: bool,
+    /// Only the large-FDB benchmark (`vtep -batch` load, `fdb show`, the
+    /// idle daemon's CPU, memory per entry, the encap program's cost with a
+    /// full table): `target/bench/scale.json` (see bench/scale.rs). The
+    /// full run measures it too, with 1,000,000 entries; `--quick` with
+    /// 100,000.
+    #[arg(long)]
+    scale: bool,
+    /// Entries for --scale [default: 1000000, with --quick 100000].
+    #[arg(long, value_name = "N")]
+    entries: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -179,6 +196,21 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         follow::run(&follow::Options::default(), &bench_dir())?;
         return Ok(());
     }
+    let scale = {
+        let mut s = if options.quick {
+            scale::Options::quick()
+        } else {
+            scale::Options::full()
+        };
+        if let Some(n) = options.entries {
+            s.entries = n;
+        }
+        s
+    };
+    if options.scale {
+        scale::run(&scale, &bench_dir())?;
+        return Ok(());
+    }
 
     let seconds = options
         .seconds
@@ -283,6 +315,10 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     if !options.quick && options.only.is_empty() {
         // The follower's scale, next to the packet rates.
         follow::run(&follow::Options::default(), &dir)?;
+    }
+    if options.only.is_empty() {
+        // A large FDB (with --quick, a smaller one).
+        scale::run(&scale, &dir)?;
     }
     Ok(())
 }

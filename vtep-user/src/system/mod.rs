@@ -1,8 +1,9 @@
 //! Layer 2, the system: what vtep asks of and sets in the kernel outside
 //! its own maps (rtnetlink, interfaces and the namespaces of their far
-//! ends, bpffs and the run lock, the monotonic clock, sd_notify). Uses only
-//! [`crate::model`].
+//! ends, bpffs and the run lock, the monotonic clock, sd_notify), and the
+//! batched map reads aya lacks (`bpf_batch`). Uses only [`crate::model`].
 
+pub mod bpf_batch;
 pub mod bpffs;
 pub mod clock;
 pub mod iface;

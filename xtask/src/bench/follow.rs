@@ -149,7 +149,7 @@ fn follow_batch(
     Ok((kernel, mirrored))
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(super) fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -159,7 +159,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
+pub(super) fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let Some((_, rest)) = stat.rsplit_once(')') else {
         return 0;
@@ -175,7 +175,7 @@ fn cpu_ticks(pid: u32) -> u64 {
     at(14) + at(15)
 }
 
-fn clock_ticks() -> u64 {
+pub(super) fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
@@ -191,7 +191,7 @@ fn slab_kib() -> u64 {
 }
 
 /// `bpftool map show` of the pinned FDB: (bytes_memlock, max_entries).
-fn fdb_map_memory(pins: &Path) -> anyhow::Result<(u64, u64)> {
+pub(super) fn fdb_map_memory(pins: &Path) -> anyhow::Result<(u64, u64)> {
     let line = format!(
         "bpftool -j map show pinned {}",
         pins.join("maps/FDB").display()

@@ -1,8 +1,7 @@
 //! The AF_XDP engine's view of the gateway's tables.
 //!
 //! The engine reads the same BPF maps as the XDP engine, but a syscall per
-//! lookup would cost more than the packet: it keeps a copy in userspace,
-//! reloaded every [`RELOAD`] (so CLI changes reach it within a second), and
+//! lookup would cost more than the packet: it keeps a copy in userspace and
 //! writes what it learns through to the maps at once, under the learning
 //! rule both engines share (`vtep_common::fdb::learn_step`: static entries
 //! stay, moves replace, a refresh at most once a second, `maxaddress`). Counters are kept locally
@@ -10,11 +9,21 @@
 //!
 //! Each worker thread (one per queue) has a view of its own; what they
 //! share is in [`Shared`].
+//!
+//! The copy of the FDB is reloaded when the generation (`GENERATION`)
+//! moves — a CLI change, checked every [`WATCH`], or entries the daemon
+//! aged out — and, at most every [`RELOAD`], when another worker learned:
+//! an idle engine does not read a large FDB again and again. The other
+//! tables (small: VNIs, ports, flood lists, next hops the daemon resolves)
+//! are reloaded every [`RELOAD`].
 
 use std::{
     collections::BTreeMap,
     hash::{BuildHasherDefault, Hasher},
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -32,8 +41,8 @@ use crate::{
     system::clock,
 };
 
-/// How often the view is reloaded from the maps (learning by the XDP
-/// engine's programs during a swap, ageing by the daemon).
+/// How often the tables other than the FDB are reloaded (next hops the
+/// daemon resolves), and the FDB after another worker learned.
 pub const RELOAD: Duration = Duration::from_millis(500);
 /// How often the CLI's change counter (`GENERATION`) is checked: a CLI
 /// change is reloaded within this.
@@ -102,6 +111,9 @@ pub struct Shared {
     /// count before writing them: one worker at a time, so `maxaddress`
     /// holds (a map value has no atomic read-modify-write from userspace).
     learn: Mutex<()>,
+    /// FDB writes by the workers' learning, all workers together: another
+    /// worker's make a view reload its FDB.
+    learned: AtomicU64,
 }
 
 impl Shared {
@@ -123,7 +135,12 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct View {
     pub t: Snapshot,
     gw: Gateway,
+    /// When the FDB was last reloaded, and the other tables.
     loaded: Instant,
+    tables_loaded: Instant,
+    /// `shared.learned` as this view knows it: its own writes since the
+    /// FDB was loaded, and everyone's before.
+    learned_seen: u64,
     watched: Instant,
     generation: u64,
     flushed: Instant,
@@ -143,6 +160,8 @@ impl View {
             t: Snapshot::default(),
             gw,
             loaded: Instant::now(),
+            tables_loaded: Instant::now(),
+            learned_seen: 0,
             watched: Instant::now(),
             generation: 0,
             flushed: Instant::now(),
@@ -158,10 +177,22 @@ impl View {
 
     /// Reloads the tables from the maps.
     pub fn reload(&mut self) -> Result<(), GatewayError> {
+        // Before the read: a write during it makes the next tick read again.
+        self.learned_seen = self.shared.learned.load(Ordering::Relaxed);
+        self.t.fdb = self.gw.fdb_entries().into_iter().collect();
+        self.reload_tables()?;
+        let generation = self.gw.generation();
+        self.generation = generation;
+        self.publish_applied(generation.max(1));
+        self.loaded = Instant::now();
+        Ok(())
+    }
+
+    /// Reloads the tables but the FDB.
+    fn reload_tables(&mut self) -> Result<(), GatewayError> {
         let gw = &self.gw;
         let t = &mut self.t;
         t.underlay = gw.underlay()?;
-        t.fdb = gw.fdb_entries().into_iter().collect();
         t.vnis = gw.vni_infos().into_iter().collect();
         t.ports = gw.port_list().into_iter().collect();
         t.vni_ports = gw
@@ -182,10 +213,7 @@ impl View {
             .into_iter()
             .filter_map(|(a, n)| Some((a.as_v4()?, n)))
             .collect();
-        let generation = gw.generation();
-        self.generation = generation;
-        self.publish_applied(generation.max(1));
-        self.loaded = Instant::now();
+        self.tables_loaded = Instant::now();
         Ok(())
     }
 
@@ -203,14 +231,22 @@ impl View {
 
     /// Housekeeping between batches: reload and flush when due.
     pub fn tick(&mut self) {
-        let mut due = self.loaded.elapsed() >= RELOAD;
-        if !due && self.watched.elapsed() >= WATCH {
+        let mut due = false;
+        if self.watched.elapsed() >= WATCH {
             self.watched = Instant::now();
-            due = self.gw.generation() != self.generation;
+            due = self.gw.generation() != self.generation
+                || (self.loaded.elapsed() >= RELOAD
+                    && self.shared.learned.load(Ordering::Relaxed) != self.learned_seen);
         }
         if due && let Err(e) = self.reload() {
             log::warn!("afxdp: reloading the tables: {e}");
             self.loaded = Instant::now();
+        } else if !due
+            && self.tables_loaded.elapsed() >= RELOAD
+            && let Err(e) = self.reload_tables()
+        {
+            log::warn!("afxdp: reloading the tables: {e}");
+            self.tables_loaded = Instant::now();
         }
         if self.flushed.elapsed() >= FLUSH {
             self.flush();
@@ -289,7 +325,10 @@ impl View {
         let shared = self.shared.clone();
         let _one_at_a_time = lock(&shared.learn);
         let current = self.gw.fdb_get(vni, crate::model::addr::Mac(mac));
-        let now_ns = match learn_step(current.as_ref(), &place, || now_ns) {
+        let step = learn_step(current.as_ref(), &place, || now_ns);
+        // A refresh only moves the last-seen time: no other worker needs it.
+        let moved = matches!(step, Learn::Move { .. });
+        let now_ns = match step {
             Learn::Keep => {
                 if let Some(e) = current {
                     self.t.fdb.insert(key, e);
@@ -312,12 +351,21 @@ impl View {
             self.count(Reason::FdbFull);
             return;
         }
+        if moved {
+            self.wrote();
+        }
         self.t.fdb.insert(key, entry);
         if let Some(old) = current
             && !old.same_place(&entry)
         {
             events::report(FdbEvent::new(EventKind::Moved, key, old, entry, now_ns));
         }
+    }
+
+    /// Tells the other workers that this one wrote a new or moved FDB entry.
+    fn wrote(&mut self) {
+        self.shared.learned.fetch_add(1, Ordering::Relaxed);
+        self.learned_seen = self.learned_seen.wrapping_add(1);
     }
 
     /// Inserts a new MAC's entry into a slot reserved in its VNI's learned
@@ -342,6 +390,7 @@ impl View {
             Err(_) => Inserted::Full,
         };
         if inserted.keeps_slot() {
+            self.wrote();
             self.t.fdb.insert(*key, entry);
             events::report(FdbEvent::new(
                 EventKind::Learned,

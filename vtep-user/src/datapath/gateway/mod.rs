@@ -135,6 +135,7 @@ pub struct Gateway {
     neigh: HashMap<MapData, VtepAddr, NeighEntry>,
     reasons: PerCpuArray<MapData, u64>,
     generation: Array<MapData, u64>,
+    walk: fdb::FdbWalk,
 }
 
 macro_rules! typed {
@@ -166,6 +167,7 @@ impl Gateway {
             neigh: typed!(pins, names::NEIGH),
             reasons: typed!(pins, names::REASONS),
             generation: typed!(pins, names::GENERATION),
+            walk: fdb::FdbWalk::default(),
             pins,
         })
     }

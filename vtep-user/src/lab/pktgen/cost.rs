@@ -41,6 +41,8 @@ pub struct ProgramCost {
 #[derive(Clone, Debug, Serialize)]
 pub struct CostResult {
     pub repeat: u32,
+    /// Entries in the FDB while the programs ran.
+    pub fdb_entries: u32,
     /// ns per run of a trivial XDP program (XDP_DROP) on the 64-byte frame
     /// (the kernel's measure: whole ns).
     pub floor_ns: f64,
@@ -56,9 +58,10 @@ pub(super) fn cost(args: &CostArgs, json: bool) -> Result<()> {
         "--repeat and --rounds must be positive"
     );
     let mut dp = EbpfLoader::new()
+        .map_max_entries(names::FDB, args.fdb_entries.max(vtep_common::FDB_CAPACITY))
         .load(loader::object())
         .context("loading vtep's eBPF object")?;
-    configure_datapath(&mut dp)?;
+    configure_datapath(&mut dp, args.fdb_entries)?;
     let uplink_fd = load_xdp(&mut dp, programs::UPLINK_XDP)?;
     let access_fd = load_xdp(&mut dp, programs::ACCESS_XDP)?;
     let mut lab_obj = load_lab()?;
@@ -151,6 +154,7 @@ pub(super) fn cost(args: &CostArgs, json: bool) -> Result<()> {
     }
     let r = CostResult {
         repeat: args.repeat,
+        fdb_entries: args.fdb_entries.max(2),
         floor_ns,
         harness_floor_ns,
         programs: rows,
@@ -172,8 +176,9 @@ pub(super) fn cost(args: &CostArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The datapath of [`bench_dp`], in `dp`'s private maps.
-fn configure_datapath(dp: &mut Ebpf) -> Result<()> {
+/// The datapath of [`bench_dp`], in `dp`'s private maps, with its FDB
+/// filled up to `fdb_entries` (static entries behind the remote VTEP).
+fn configure_datapath(dp: &mut Ebpf, fdb_entries: u32) -> Result<()> {
     use bench_dp::*;
     typed_map::<Array<_, Underlay>>(dp, names::UNDERLAY)?.set(
         0,
@@ -230,6 +235,15 @@ fn configure_datapath(dp: &mut Ebpf) -> Result<()> {
         FdbEntry::remote(VtepAddr::v4(REMOTE_VTEP), FDB_F_STATIC, 0),
         0,
     )?;
+    for i in 2..fdb_entries {
+        let b = i.to_be_bytes();
+        fdb.insert(
+            FdbKey::new(VNI, [0x02, 0x02, b[0], b[1], b[2], b[3]]),
+            FdbEntry::remote(VtepAddr::v4(REMOTE_VTEP), FDB_F_STATIC, 0),
+            0,
+        )
+        .with_context(|| format!("filling the FDB: entry {i} of {fdb_entries}"))?;
+    }
     Ok(())
 }
 

@@ -193,6 +193,10 @@ pub struct CostArgs {
     /// Inner frame sizes to time the programs at.
     #[arg(long, value_delimiter = ',', default_value = "64,512,1500")]
     pub sizes: Vec<usize>,
+    /// FDB entries in the table while the programs run (the two they look
+    /// up among them; the map is made big enough to hold them).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub fdb_entries: u32,
 }
 
 pub fn main(args: PktgenArgs, json: bool) -> Result<()> {
