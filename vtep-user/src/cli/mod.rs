@@ -304,6 +304,17 @@ fn run(cli: Cli) -> Result<()> {
             drop(lock);
             Ok(())
         }
+        // A `show` changes nothing: no generation to bump (a bump makes the
+        // AF_XDP engine reload, and the daemon read the whole FDB).
+        Command::Fdb {
+            command: command @ FdbCommand::Show { .. },
+        } => fdb(pin, cli.json, command),
+        Command::Vni {
+            command: VniCommand::Show,
+        } => vni(pin, cli.json, VniCommand::Show),
+        Command::Port {
+            command: PortCommand::Show,
+        } => port(pin, cli.json, PortCommand::Show),
         Command::Fdb { command } => changed(pin, fdb(pin, cli.json, command)),
         Command::Vni { command } => changed(pin, vni(pin, cli.json, command)),
         Command::Port { command } => changed(pin, port(pin, cli.json, command)),

@@ -240,6 +240,13 @@ async fn housekeeping(
             _ = serve(monitor.as_mut()) => {}
             _ = tick.tick() => {
                 let now = clock::monotonic_ns();
+                // What the datapath learned since, for ageing to look at;
+                // without a monitor, ageing finds it by walking the table.
+                if let Some(m) = monitor.as_mut() {
+                    m.tell_lost(&mut gw);
+                    let (learned, untold) = m.take_learned(&gw);
+                    gw.note_learned(&learned, untold);
+                }
                 let aged = gw.age(now);
                 if !aged.is_empty() {
                     log::debug!("aged out {} learned MAC(s)", aged.len());
@@ -251,7 +258,6 @@ async fn housekeeping(
                         .map(|(k, e)| FdbEvent::new(EventKind::Aged, k, e, gone, now))
                         .collect();
                     m.publish(&events);
-                    m.tell_lost(&mut gw);
                 }
                 apply::refresh_underlay(&mut gw, &mut rtnl, &mut ul, &uplink);
                 apply::forget_vanished_ports(&mut gw);

@@ -33,7 +33,10 @@ use std::{
 use anyhow::{Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::{Interest, unix::AsyncFd};
-use vtep_common::event::{EVENT_LEN, FdbEvent};
+use vtep_common::{
+    FdbEntry, FdbKey,
+    event::{EVENT_LEN, EventKind, FdbEvent},
+};
 
 use crate::{control::events, datapath::gateway::Gateway, system::bpffs};
 
@@ -277,7 +280,18 @@ pub struct Monitor {
     lost_told: u64,
     /// `control::events::lost` when it was last added to the gateway's.
     engine_lost: u64,
+    /// New and moved MACs since the daemon last took them, for ageing
+    /// ([`Monitor::take_learned`]); at most [`LEARNED_MAX`].
+    learned: Vec<(FdbKey, FdbEntry)>,
+    /// More were learned than `learned` holds.
+    learned_overflow: bool,
+    /// The events lost (the gateway's count) when ageing last took them.
+    lost_for_ageing: u64,
 }
+
+/// The most new and moved MACs the monitor keeps between two ticks for
+/// ageing; more, and ageing walks the table for them.
+const LEARNED_MAX: usize = 4_096;
 
 impl Monitor {
     /// Listens at the gateway's [`socket_path`] (a file left there by a
@@ -319,6 +333,9 @@ impl Monitor {
             ring,
             lost_told: gw.monitor_lost(),
             engine_lost: 0,
+            learned: Vec::new(),
+            learned_overflow: false,
+            lost_for_ageing: gw.monitor_lost(),
         };
         // What the ring holds was learned while no daemon read it: history
         // nobody was watching.
@@ -391,9 +408,32 @@ impl Monitor {
         self.publish(&batch);
     }
 
-    /// Sends `events` to every client (see [`Clients::publish`]).
+    /// Sends `events` to every client (see [`Clients::publish`]), and
+    /// keeps the new and moved MACs for ageing.
     pub fn publish(&mut self, events: &[FdbEvent]) {
+        for e in events {
+            if matches!(e.event_kind(), Some(EventKind::Learned | EventKind::Moved)) {
+                if self.learned.len() < LEARNED_MAX {
+                    self.learned.push((e.key, e.new));
+                } else {
+                    self.learned_overflow = true;
+                }
+            }
+        }
         self.clients.publish(events);
+    }
+
+    /// The new and moved MACs since the last call, and whether some may
+    /// have been learned without an event here (no ring read, the ring or
+    /// the engine's queue full, more than were kept): for
+    /// `Gateway::note_learned`. Called every tick, after [`Monitor::tell_lost`].
+    pub fn take_learned(&mut self, gw: &Gateway) -> (Vec<(FdbKey, FdbEntry)>, bool) {
+        let lost = gw.monitor_lost();
+        let untold = self.ring.is_none()
+            || std::mem::take(&mut self.learned_overflow)
+            || lost != self.lost_for_ageing;
+        self.lost_for_ageing = lost;
+        (std::mem::take(&mut self.learned), untold)
     }
 
     /// Tells every client of the events lost since it was last told: the

@@ -352,7 +352,7 @@ fn print_table(r: &Value) {
         f(&r["daemon_idle_cpu_share"]["big"]) * 100.0
     );
     println!(
-        "| idle daemon CPU, one MAC learned (ageing reads a slice a second) | | {:.2} % of a core |",
+        "| idle daemon CPU, one MAC learned | | {:.2} % of a core |",
         f(&r["daemon_idle_cpu_share"]["big_learning"]) * 100.0
     );
     println!(

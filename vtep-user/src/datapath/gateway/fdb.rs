@@ -88,6 +88,33 @@ impl Gateway {
         }
     }
 
+    /// Tells the ageing of entries the datapath learned (new and moved
+    /// MACs, as the monitor's events say); `untold`: some may have been
+    /// learned without an event (the ring was full, or no ring is read).
+    /// With every learned entry known, ageing looks at those each call and
+    /// walks the rest of the table slowly (see [`Gateway::age`]).
+    pub fn note_learned(&mut self, learned: &[(FdbKey, FdbEntry)], untold: bool) {
+        if untold {
+            self.walk.index_whole = false;
+            self.walk.pass_told = false;
+        }
+        for (k, e) in learned {
+            self.note_vtep(e);
+            self.index_learned(*k);
+        }
+    }
+
+    /// Puts `key` in the index of learned entries, unless it is full: then
+    /// the index no longer holds them all.
+    fn index_learned(&mut self, key: FdbKey) {
+        if self.walk.index.len() < MAX_INDEX {
+            self.walk.index.insert(key);
+        } else if !self.walk.index.contains(&key) {
+            self.walk.index_whole = false;
+            self.walk.pass_told = false;
+        }
+    }
+
     /// Ages learned entries out, a slice of the FDB per call (the daemon
     /// calls it every second): removes those older than their VNI's
     /// `ageing`, and once a pass over the whole table is done, recounts each
@@ -106,6 +133,15 @@ impl Gateway {
     /// learned (static and followed tables), one call in [`QUIET_TICKS`]
     /// reads a slice.
     ///
+    /// Learned entries the daemon knows of (at most [`MAX_INDEX`], from
+    /// the passes and [`Gateway::note_learned`]) are looked at every call,
+    /// so they age out within a second. Once a whole pass has seen every
+    /// learned entry while each one learned since was told of, the walk
+    /// is only a check (for what was learned untold, and the counts): it
+    /// reads [`MIN_SLICE`] entries once in [`QUIET_TICKS`] calls (a pass over
+    /// a million entries takes about 34 minutes). A lost event, or more
+    /// learned entries than the index holds, goes back to the short passes.
+    ///
     /// The datapath reserves slots in the counts while this walks (an
     /// atomic add on the map value), and a write from here replaces the
     /// value: what a slice ages out is taken off the count at once, and the
@@ -119,18 +155,24 @@ impl Gateway {
         let ageing: BTreeMap<u32, u32> =
             infos.into_iter().map(|(v, i)| (v, i.ageing_secs)).collect();
         let counts: BTreeMap<u32, u64> = self.learned.iter().filter_map(|r| r.ok()).collect();
-        // No learned entry by the counts (a static or followed table): a
-        // slice every QUIET_TICKS calls, enough to correct a wrong count and
-        // to drop VTEPs no entry points to any more.
-        if counts.values().all(|&n| n == 0) {
+        // No learned entry by the counts (a static or followed table), or
+        // every learned one in the index: a slice every QUIET_TICKS calls,
+        // enough to correct a wrong count, to find what was learned untold
+        // and to drop VTEPs no entry points to any more.
+        let none_learned = counts.values().all(|&n| n == 0);
+        let read_slice = if none_learned || self.walk.index_whole {
             self.walk.quiet = (self.walk.quiet + 1) % QUIET_TICKS;
-            if self.walk.quiet != 0 {
-                return Vec::new();
-            }
+            self.walk.quiet == 0
+        } else {
+            true
+        };
+        if none_learned && !read_slice {
+            return Vec::new();
         }
-        if self.walk.at.is_none() {
+        if read_slice && self.walk.at.is_none() {
             self.walk.pass_len = self.walk.read;
             self.walk.read = 0;
+            self.walk.pass_told = true;
             self.walk.before = counts;
             self.walk.counts = ageing.keys().map(|&v| (v, 0)).collect();
             self.walk.aged.clear();
@@ -142,12 +184,30 @@ impl Gateway {
             .min()
             .map_or(1, |&a| (a / PASS_SHARE).max(1)) as usize;
         let slice_len = match self.walk.pass_len {
+            // A check only: the fewest, for the slowest pass.
+            _ if self.walk.index_whole => MIN_SLICE,
             0 => MAX_SLICE,
             n => n.div_ceil(pass_ticks).clamp(MIN_SLICE, MAX_SLICE),
         };
+        log::trace!(
+            "ageing: {} (a slice of {slice_len}; pass of {} so far {}, index {} whole {})",
+            if read_slice {
+                "walks"
+            } else {
+                "looks at the index"
+            },
+            self.walk.pass_len,
+            self.walk.read,
+            self.walk.index.len(),
+            self.walk.index_whole
+        );
         let mut slice = std::mem::take(&mut self.walk.slice);
         slice.clear();
-        let next = self.fdb_read(self.walk.at.unwrap_or(Cursor::START), slice_len, &mut slice);
+        let next = if read_slice {
+            self.fdb_read(self.walk.at.unwrap_or(Cursor::START), slice_len, &mut slice)
+        } else {
+            self.walk.at
+        };
         self.walk.read += slice.len();
         let mut expired = Vec::new();
         for &(k, e) in &slice {
@@ -159,17 +219,33 @@ impl Gateway {
             if !learning || e.flags & FDB_F_LEARNED == 0 {
                 continue;
             }
-            let limit = ageing.get(&k.vni).copied().unwrap_or(0);
-            let age_ns = now_ns.saturating_sub(e.last_seen_ns);
-            if limit != 0 && age_ns > u64::from(limit) * 1_000_000_000 {
-                expired.push((k, e));
+            if expired_at(&ageing, &k, &e, now_ns) {
+                expired.push((k, e, true));
             } else {
                 *self.walk.counts.entry(k.vni).or_default() += 1;
+                self.index_learned(k);
+            }
+        }
+        // The learned entries known: each looked at (those not learned any
+        // more, or gone, leave the index).
+        let index = std::mem::take(&mut self.walk.index);
+        for k in index {
+            match self.fdb.get(&k, 0) {
+                Ok(e) if learning && e.flags & FDB_F_LEARNED != 0 => {
+                    if expired_at(&ageing, &k, &e, now_ns) {
+                        if !expired.iter().any(|(x, _, _)| *x == k) {
+                            expired.push((k, e, false));
+                        }
+                    } else {
+                        self.walk.index.insert(k);
+                    }
+                }
+                _ => {}
             }
         }
         let mut removed = Vec::new();
         let mut aged: BTreeMap<u32, u64> = BTreeMap::new();
-        for (k, seen) in expired {
+        for (k, seen, in_slice) in expired {
             // Re-read: the datapath may have refreshed it since.
             match self.fdb.get(&k, 0) {
                 Ok(e) if e == seen => {
@@ -178,7 +254,13 @@ impl Gateway {
                         *aged.entry(k.vni).or_default() += 1;
                     }
                 }
-                Ok(_) => *self.walk.counts.entry(k.vni).or_default() += 1,
+                Ok(_) => {
+                    // Refreshed: counted by the pass if its slice held it.
+                    if in_slice {
+                        *self.walk.counts.entry(k.vni).or_default() += 1;
+                    }
+                    self.index_learned(k);
+                }
                 Err(_) => {}
             }
         }
@@ -188,7 +270,7 @@ impl Gateway {
         }
         self.walk.slice = slice;
         self.walk.at = next;
-        if next.is_none() {
+        if read_slice && next.is_none() {
             self.end_pass(learning);
         }
         if !removed.is_empty() {
@@ -207,6 +289,7 @@ impl Gateway {
     /// entries it saw, if nothing but this pass changed the count meanwhile;
     /// the remote VTEPs it saw replace those of the pass before.
     fn end_pass(&mut self, learning: bool) {
+        self.walk.index_whole = self.walk.pass_told;
         let counts = std::mem::take(&mut self.walk.counts);
         for (vni, n) in counts.into_iter().filter(|_| learning) {
             let now = self.learned.get(&vni, 0).ok();
@@ -289,6 +372,13 @@ impl Gateway {
     }
 }
 
+/// Whether learned entry `e` of `k` is older than its VNI's ageing (0:
+/// never ages) at `now_ns`.
+fn expired_at(ageing: &BTreeMap<u32, u32>, k: &FdbKey, e: &FdbEntry, now_ns: u64) -> bool {
+    let limit = ageing.get(&k.vni).copied().unwrap_or(0);
+    limit != 0 && now_ns.saturating_sub(e.last_seen_ns) > u64::from(limit) * 1_000_000_000
+}
+
 /// The fewest and the most FDB entries [`Gateway::age`] reads per call
 /// (whole chunks of 4,096: a slice is at least its size, rounded up).
 pub const MIN_SLICE: usize = 4_096;
@@ -298,6 +388,10 @@ pub const PASS_SHARE: u32 = 10;
 /// With no learned entries (by the counts), [`Gateway::age`] reads a slice
 /// once in this many calls.
 pub const QUIET_TICKS: u32 = 8;
+/// The most learned entries [`Gateway::age`] looks at one by one each
+/// call (a lookup each); with more, it finds them by walking the table
+/// ([`PASS_SHARE`]).
+pub const MAX_INDEX: usize = 4_096;
 
 /// Where the daemon's walk of the FDB stands (ageing, remote VTEPs): a
 /// slice per tick, see [`Gateway::age`].
@@ -326,4 +420,15 @@ pub struct FdbWalk {
     /// pass reads [`MAX_SLICE`] a call).
     read: usize,
     pass_len: usize,
+    /// The learned entries the daemon knows of: seen by a pass, or told
+    /// of by [`Gateway::note_learned`] (the datapath's new and moved MACs).
+    /// At most [`MAX_INDEX`].
+    index: HashSet<FdbKey>,
+    /// `index` holds every learned entry: a whole pass saw them all while
+    /// nothing was learned that the daemon was not told of. Then a pass
+    /// may take the whole shortest ageing, since the index is what ages.
+    index_whole: bool,
+    /// Nothing has been learned untold (nor has the index overflowed)
+    /// since this pass started.
+    pass_told: bool,
 }
