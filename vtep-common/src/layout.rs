@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The layout this build pins.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The map holding the layout version (one [`LayoutRecord`] at index 0).
 pub const LAYOUT: &str = "LAYOUT";
@@ -127,9 +127,34 @@ pub const LAYOUT_1: Layout = Layout {
     ],
 };
 
-/// This build: layout 1's maps, and the [`LAYOUT`] map itself.
+/// vtep 0.2: layout 1's maps, the [`LAYOUT`] map itself, and the FDB
+/// event ring.
 pub const LAYOUT_2: Layout = Layout {
     version: 2,
+    maps: &[
+        map(LAYOUT, ARRAY, 4, 8, Entries::Fixed(1)),
+        map(names::GENERATION, ARRAY, 4, 8, Entries::Fixed(2)),
+        map(names::FDB, HASH, 12, 40, Entries::FdbCapacity),
+        map(names::VNIS, HASH, 4, 16, Entries::Fixed(4096)),
+        map(names::VNI_LEARNED, HASH, 4, 8, Entries::Fixed(4096)),
+        map(names::VNI_STATS, PERCPU_HASH, 4, 64, Entries::Fixed(4096)),
+        map(names::PORTS, HASH, 8, 8, Entries::Fixed(1024)),
+        map(names::VNI_PORTS, HASH, 4, 260, Entries::Fixed(4096)),
+        map(names::FLOOD, HASH, 4, 1288, Entries::Fixed(4096)),
+        map(names::PORT_TX, DEVMAP_HASH, 4, 8, Entries::Fixed(1024)),
+        map(names::UNDERLAY, ARRAY, 4, 40, Entries::Fixed(1)),
+        map(names::NEIGH, HASH, 20, 16, Entries::Fixed(1024)),
+        map(names::REASONS, PERCPU_ARRAY, 4, 8, Entries::Counters(27)),
+        map(names::FDB_EVENTS, RINGBUF, 0, 0, Entries::Fixed(256 * 1024)),
+        map(names::FDB_EV_LOST, PERCPU_ARRAY, 4, 8, Entries::Counters(1)),
+    ],
+};
+
+/// This build: an IPv6 address beside the IPv4 one, and the outer TOS
+/// and flow label, in the underlay (68 bytes, converted from 40); each
+/// VNI's multicast group.
+pub const LAYOUT_3: Layout = Layout {
+    version: 3,
     maps: &[
         map(
             LAYOUT,
@@ -221,14 +246,21 @@ pub const LAYOUT_2: Layout = Layout {
             Entries::Fixed(crate::event::EVENT_RING_BYTES),
         ),
         map(names::FDB_EV_LOST, PERCPU_ARRAY, 4, 8, Entries::Counters(1)),
+        map(
+            names::VNI_GROUP,
+            HASH,
+            4,
+            size_of::<VtepAddr>(),
+            Entries::Fixed(VNI_CAPACITY),
+        ),
     ],
 };
 
 /// The layout this build pins.
-pub const CURRENT: Layout = LAYOUT_2;
+pub const CURRENT: Layout = LAYOUT_3;
 
 /// Every layout a `vtep run` of this build can migrate from, oldest first.
-pub const KNOWN: [Layout; 2] = [LAYOUT_1, LAYOUT_2];
+pub const KNOWN: [Layout; 3] = [LAYOUT_1, LAYOUT_2, LAYOUT_3];
 
 /// The layout of `version`, if this build knows it.
 pub fn known(version: u32) -> Option<&'static Layout> {
@@ -272,6 +304,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Layout 3 changes the underlay's value (40 → 68 bytes, converted) and
+    /// adds the VNI groups; every other map of layout 2 stays as it is.
+    #[test]
+    fn layout_3_changes_only_the_underlay() {
+        for old in LAYOUT_2.maps {
+            let new = LAYOUT_3.map(old.name).expect(old.name);
+            match old.name {
+                names::UNDERLAY => assert_eq!((old.value_size, new.value_size), (40, 68)),
+                names::REASONS => assert_eq!(new.entries, Entries::Counters(REASON_COUNT)),
+                _ => assert_eq!(new, old, "{} changed", old.name),
+            }
+        }
+        assert!(LAYOUT_2.map(names::VNI_GROUP).is_none());
     }
 
     /// Layout 2 adds the version record and changes no map of layout 1: a

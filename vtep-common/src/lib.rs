@@ -10,6 +10,7 @@
 //! unit-tested on the host and shared by every engine.
 #![no_std]
 
+pub mod ecn;
 pub mod event;
 pub mod fdb;
 pub mod frame;

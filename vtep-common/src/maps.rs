@@ -31,9 +31,11 @@ pub mod names {
     /// the per-CPU count of those the ring had no room for.
     pub const FDB_EVENTS: &str = "FDB_EVENTS";
     pub const FDB_EV_LOST: &str = "FDB_EV_LOST";
+    /// The multicast group of each VNI that has one (`group`), keyed by VNI.
+    pub const VNI_GROUP: &str = "VNI_GROUP";
 
     /// Every map that holds gateway state: pinned, and adopted on restart.
-    pub const PINNED: [&str; 14] = [
+    pub const PINNED: [&str; 15] = [
         GENERATION,
         FDB,
         VNIS,
@@ -48,6 +50,7 @@ pub mod names {
         REASONS,
         FDB_EVENTS,
         FDB_EV_LOST,
+        VNI_GROUP,
     ];
 }
 
@@ -157,6 +160,30 @@ impl VtepAddr {
 
     pub const fn is_set(&self) -> bool {
         self.family != 0
+    }
+
+    /// Whether this is a multicast group address (224.0.0.0/4, ff00::/8).
+    pub const fn is_multicast(&self) -> bool {
+        match self.family {
+            AF_INET => self.addr[0] & 0xf0 == 0xe0,
+            AF_INET6 => self.addr[0] == 0xff,
+            _ => false,
+        }
+    }
+
+    /// The Ethernet destination of a packet to this group: 01:00:5e and
+    /// the low 23 bits of an IPv4 group (RFC 1112), 33:33 and the low 32
+    /// bits of an IPv6 group (RFC 2464), as the kernel's `ip_eth_mc_map`
+    /// and `ipv6_eth_mc_map`. `None` when this is not a group.
+    pub const fn group_mac(&self) -> Option<[u8; 6]> {
+        if !self.is_multicast() {
+            return None;
+        }
+        let a = &self.addr;
+        Some(match self.family {
+            AF_INET => [0x01, 0x00, 0x5e, a[1] & 0x7f, a[2], a[3]],
+            _ => [0x33, 0x33, a[12], a[13], a[14], a[15]],
+        })
     }
 }
 
@@ -422,7 +449,9 @@ fn remove_from<T: Copy + Default + PartialEq>(items: &mut [T], n: usize, x: &T) 
     kept
 }
 
-/// `Underlay::flags`: compute the outer UDP checksum (else 0, RFC 7348).
+/// `Underlay::flags`: compute the outer UDP checksum over IPv4 (else 0,
+/// RFC 7348). Over IPv6 the checksum is always sent, unless
+/// [`UNDERLAY_F_UDP6_ZERO_CSUM_TX`].
 pub const UNDERLAY_F_UDP_CSUM: u8 = 1 << 0;
 /// `Underlay::flags`: resolve next hops with `bpf_fib_lookup` (forwarding
 /// is enabled on the uplink, which the kernel requires for it).
@@ -432,27 +461,100 @@ pub const UNDERLAY_F_FIB: u8 = 1 << 1;
 /// theirs, and passes to the kernel (`kernel-fallback`) instead of being
 /// dropped (`unknown-vni`).
 pub const UNDERLAY_F_KERNEL_VXLAN: u8 = 1 << 2;
+/// `Underlay::flags`: send a zero UDP checksum over IPv6 (the kernel's
+/// `udp6zerocsumtx`; RFC 6935).
+pub const UNDERLAY_F_UDP6_ZERO_CSUM_TX: u8 = 1 << 3;
+/// `Underlay::flags`: accept VXLAN over IPv6 with a zero UDP checksum (the
+/// kernel's `udp6zerocsumrx`); without it such packets are dropped
+/// (`udp6-zero-csum`), as the kernel's UDP layer drops them.
+pub const UNDERLAY_F_UDP6_ZERO_CSUM_RX: u8 = 1 << 4;
+/// `Underlay::flags`: the outer TOS / traffic class copies the inner
+/// packet's DS field (`tos = "inherit"`); else it is `Underlay::tos`.
+/// The ECN bits follow RFC 6040 either way ([`crate::ecn`]).
+pub const UNDERLAY_F_TOS_INHERIT: u8 = 1 << 5;
+/// `Underlay::flags`: the outer IPv6 flow label is `Underlay::flowlabel`
+/// (`flowlabel = N`).
+pub const UNDERLAY_F_LABEL_FIXED: u8 = 1 << 6;
+/// `Underlay::flags`: the outer IPv6 flow label copies the inner IPv6
+/// packet's (0 for other inner frames; `flowlabel = "inherit"`). With
+/// neither label flag, the label is the inner flow's hash (RFC 6438).
+pub const UNDERLAY_F_LABEL_INHERIT: u8 = 1 << 7;
+
+/// Outer TTL / hop limit when `Underlay::ttl` is 0 ("auto"), to a unicast
+/// VTEP: the kernel's default hop limit.
+pub const TTL_AUTO_UNICAST: u8 = 64;
+/// Outer TTL / hop limit when `Underlay::ttl` is 0, to a multicast group:
+/// the kernel vxlan driver's rule (`if (!ttl && multicast) ttl = 1`).
+pub const TTL_AUTO_GROUP: u8 = 1;
 
 /// Value of the one-entry `UNDERLAY` array: this VTEP on the underlay.
+/// A dual-stack VTEP has both addresses; a remote VTEP is reached from
+/// the local address of its own family.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Underlay {
-    /// This VTEP's address; `family == 0` means not configured.
+    /// This VTEP's IPv4 address; `family == 0` means none.
     pub local: VtepAddr,
+    /// This VTEP's IPv6 address; `family == 0` means none.
+    pub local6: VtepAddr,
     /// The uplink's ifindex.
     pub uplink_ifindex: u32,
+    /// Outer IPv6 flow label with [`UNDERLAY_F_LABEL_FIXED`]; host order,
+    /// 20 bits.
+    pub flowlabel: u32,
     /// VXLAN UDP port, host order.
     pub port: u16,
     /// Outer UDP source port range, host order, inclusive.
     pub srcport_min: u16,
     pub srcport_max: u16,
+    /// Outer TTL / hop limit; 0 = auto ([`TTL_AUTO_UNICAST`],
+    /// [`TTL_AUTO_GROUP`]).
     pub ttl: u8,
+    /// Outer DS field (TOS / traffic class) unless
+    /// [`UNDERLAY_F_TOS_INHERIT`]; its ECN bits are ignored (RFC 6040).
+    pub tos: u8,
     pub flags: u8,
-    /// The uplink's MAC (source MAC of the neighbour fallback).
+    pub _pad: u8,
+    /// The uplink's MAC (source MAC of the neighbour fallback and of
+    /// group copies).
     pub uplink_mac: [u8; 6],
     /// The uplink's MTU: the largest outer IP packet the neighbour fallback
     /// sends (the FIB checks it itself).
     pub mtu: u16,
+    pub _pad2: [u8; 2],
+}
+
+impl Underlay {
+    /// This VTEP's address of the family of `remote`, if it has one: the
+    /// outer source toward `remote`.
+    #[inline(always)]
+    pub const fn local_for(&self, remote: &VtepAddr) -> Option<&VtepAddr> {
+        if remote.family == AF_INET && self.local.family == AF_INET {
+            Some(&self.local)
+        } else if remote.family == AF_INET6 && self.local6.family == AF_INET6 {
+            Some(&self.local6)
+        } else {
+            None
+        }
+    }
+
+    /// Whether `addr` is one of this VTEP's own addresses.
+    #[inline(always)]
+    pub fn is_local(&self, addr: &VtepAddr) -> bool {
+        addr.is_set() && (*addr == self.local || *addr == self.local6)
+    }
+
+    /// The outer TTL / hop limit toward `remote` (a VTEP or a group).
+    #[inline(always)]
+    pub const fn ttl_to(&self, remote: &VtepAddr) -> u8 {
+        if self.ttl != 0 {
+            self.ttl
+        } else if remote.is_multicast() {
+            TTL_AUTO_GROUP
+        } else {
+            TTL_AUTO_UNICAST
+        }
+    }
 }
 
 /// Value of the `NEIGH` map, keyed by remote VTEP: the outer Ethernet
@@ -565,7 +667,10 @@ mod tests {
         assert_eq!(size_of::<PortInfo>(), 8);
         assert_eq!(size_of::<PortList>(), 4 + 4 * MAX_VNI_PORTS);
         assert_eq!(size_of::<FloodList>(), 8 + 20 * MAX_FLOOD);
-        assert_eq!(size_of::<Underlay>(), 20 + 4 + 2 + 2 + 2 + 1 + 1 + 6 + 2);
+        assert_eq!(
+            size_of::<Underlay>(),
+            20 + 20 + 4 + 4 + 2 + 2 + 2 + 1 + 1 + 1 + 1 + 6 + 2 + 2
+        );
         assert_eq!(size_of::<NeighEntry>(), 16);
         assert_eq!(size_of::<VniCounters>(), 64);
         assert_eq!(size_of::<Meta>() % 4, 0);

@@ -119,6 +119,27 @@ reasons! {
     /// VXLAN for this VTEP (any more: the underlay changed in between). The
     /// engine cannot give it back to the host: freed.
     StaleSteering = 26, "stale-steering", Dropped;
+    /// Decap (RFC 6040): the outer header says congestion (CE) but the
+    /// inner packet is not ECN-capable: dropped, as the kernel's vxlan
+    /// driver drops it (`SKB_DROP_REASON_IP_TUNNEL_ECN`).
+    EcnError = 27, "ecn-error", Dropped;
+    /// Uplink: an IPv6 packet to this VTEP whose extension headers are not
+    /// walked (a kind vtep does not parse, a fragment, or a chain longer than
+    /// it follows): dropped, never misparsed.
+    Ipv6ExtHeader = 28, "ipv6-ext-header", Dropped;
+    /// Uplink: VXLAN over IPv6 with a zero UDP checksum, where the underlay
+    /// does not accept them (`udp6zerocsumrx`, RFC 6935).
+    Udp6ZeroCsum = 29, "udp6-zero-csum", Dropped;
+    /// Uplink: VXLAN to a multicast group that is not the group of its VNI.
+    UnknownGroup = 30, "unknown-group", Dropped;
+    /// A flood copy to a remote VTEP whose next hop is not resolved yet,
+    /// handed to the kernel's neighbour resolution (which queues it, as for
+    /// unicast `no-neighbour`): not a drop.
+    FloodNoNeighbour = 31, "flood-no-neighbour", HandedOff;
+    /// Encap: the frame was too large for the uplink once encapsulated
+    /// (counted under `mtu-exceeded`), and an ICMP "fragmentation needed" /
+    /// ICMPv6 "packet too big" with the inner MTU went back to its sender.
+    PmtuSent = 32, "pmtu-sent", Answered;
 }
 
 impl Reason {
@@ -151,6 +172,10 @@ pub enum Outcome {
     HandedOff,
     /// Forwarded, but its source MAC was not learned.
     NotLearned,
+    /// Answered by vtep itself, back out of the port it came from (an ICMP
+    /// error for a frame counted under its drop reason too): the frame
+    /// goes no further, and this is not a fault.
+    Answered,
 }
 
 impl Outcome {
@@ -161,6 +186,7 @@ impl Outcome {
             Outcome::Passed => "pass",
             Outcome::HandedOff => "handoff",
             Outcome::NotLearned => "not-learned",
+            Outcome::Answered => "answered",
         }
     }
 }
@@ -184,7 +210,7 @@ mod tests {
             assert!(
                 a.name()
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             );
             for b in &Reason::ALL[i + 1..] {
                 assert_ne!(a.name(), b.name());

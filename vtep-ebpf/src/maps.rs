@@ -60,6 +60,11 @@ pub static UNDERLAY: Array<Underlay> = Array::with_max_entries(1, 0);
 #[map]
 pub static NEIGH: HashMap<VtepAddr, NeighEntry> = HashMap::with_max_entries(NEIGH_CAPACITY, 0);
 
+/// VNI → its multicast group (`group`): BUM frames of the VNI go to it as
+/// well as to the flood list, and decap accepts VXLAN of the VNI sent to it.
+#[map]
+pub static VNI_GROUP: HashMap<u32, VtepAddr> = HashMap::with_max_entries(VNI_CAPACITY, 0);
+
 /// [0]: bumped by the CLI after every change; [1]: the change a userspace
 /// engine (AF_XDP) has applied, 0 when none runs. Not read by the programs.
 #[map]

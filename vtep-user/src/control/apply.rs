@@ -120,6 +120,7 @@ pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
             },
         uplink_mac: r.uplink_mac,
         mtu: r.uplink_mtu,
+        ..Underlay::default()
     }
 }
 

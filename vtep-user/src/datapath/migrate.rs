@@ -25,7 +25,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, HashMap, IterableMap as _, Map, MapData, MapInfo};
 use vtep_common::{
-    FdbEntry, FdbKey,
+    FdbEntry, FdbKey, Underlay, VtepAddr,
     layout::{self, Entries, Layout, LayoutRecord, MapShape},
     names,
 };
@@ -310,14 +310,117 @@ pub type MakeMover = fn(old: MapData, new: MapData) -> Result<Box<dyn Mover>>;
 /// `V` type) when a layout changes a value type.
 pub fn mover(name: &str, from: u32) -> Option<MakeMover> {
     match (name, from) {
-        (names::FDB, 1 | 2) => Some(|old, new| {
+        (names::FDB, 1..=3) => Some(|old, new| {
             Ok(Box::new(HashMover::<FdbKey, FdbEntry, FdbEntry>::new(
                 old,
                 new,
                 |v| *v,
             )?))
         }),
+        (names::UNDERLAY, 1 | 2) => Some(|old, new| {
+            Ok(Box::new(ArrayMover::<UnderlayV2, Underlay>::new(
+                old,
+                new,
+                UnderlayV2::convert,
+            )?))
+        }),
         _ => None,
+    }
+}
+
+/// `UNDERLAY`'s value in layouts 1 and 2 (40 bytes): one IPv4 address, no
+/// TOS or flow label.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UnderlayV2 {
+    local: VtepAddr,
+    uplink_ifindex: u32,
+    port: u16,
+    srcport_min: u16,
+    srcport_max: u16,
+    ttl: u8,
+    flags: u8,
+    uplink_mac: [u8; 6],
+    mtu: u16,
+}
+
+// SAFETY: repr(C), plain integers, no implicit padding (40 bytes).
+unsafe impl aya::Pod for UnderlayV2 {}
+
+impl UnderlayV2 {
+    /// The same underlay in layout 3: the IPv4 address where it was (an
+    /// IPv6 one was refused then), TOS 0 and the flow label from the hash
+    /// (what the old datapath sent had no other), the flags' bits as they
+    /// were.
+    fn convert(&self) -> Underlay {
+        Underlay {
+            local: self.local,
+            local6: VtepAddr::NONE,
+            uplink_ifindex: self.uplink_ifindex,
+            flowlabel: 0,
+            port: self.port,
+            srcport_min: self.srcport_min,
+            srcport_max: self.srcport_max,
+            ttl: self.ttl,
+            tos: 0,
+            flags: self.flags,
+            _pad: 0,
+            uplink_mac: self.uplink_mac,
+            mtu: self.mtu,
+            _pad2: [0; 2],
+        }
+    }
+}
+
+/// An array map's values, converted index by index.
+struct ArrayMover<Vo: aya::Pod, Vn: aya::Pod> {
+    old: Array<MapData, Vo>,
+    new: Array<MapData, Vn>,
+    convert: fn(&Vo) -> Vn,
+    /// The old array as [`Mover::copy`] saw it.
+    copied: Vec<Vo>,
+}
+
+impl<Vo: aya::Pod + PartialEq, Vn: aya::Pod> ArrayMover<Vo, Vn> {
+    fn new(old: MapData, new: MapData, convert: fn(&Vo) -> Vn) -> Result<Self> {
+        Ok(ArrayMover {
+            old: Map::Array(old).try_into()?,
+            new: Map::Array(new).try_into()?,
+            convert,
+            copied: Vec::new(),
+        })
+    }
+
+    fn read_old(&self) -> Result<Vec<Vo>> {
+        (0..self.old.len().min(self.new.len()))
+            .map(|i| self.old.get(&i, 0).context("reading the old array"))
+            .collect()
+    }
+}
+
+impl<Vo: aya::Pod + PartialEq, Vn: aya::Pod> Mover for ArrayMover<Vo, Vn> {
+    fn copy(&mut self) -> Result<usize> {
+        self.copied = self.read_old()?;
+        for (i, v) in self.copied.iter().enumerate() {
+            self.new
+                .set(i as u32, (self.convert)(v), 0)
+                .context("writing the new array")?;
+        }
+        Ok(self.copied.len())
+    }
+
+    fn recopy(&mut self) -> Result<usize> {
+        let now = self.read_old()?;
+        let mut n = 0;
+        for (i, v) in now.iter().enumerate() {
+            if self.copied.get(i) != Some(v) {
+                self.new
+                    .set(i as u32, (self.convert)(v), 0)
+                    .context("writing the new array")?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 
