@@ -43,9 +43,12 @@ pub struct FollowConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct Underlay {
     pub interface: String,
-    /// Empty: left out, for vtep to take it from the followed devices.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub local: String,
+    /// This VTEP's addresses, at most one per family: one is written as a
+    /// string (`local = "198.18.0.1"`), two as a list (`local =
+    /// ["198.18.0.1", "2001:db8::1"]`, a dual-stack VTEP). Empty: left out,
+    /// for vtep to take it from the followed devices.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "one_or_list")]
+    pub local: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +57,20 @@ pub struct Underlay {
     pub ttl: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_checksum: Option<bool>,
+    /// Send IPv6 outer UDP checksums as zero (the kernel's `udp6zerocsumtx`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp6_zero_csum_tx: Option<bool>,
+    /// Accept IPv6 outer UDP checksums of zero (the kernel's `udp6zerocsumrx`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp6_zero_csum_rx: Option<bool>,
+}
+
+/// `local` as vtep reads it: a string for one address, a list for two.
+fn one_or_list<S: serde::Serializer>(local: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match local {
+        [one] => s.serialize_str(one),
+        all => all.serialize(s),
+    }
 }
 
 /// `[[vni]]`: one VXLAN segment, its access ports and its flood list.
@@ -70,6 +87,9 @@ pub struct VniConfig {
     pub maxaddress: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_source: Option<bool>,
+    /// The VNI's multicast group (`group = "239.1.1.1"` or `"ff05::100"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// `[[fdb]]`: a static entry, remote (`dst`) or local (`port`).
@@ -89,11 +109,13 @@ impl VtepConfig {
         VtepConfig {
             underlay: Underlay {
                 interface: super::UPLINK.to_owned(),
-                local: local.to_owned(),
+                local: vec![local.to_owned()],
                 port: None,
                 srcport: None,
                 ttl: None,
                 udp_checksum: None,
+                udp6_zero_csum_tx: None,
+                udp6_zero_csum_rx: None,
             },
             vnis: Vec::new(),
             fdb: Vec::new(),
@@ -133,6 +155,12 @@ impl VtepConfig {
     /// followed devices.
     pub fn local_from_link(mut self) -> VtepConfig {
         self.underlay.local.clear();
+        self
+    }
+
+    /// A second local address, of the other family: a dual-stack VTEP.
+    pub fn also_local(mut self, local: &str) -> VtepConfig {
+        self.underlay.local.push(local.to_owned());
         self
     }
 
@@ -186,7 +214,14 @@ impl VniConfig {
             ageing: None,
             maxaddress: None,
             check_source: None,
+            group: None,
         }
+    }
+
+    /// BUM frames of the VNI go to the multicast group `addr` as well.
+    pub fn group(mut self, addr: &str) -> VniConfig {
+        self.group = Some(addr.to_owned());
+        self
     }
 
     pub fn port(mut self, port: &str) -> VniConfig {
@@ -273,6 +308,31 @@ mod tests {
         assert_eq!(value["follow"]["devices"][0].as_str(), Some("vxlan100"));
         assert_eq!(value["follow"]["rcvbuf"].as_integer(), Some(8192));
         assert!(value["follow"].get("all").is_none(), "{cfg}");
+    }
+
+    #[test]
+    fn renders_ipv6_dual_stack_and_groups() {
+        let mut cfg = VtepConfig::new("198.18.0.1")
+            .also_local("2001:db8::1")
+            .vni(VniConfig::new(100).group("ff05::100"));
+        cfg.underlay.udp6_zero_csum_rx = Some(true);
+        let text = cfg.to_string();
+        let value: toml::Value = toml::from_str(&text).expect("valid TOML");
+        let local = value["underlay"]["local"].as_array().expect("a list");
+        assert_eq!(local.len(), 2, "{text}");
+        assert_eq!(local[1].as_str(), Some("2001:db8::1"));
+        assert_eq!(value["underlay"]["udp6_zero_csum_rx"].as_bool(), Some(true));
+        assert!(
+            value["underlay"].get("udp6_zero_csum_tx").is_none(),
+            "{text}"
+        );
+        assert_eq!(value["vni"][0]["group"].as_str(), Some("ff05::100"));
+        let plain = VtepConfig::new("2001:db8::1")
+            .vni(VniConfig::new(100))
+            .to_string();
+        let value: toml::Value = toml::from_str(&plain).expect("valid TOML");
+        assert_eq!(value["underlay"]["local"].as_str(), Some("2001:db8::1"));
+        assert!(value["vni"][0].get("group").is_none(), "{plain}");
     }
 
     #[test]
