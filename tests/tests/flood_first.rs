@@ -63,7 +63,9 @@ fn first_arp_is_answered(lab: &Lab, v6: bool) {
             )
         })
         .collect();
-    // Nothing has resolved the peers' underlay neighbours on host 1 yet.
+    // Host 1 has not resolved the peers' underlay neighbours: forget what the
+    // lab's setup may have taught it.
+    h1.ip(&format!("neigh flush dev {UPLINK}"));
     let neighbours = h1.ip(&format!("neigh show dev {UPLINK}"));
     assert!(
         peers.iter().all(|p| !neighbours.contains(&local(p))),
