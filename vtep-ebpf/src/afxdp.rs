@@ -11,7 +11,7 @@
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use vtep_common::{
     XSK_MAX_QUEUES,
-    header::{Uplink, parse_vxlan_v4},
+    header::{Uplink, parse_vxlan},
 };
 
 use crate::{
@@ -38,17 +38,14 @@ fn to_socket(ctx: &XdpContext) -> u32 {
 
 /// Uplink: what the uplink classifier calls VXLAN for this VTEP, well
 /// formed or not, goes to the engine (which classifies it again, and counts
-/// what is wrong with it); the host keeps everything else, later fragments
-/// included.
+/// what is wrong with it), over either family and to a group as well; the
+/// host keeps everything else, later fragments included.
 #[inline(always)]
 pub fn xsk_uplink(ctx: &XdpContext) -> u32 {
     let Some(ul) = underlay() else {
         return XDP_PASS;
     };
-    let Some(local) = ul.local.as_v4() else {
-        return XDP_PASS;
-    };
-    match parse_vxlan_v4(&Xdp(ctx), local, ul.port) {
+    match parse_vxlan(&Xdp(ctx), ul) {
         Uplink::Pass => XDP_PASS,
         Uplink::Vxlan(_) | Uplink::Drop(_) => to_socket(ctx),
     }

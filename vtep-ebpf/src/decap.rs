@@ -1,11 +1,16 @@
 //! Uplink XDP: decapsulation.
 //!
-//! A frame on the uplink is classified by [`parse_vxlan_v4`], the one
-//! uplink classifier of both engines: anything but VXLAN for this VTEP
-//! passes to the host untouched (`not-vxlan`), malformed VXLAN is dropped.
-//! A good frame teaches the FDB where its inner source lives, loses its
-//! outer headers and goes to the access port of its inner destination, or
-//! to TC for flooding.
+//! A frame on the uplink is classified by [`parse_vxlan`], the one
+//! uplink classifier of both engines, over either family: anything but
+//! VXLAN for this VTEP passes to the host untouched (`not-vxlan`),
+//! malformed VXLAN is dropped. VXLAN sent to a multicast group is taken
+//! only for the VNI whose group it is (`VNI_GROUP`; else `unknown-group`,
+//! or `kernel-fallback` when the kernel has vxlan devices of its own).
+//! A good frame teaches the FDB where its inner source lives (the outer
+//! source, also for group-addressed frames), has RFC 6040 applied to its
+//! inner packet's ECN field (`ecn-error` for an outer CE over a Not-ECT
+//! packet), loses its outer headers and goes to the access port of its
+//! inner destination, or to TC for flooding — never back to the underlay.
 //!
 //! In a followed VNI (`VNI_F_FOLLOWED`) the kernel's vxlan device and
 //! bridge own learning and flooding: vtep decapsulates only frames for MACs
@@ -24,27 +29,38 @@ use network_types::eth::EthHdr;
 use vtep_common::{
     FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE,
     VNI_F_FOLLOWED, VniInfo, VtepAddr,
+    ecn::{ECN_V4_SPAN, ECN_V6_SPAN, EcnMark, decap_mark, set_ecn_v4, set_ecn_v6},
     fdb::{Forward, Place, forward},
-    header::{Uplink, is_multicast, is_valid_source, parse_vxlan_v4},
+    header::{Uplink, is_multicast, is_valid_source, parse_vxlan},
 };
 
 use crate::{
     flood::to_port,
     learn::{kernel_must_see, learn},
-    maps::{Dir, FLOOD, VNIS, count_flood, count_vni, fdb_dst, underlay},
-    parse::{Xdp, ptr_at, read, set_meta},
+    maps::{Dir, FLOOD, VNI_GROUP, VNIS, count_flood, count_vni, fdb_dst, underlay},
+    parse::{Xdp, ptr_at, ptr_at_mut, read, set_meta},
 };
 
 pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
     let ul = underlay().ok_or(Reason::NotVxlan)?;
-    let local = ul.local.as_v4().ok_or(Reason::NotVxlan)?;
-    let d = match parse_vxlan_v4(&Xdp(ctx), local, ul.port) {
+    let d = match parse_vxlan(&Xdp(ctx), ul) {
         Uplink::Vxlan(d) => d,
         Uplink::Pass => return Err(Reason::NotVxlan),
         Uplink::Drop(r) => return Err(r),
     };
     let (vni, inner) = (d.vni, d.inner_offset);
     let inner_eth = read::<EthHdr>(ctx, inner).ok_or(Reason::Truncated)?;
+    if let Some(group) = d.group {
+        // SAFETY: a live map value, read only.
+        let ours = unsafe { VNI_GROUP.get(vni) }.is_some_and(|g| *g == group);
+        if !ours {
+            if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
+                // A group of the kernel's own vxlan devices: theirs.
+                return Err(Reason::KernelFallback);
+            }
+            return Err(Reason::UnknownGroup);
+        }
+    }
     // SAFETY: a live map value, read only.
     let Some(info) = (unsafe { VNIS.get(vni) }) else {
         if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
@@ -54,7 +70,7 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
         }
         return Err(Reason::UnknownVni);
     };
-    let remote = VtepAddr::v4(d.remote);
+    let remote = d.remote;
     if info.flags & VNI_F_CHECK_SOURCE != 0 {
         // SAFETY: a live map value, read only.
         let known = match unsafe { FLOOD.get(vni) } {
@@ -68,16 +84,17 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
     if !is_valid_source(&inner_eth.src_addr) {
         return Err(Reason::BadSourceMac);
     }
+    let ecn = decap_mark(&Xdp(ctx), inner, d.inner_len, d.outer_ecn)?;
     let inner_len = d.inner_len as u64;
     if info.flags & VNI_F_FOLLOWED != 0 {
-        return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote);
+        return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote, ecn);
     }
     learn(ctx, vni, info, inner_eth.src_addr, Place::Vtep(remote));
 
     let from = Place::Vtep(remote);
     match forward(&from, fdb_dst(vni, &inner_eth.dst_addr))? {
-        Forward::Port(port) => deliver(ctx, vni, inner, inner_len, port),
-        Forward::Flood => flood(ctx, inner, inner_len, vni),
+        Forward::Port(port) => deliver(ctx, vni, inner, inner_len, port, ecn),
+        Forward::Flood => flood(ctx, inner, inner_len, vni, ecn),
         // Not from `forward`: a frame of the underlay never goes back to it.
         Forward::Vtep(_) => Err(Reason::SplitHorizon),
     }
@@ -90,6 +107,11 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
 /// learns (`VNI_F_LEARNING`: not with EVPN or flannel, which set
 /// `nolearning`), it also gets the frames of sources it does not know and,
 /// once a second per MAC, one of a known source (see [`kernel_must_see`]).
+/// A frame passed to the kernel keeps its outer ECN for the kernel to apply.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the decap state, kept in registers"
+)]
 #[inline(always)]
 fn followed(
     ctx: &XdpContext,
@@ -99,6 +121,7 @@ fn followed(
     inner_len: u64,
     inner_eth: &EthHdr,
     remote: VtepAddr,
+    ecn: Option<EcnMark>,
 ) -> Result<u32, Reason> {
     let must_see = info.learns() && kernel_must_see(vni, inner_eth.src_addr, &Place::Vtep(remote));
     if is_multicast(&inner_eth.dst_addr) {
@@ -108,7 +131,7 @@ fn followed(
         return Err(Reason::BridgeRefresh);
     }
     match forward(&Place::Vtep(remote), fdb_dst(vni, &inner_eth.dst_addr)) {
-        Ok(Forward::Port(port)) => deliver(ctx, vni, inner, inner_len, port),
+        Ok(Forward::Port(port)) => deliver(ctx, vni, inner, inner_len, port, ecn),
         _ => Err(Reason::KernelFallback),
     }
 }
@@ -121,9 +144,35 @@ fn deliver(
     inner: usize,
     inner_len: u64,
     ifindex: u32,
+    ecn: Option<EcnMark>,
 ) -> Result<u32, Reason> {
+    mark_ecn(ctx, ecn)?;
     strip(ctx, inner, inner_len)?;
     to_port(ctx, vni, ifindex, Dir::Rx, inner_len)
+}
+
+/// Writes the inner packet's new ECN field (RFC 6040) where `ecn` says,
+/// before the outer headers go (its offset is from the outer frame's
+/// start): the IPv4 header checksum updated incrementally, as
+/// [`vtep_common::ecn::apply_mark`] does on a slice.
+#[inline(always)]
+fn mark_ecn(ctx: &XdpContext, ecn: Option<EcnMark>) -> Result<(), Reason> {
+    let Some(m) = ecn else {
+        return Ok(());
+    };
+    // `decap_mark` read these bytes; the frame has not changed since.
+    if m.v6 {
+        let p = ptr_at_mut::<[u8; ECN_V6_SPAN]>(ctx.data(), ctx.data_end(), m.offset)
+            .ok_or(Reason::Truncated)?;
+        // SAFETY: bounds checked by ptr_at_mut; a byte array, any alignment.
+        set_ecn_v6(unsafe { &mut *p }, m.ecn);
+    } else {
+        let p = ptr_at_mut::<[u8; ECN_V4_SPAN]>(ctx.data(), ctx.data_end(), m.offset)
+            .ok_or(Reason::Truncated)?;
+        // SAFETY: as above.
+        set_ecn_v4(unsafe { &mut *p }, m.ecn);
+    }
+    Ok(())
 }
 
 /// Removes the outer headers (the first `inner` bytes) and any Ethernet
@@ -149,7 +198,14 @@ fn strip(ctx: &XdpContext, inner: usize, inner_len: u64) -> Result<(), Reason> {
 /// Decapsulates and hands the inner frame to the uplink's TC program, which
 /// floods it to the VNI's access ports.
 #[inline(always)]
-fn flood(ctx: &XdpContext, inner: usize, inner_len: u64, vni: u32) -> Result<u32, Reason> {
+fn flood(
+    ctx: &XdpContext,
+    inner: usize,
+    inner_len: u64,
+    vni: u32,
+    ecn: Option<EcnMark>,
+) -> Result<u32, Reason> {
+    mark_ecn(ctx, ecn)?;
     strip(ctx, inner, inner_len)?;
     set_meta(ctx, META_FLOOD, vni, 0).ok_or(Reason::FloodFailed)?;
     count_flood(vni);

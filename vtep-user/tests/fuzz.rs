@@ -50,7 +50,7 @@ use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList, META_DELIVER,
     META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey, PortList, Reason,
     UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay, VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED,
-    VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
+    VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, ecn,
     fdb::Inserted,
     model::{self, Decision, Tables},
     names, programs,
@@ -266,6 +266,8 @@ struct Scenario {
     ports: BTreeMap<u32, u32>,
     vni_ports: BTreeMap<u32, PortList>,
     flood: BTreeMap<u32, FloodList>,
+    /// `VNI_GROUP`.
+    groups: BTreeMap<u32, VtepAddr>,
     neigh: BTreeMap<VtepAddr, NeighEntry>,
     port_tx: BTreeSet<u32>,
     devices: BTreeSet<u32>,
@@ -285,7 +287,8 @@ fn monotonic_ns() -> u64 {
 
 impl Tables for Scenario {
     fn underlay(&self) -> Option<Underlay> {
-        (self.underlay.local.family != 0).then_some(self.underlay)
+        (self.underlay.local.family != 0 || self.underlay.local6.family != 0)
+            .then_some(self.underlay)
     }
     fn vni(&self, vni: u32) -> Option<VniInfo> {
         self.vnis.get(&vni).copied()
@@ -298,6 +301,9 @@ impl Tables for Scenario {
     }
     fn flood_list(&self, vni: u32) -> Option<&FloodList> {
         self.flood.get(&vni)
+    }
+    fn group(&self, vni: u32) -> Option<VtepAddr> {
+        self.groups.get(&vni).copied()
     }
     fn neigh(&self, vtep: &VtepAddr) -> Option<NeighEntry> {
         self.neigh.get(vtep).copied()
@@ -1120,6 +1126,9 @@ impl Loaded {
         if has(e, names::FLOOD) {
             replace::<u32, FloodList>(e, names::FLOOD, s.flood.clone());
         }
+        if has(e, names::VNI_GROUP) {
+            replace::<u32, VtepAddr>(e, names::VNI_GROUP, s.groups.clone());
+        }
         if has(e, names::FDB) {
             replace::<FdbKey, FdbEntry>(e, names::FDB, s.fdb.clone());
         }
@@ -1316,7 +1325,13 @@ fn compare(
         diffs.push(format!("verdict {verdict}, model {}", want.verdict));
     }
     let (head, body) = want.output.parts(&input.frame);
-    let want_frame = [head, body].concat();
+    let mut want_frame = [head, body].concat();
+    if let Some(m) = want.output.ecn_mark() {
+        assert!(
+            ecn::apply_mark(&mut want_frame, &m),
+            "the model marks ECN outside its own output"
+        );
+    }
     if frame != want_frame {
         let at = frame
             .iter()
