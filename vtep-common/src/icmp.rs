@@ -173,8 +173,10 @@ fn answer_v4<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
         return Answer::None;
     }
     if ip[9] == IPPROTO_ICMP {
-        match frame.read_at::<u8>(ETH_LEN + ihl) {
-            Some(t) if !icmp_is_err(t) => {}
+        // Type and code (two bytes: a one-byte read at a variable offset
+        // is bounds-checked in a form the verifier does not follow).
+        match frame.read_at::<[u8; 2]>(ETH_LEN + ihl) {
+            Some([t, _]) if !icmp_is_err(t) => {}
             _ => return Answer::None,
         }
     }
@@ -188,15 +190,19 @@ fn answer_v6<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
     if mtu < ICMP_V6_MAX as u32 {
         return Answer::None;
     }
-    let Some(ip) = frame.read_at::<[u8; IPV6_LEN]>(ETH_LEN) else {
+    // Version, next header; the source address.
+    let (Some(ip), Some(src)) = (
+        frame.read_at::<[u8; 8]>(ETH_LEN),
+        frame.read_at::<[u8; 16]>(ETH_LEN + 8),
+    ) else {
         return Answer::None;
     };
     if ip[0] >> 4 != 6 {
         return Answer::None;
     }
-    let src = u128::from_be_bytes(v6_addr(&ip, 8));
     // Unspecified, loopback, multicast.
-    if src == 0 || src == 1 || ip[8] == 0xff {
+    let high_zero = src[..15].iter().all(|b| *b == 0);
+    if (high_zero && src[15] <= 1) || src[0] == 0xff {
         return Answer::None;
     }
     let mut next = ip[6];
@@ -241,8 +247,9 @@ fn answer_v6<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
         }
     }
     if next == IPPROTO_ICMPV6 {
-        match frame.read_at::<u8>(at) {
-            Some(t) if t >= 128 && t != NDISC_REDIRECT => {}
+        // Type and code, as for IPv4.
+        match frame.read_at::<[u8; 2]>(at) {
+            Some([t, _]) if t >= 128 && t != NDISC_REDIRECT => {}
             _ => return Answer::None,
         }
     }
@@ -251,76 +258,66 @@ fn answer_v6<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
     }
 }
 
-#[inline(always)]
-fn v6_addr(ip: &[u8; IPV6_LEN], at: usize) -> [u8; 16] {
-    let mut a = [0; 16];
-    a.copy_from_slice(&ip[at..at + 16]);
-    a
-}
-
 /// Writes the headers of an IPv4 error quoting `quote` bytes, with inner
 /// MTU `mtu`, ICMP checksum 0 (see [`finish_v4`]). `region` is the front of
 /// the grown frame: [`V4_GROW`] bytes of room, then the original Ethernet
 /// and IPv4 headers; its first [`V4_HDR`] bytes are rewritten, the
 /// original IPv4 header (the start of the quote) is left as it is.
+///
+/// Nothing is copied aside (the XDP program has no stack to spare): the
+/// new Ethernet header is written first, from the original one, which the
+/// new IP header then overwrites; the addresses come from the original IP
+/// header, which nothing overwrites.
 #[inline(always)]
 pub fn write_v4(region: &mut [u8; V4_REGION], mtu: u32, quote: u16) {
-    const ETH: usize = V4_GROW;
     const IP: usize = V4_GROW + ETH_LEN;
-    let mut macs = [0u8; 12];
-    macs.copy_from_slice(&region[ETH..ETH + 12]);
-    let ether_type = [region[ETH + 12], region[ETH + 13]];
-    let mut addrs = [0u8; 8];
-    addrs.copy_from_slice(&region[IP + 12..IP + 20]);
-
-    // Ethernet: back to the sender, from the MAC it sent to.
-    region[0..6].copy_from_slice(&macs[6..12]);
-    region[6..12].copy_from_slice(&macs[0..6]);
-    region[12..14].copy_from_slice(&ether_type);
-    let mut ip = [0u8; IPV4_LEN];
-    ip[0] = 0x45;
+    swap_ethernet(region, V4_GROW);
+    let (new, old) = region.split_at_mut(IP);
+    let ip = &mut new[ETH_LEN..ETH_LEN + IPV4_LEN];
+    ip[0..2].copy_from_slice(&[0x45, 0]);
     ip[2..4].copy_from_slice(&((V4_GROW as u16) + quote).to_be_bytes());
+    ip[4..6].copy_from_slice(&[0, 0]);
     ip[6..8].copy_from_slice(&IPV4_DF.to_be_bytes());
-    ip[8] = ICMP_V4_TTL;
-    ip[9] = IPPROTO_ICMP;
-    ip[12..16].copy_from_slice(&addrs[4..8]);
-    ip[16..20].copy_from_slice(&addrs[0..4]);
-    let c = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    region[ETH_LEN..ETH_LEN + IPV4_LEN].copy_from_slice(&ip);
-    let icmp = ETH_LEN + IPV4_LEN;
-    region[icmp..icmp + 4].copy_from_slice(&[ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0]);
-    region[icmp + 4..icmp + 6].copy_from_slice(&[0, 0]);
-    region[icmp + 6..icmp + 8]
-        .copy_from_slice(&(mtu.min(u32::from(u16::MAX)) as u16).to_be_bytes());
+    ip[8..12].copy_from_slice(&[ICMP_V4_TTL, IPPROTO_ICMP, 0, 0]);
+    ip[12..16].copy_from_slice(&old[16..20]);
+    ip[16..20].copy_from_slice(&old[12..16]);
+    if let Ok(hdr) = <&[u8; IPV4_LEN]>::try_from(&*ip) {
+        let c = ipv4_checksum(hdr);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let icmp = &mut new[ETH_LEN + IPV4_LEN..V4_HDR];
+    icmp[0..6].copy_from_slice(&[ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0, 0, 0]);
+    icmp[6..8].copy_from_slice(&(mtu.min(u32::from(u16::MAX)) as u16).to_be_bytes());
 }
 
 /// Writes the headers of an IPv6 error (see [`write_v4`]): `region` is
 /// [`V6_GROW`] bytes of room, then the original Ethernet and IPv6 headers.
 #[inline(always)]
 pub fn write_v6(region: &mut [u8; V6_REGION], mtu: u32, quote: u16) {
-    const ETH: usize = V6_GROW;
     const IP: usize = V6_GROW + ETH_LEN;
-    let mut macs = [0u8; 12];
-    macs.copy_from_slice(&region[ETH..ETH + 12]);
-    let ether_type = [region[ETH + 12], region[ETH + 13]];
-    let hop_limit = region[IP + 7];
-    let mut addrs = [0u8; 32];
-    addrs.copy_from_slice(&region[IP + 8..IP + 40]);
+    swap_ethernet(region, V6_GROW);
+    let (new, old) = region.split_at_mut(IP);
+    let ip = &mut new[ETH_LEN..ETH_LEN + IPV6_LEN];
+    ip[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
+    ip[4..6].copy_from_slice(&((ICMP_LEN as u16) + quote).to_be_bytes());
+    ip[6] = IPPROTO_ICMPV6;
+    ip[7] = old[7];
+    ip[8..24].copy_from_slice(&old[24..40]);
+    ip[24..40].copy_from_slice(&old[8..24]);
+    let icmp = &mut new[ETH_LEN + IPV6_LEN..V6_HDR];
+    icmp[0..4].copy_from_slice(&[ICMPV6_PKT_TOOBIG, 0, 0, 0]);
+    icmp[4..8].copy_from_slice(&mtu.to_be_bytes());
+}
 
-    region[0..6].copy_from_slice(&macs[6..12]);
-    region[6..12].copy_from_slice(&macs[0..6]);
-    region[12..14].copy_from_slice(&ether_type);
-    let ip = ETH_LEN;
-    region[ip..ip + 4].copy_from_slice(&[0x60, 0, 0, 0]);
-    region[ip + 4..ip + 6].copy_from_slice(&((ICMP_LEN as u16) + quote).to_be_bytes());
-    region[ip + 6] = IPPROTO_ICMPV6;
-    region[ip + 7] = hop_limit;
-    region[ip + 8..ip + 24].copy_from_slice(&addrs[16..32]);
-    region[ip + 24..ip + 40].copy_from_slice(&addrs[0..16]);
-    let icmp = ETH_LEN + IPV6_LEN;
-    region[icmp..icmp + 4].copy_from_slice(&[ICMPV6_PKT_TOOBIG, 0, 0, 0]);
-    region[icmp + 4..icmp + 8].copy_from_slice(&mtu.to_be_bytes());
+/// Writes at the front of `region` the Ethernet header back to the sender
+/// of the original one at `at`: to its source, from its destination, the
+/// same EtherType.
+#[inline(always)]
+fn swap_ethernet(region: &mut [u8], at: usize) {
+    let (new, old) = region.split_at_mut(at);
+    new[0..6].copy_from_slice(&old[6..12]);
+    new[6..12].copy_from_slice(&old[0..6]);
+    new[12..14].copy_from_slice(&old[12..14]);
 }
 
 /// Stores the ICMP checksum of an IPv4 error whose headers are `hdr` (as
