@@ -25,14 +25,17 @@ use vtep_common::{
     Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN,
-        access_eth, csum_partial, encap_v4_header, flow_hash, flow_keys, is_valid_source,
-        parse_vxlan_v4, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN,
+        UDP_LEN, Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4_header, flow_hash,
+        flow_keys, is_valid_source, parse_vxlan_v4, source_port, udp_checksum_v4,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
-use super::view::{HashMap, View};
+use super::{
+    pmtu,
+    view::{HashMap, View},
+};
 use crate::system::clock;
 
 /// Descriptors worked per ring per round.
@@ -474,6 +477,22 @@ impl Worker {
                 };
                 match self.encap(desc, vni, remote) {
                     Ok(s) => Fate::Send(s),
+                    // Too large: its path-MTU error back out of its port.
+                    Err(Reason::MtuExceeded) => match self.tx_sock.get(&ifindex) {
+                        Some(&s)
+                            if pmtu::answer(
+                                &self.umem,
+                                desc,
+                                self.view.t.underlay.mtu,
+                                ENCAP_V4_MTU_OVERHEAD,
+                            ) =>
+                        {
+                            self.view.count(Reason::MtuExceeded);
+                            self.view.count(Reason::PmtuSent);
+                            Fate::Send(s)
+                        }
+                        _ => self.drop(Reason::MtuExceeded),
+                    },
                     Err(r) => self.drop(r),
                 }
             }
