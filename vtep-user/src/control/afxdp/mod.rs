@@ -10,6 +10,7 @@
 //! When the engine stops, the daemon puts the XDP engine's programs back on
 //! the links, so forwarding goes on while no daemon runs.
 
+pub mod pmtu;
 pub mod view;
 pub mod worker;
 

@@ -26,15 +26,19 @@ use vtep_common::{
     VNI_F_CHECK_SOURCE, VtepAddr, ecn,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN,
-        IPV6_LEN, Outer, UDP_LEN, Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4,
-        encap_v4_header, encap_v6, encap_v6_header, flow_hash, flow_keys, is_valid_source,
-        parse_vxlan, udp_checksum_v4, udp_checksum_v6,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
+        ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN, IPV6_LEN, Outer, UDP_LEN,
+        Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6,
+        encap_v6_header, flow_hash, flow_keys, is_valid_source, parse_vxlan, udp_checksum_v4,
+        udp_checksum_v6,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
-use super::view::{HashMap, View};
+use super::{
+    pmtu,
+    view::{HashMap, View},
+};
 use crate::system::clock;
 
 /// Descriptors worked per ring per round.
@@ -465,6 +469,29 @@ impl Worker {
             }
             Ok(Forward::Vtep(remote)) => match self.encap(desc, vni, &remote) {
                 Ok(s) => Fate::Send(s),
+                // Too large: its path-MTU error back out of its port.
+                Err(Reason::MtuExceeded) => {
+                    let overhead = if remote.as_v4().is_some() {
+                        ENCAP_V4_MTU_OVERHEAD
+                    } else {
+                        ENCAP_V6_MTU_OVERHEAD
+                    };
+                    match self.tx_sock.get(&ifindex) {
+                        Some(&s)
+                            if pmtu::answer(
+                                &self.umem,
+                                desc,
+                                self.view.t.underlay.mtu,
+                                overhead,
+                            ) =>
+                        {
+                            self.view.count(Reason::MtuExceeded);
+                            self.view.count(Reason::PmtuSent);
+                            Fate::Send(s)
+                        }
+                        _ => self.drop(Reason::MtuExceeded),
+                    }
+                }
                 Err(r) => self.drop(r),
             },
             Err(r) => self.drop(r),
