@@ -10,7 +10,18 @@
 //! socket (`AF_PACKET`), a copy per frame. Rings are worked in batches; the
 //! free-frame pool and every scratch buffer are allocated once. The
 //! decisions are the XDP engine's, made with the same pure functions of
-//! `vtep_common::header`.
+//! `vtep_common::header` and `vtep_common::ecn`: the uplink classifier of
+//! both families (`parse_vxlan`), the outer header builders (`encap_v4`,
+//! `encap_v6`), RFC 6040 both ways.
+//!
+//! The underlay may be IPv4, IPv6 or both: a remote VTEP is reached from
+//! the local address of its family, a flood list may hold both, and a VNI
+//! with a multicast group gets one flood copy to it (group MAC, TTL 1
+//! unless `ttl` says otherwise). A packet whose next hop is not resolved
+//! yet — unicast or a flood copy — goes to the kernel through a raw socket
+//! of its family, which resolves the neighbour and queues the packet
+//! meanwhile (`no-neighbour`, `flood-no-neighbour`), as the XDP engine's
+//! `bpf_redirect_neigh` does.
 
 use std::{
     io::Write as _,
