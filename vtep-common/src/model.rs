@@ -288,12 +288,15 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
     if !is_valid_source(&eth.src_addr) {
         return Err(Reason::BadSourceMac);
     }
-    let ecn = decap_mark(frame, inner, inner_len, dec.outer_ecn)?;
     let from = Place::Vtep(remote);
-    let decapsulated = Output::Inner {
-        offset: inner,
-        len: inner_len,
-        ecn,
+    // RFC 6040, once the frame is to be decapsulated (after learning, as
+    // `decap.rs` and the kernel's `vxlan_rcv` do it).
+    let decapsulated = || {
+        decap_mark(frame, inner, inner_len, dec.outer_ecn).map(|ecn| Output::Inner {
+            offset: inner,
+            len: inner_len,
+            ecn,
+        })
     };
     if info.flags & VNI_F_FOLLOWED != 0 {
         let must_see = info.learns() && kernel_must_see(t, vni, eth.src_addr, &from);
@@ -305,7 +308,7 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
         }
         return match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref()) {
             Ok(Forward::Port(port)) => {
-                d.output = decapsulated;
+                d.output = decapsulated()?;
                 to_port(t, d, vni, port, Dir::Rx, inner_len)
             }
             _ => Err(Reason::KernelFallback),
@@ -314,11 +317,11 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
     learn(t, &mut d.effects, vni, &info, eth.src_addr, from);
     match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref())? {
         Forward::Port(port) => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             to_port(t, d, vni, port, Dir::Rx, inner_len)
         }
         Forward::Flood => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             d.meta = meta(META_FLOOD, vni, 0);
             let c = d.effects.counters(vni);
             c.flood_packets += 1;
