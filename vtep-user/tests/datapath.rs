@@ -3145,7 +3145,15 @@ fn xsk_uplink_issue9_cases() -> Vec<Case> {
             ),
         )
         .setup(Datapath::dual_stack),
-        steered("VXLAN to a group", to_group4(GROUP4, VNI, &inner)),
+        steered("VXLAN to the VNI's group", to_group4(GROUP4, VNI, &inner))
+            .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        Case::new(
+            "VXLAN to another group: the host's",
+            to_group4(OTHER_GROUP4, VNI, &inner),
+            XDP_PASS,
+        )
+        .setup(Datapath::steer_port2)
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
         Case::new(
             "IPv6 on an IPv4-only underlay",
             from_remote6(&inner),
