@@ -846,6 +846,53 @@ mod tests {
         );
     }
 
+    /// An outer CE over an ECT(0) inner packet: decapsulated with the mark
+    /// at the inner IP header of the output frame; over Not-ECT: dropped
+    /// after learning.
+    #[test]
+    fn decap_marks_ce_and_drops_it_over_not_ect() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, WORKLOAD),
+            FdbEntry::local(PORT, FDB_F_STATIC, 0),
+        );
+        let outer = |inner_ecn: u8| {
+            let mut inner = tenant(WORKLOAD, FAR);
+            inner[15] = inner_ecn;
+            let h = crate::header::encap_v4_header(&EncapV4 {
+                src_ip: REMOTE,
+                dst_ip: LOCAL,
+                ttl: 64,
+                dst_port: 4789,
+                vni: VNI,
+                inner_len: inner.len() as u16,
+                ..EncapV4::default()
+            });
+            let mut f = [&h[..], &inner].concat();
+            f[15] = crate::ecn::CE;
+            f
+        };
+        let frame = outer(crate::ecn::ECT_0);
+        let d = decide(&mut t, Program::UplinkXdp, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT);
+        let mark = d.output.ecn_mark().expect("an ECN mark");
+        assert_eq!(
+            (mark.offset, mark.v6, mark.ecn),
+            (14, false, crate::ecn::CE)
+        );
+        let (head, body) = d.output.parts(&frame);
+        let mut out = [head, body].concat();
+        assert!(crate::ecn::apply_mark(&mut out, &mark));
+        assert_eq!(out[15], crate::ecn::CE);
+
+        let mut t = Host::default();
+        let d = decide(&mut t, Program::UplinkXdp, &outer(crate::ecn::NOT_ECT));
+        assert_eq!(d.verdict, XDP_DROP);
+        assert_eq!(d.effects.reasons[Reason::EcnError as usize], 1);
+        assert_eq!(d.output, Output::Unchanged);
+        assert_eq!(t.learned, 1, "learned before the ECN check, as vxlan_rcv");
+    }
+
     #[test]
     fn tc_without_metadata_is_not_vteps() {
         let mut t = Host::default();
