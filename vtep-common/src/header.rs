@@ -11,8 +11,8 @@
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::VlanHdr, vxlan::VxlanHdr};
 
 use crate::{
-    AF_INET, AF_INET6, UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay, VtepAddr, frame::Frame,
-    reason::Reason,
+    AF_INET, AF_INET6, UNDERLAY_F_LABEL_FIXED, UNDERLAY_F_LABEL_INHERIT, UNDERLAY_F_TOS_INHERIT,
+    UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay, VtepAddr, ecn, frame::Frame, reason::Reason,
 };
 
 pub const ETH_LEN: usize = 14;
@@ -26,6 +26,13 @@ pub const ENCAP_V4_LEN: usize = ETH_LEN + IPV4_LEN + UDP_LEN + VXLAN_LEN;
 /// What the inner MTU loses to an IPv4 underlay (outer Ethernet excluded:
 /// the MTU counts from the IP header).
 pub const ENCAP_V4_MTU_OVERHEAD: usize = IPV4_LEN + UDP_LEN + VXLAN_LEN + ETH_LEN;
+/// Outer Ethernet + IPv6 + UDP + VXLAN: what an IPv6 encapsulation adds.
+pub const ENCAP_V6_LEN: usize = ETH_LEN + IPV6_LEN + UDP_LEN + VXLAN_LEN;
+/// What the inner MTU loses to an IPv6 underlay: 70 bytes, the kernel's
+/// `vxlan_headroom` for IPv6 (outer Ethernet excluded, inner included).
+pub const ENCAP_V6_MTU_OVERHEAD: usize = IPV6_LEN + UDP_LEN + VXLAN_LEN + ETH_LEN;
+/// The 20 bits of an IPv6 flow label.
+pub const IPV6_FLOWLABEL_MASK: u32 = 0x000f_ffff;
 
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;
@@ -124,6 +131,32 @@ pub fn udp_checksum_v4(hdr: &[u8; ENCAP_V4_LEN], inner: u32) -> [u8; 2] {
     }
 }
 
+/// Offset of the UDP checksum field in an [`encap_v6_header`].
+pub const ENCAP_V6_UDP_CSUM: usize = ETH_LEN + IPV6_LEN + 6;
+
+/// The outer UDP checksum of a VXLAN packet over IPv6 with header `hdr`
+/// (as [`encap_v6_header`] builds it, checksum field zero) around an inner
+/// frame whose partial sum ([`csum_partial`]) is `inner`: the bytes to store
+/// at [`ENCAP_V6_UDP_CSUM`]. Covers the IPv6 pseudo-header (RFC 8200 §8.1:
+/// addresses, upper-layer length, next header), the UDP and VXLAN headers
+/// and the inner frame. A result of zero is sent as `0xffff`: over IPv6 a
+/// zero means "no checksum", which only `udp6zerocsumrx` receivers accept.
+#[inline(always)]
+pub fn udp_checksum_v6(hdr: &[u8; ENCAP_V6_LEN], inner: u32) -> [u8; 2] {
+    let ip = ETH_LEN;
+    let udp = ETH_LEN + IPV6_LEN;
+    let mut sum = csum_partial(&hdr[ip + 8..ip + 40], inner);
+    // Upper-layer length (32 bits, its high half zero: the UDP length field
+    // carries the same value) and next header (three zero bytes first).
+    sum = csum_partial(&hdr[udp + 4..udp + 6], sum);
+    sum = csum_partial(&[0, IPPROTO_UDP], sum);
+    sum = csum_partial(&hdr[udp..ENCAP_V6_LEN], sum);
+    match !csum_fold(sum) {
+        0 => [0xff, 0xff],
+        c => c.to_ne_bytes(),
+    }
+}
+
 /// The IPv4 header checksum of a 20-byte header, to be stored big-endian.
 /// The checksum field itself (bytes 10..12) is skipped.
 #[inline(always)]
@@ -200,6 +233,21 @@ pub const fn source_port(hash: u32, min: u16, max: u16) -> u16 {
     min + ((hash as u64 * span) >> 32) as u16
 }
 
+/// The outer IPv6 flow label of a flow whose hash ([`flow_hash`]) is
+/// `hash` (RFC 6438: the label carries the inner flow's entropy, so that
+/// ECMP and LAG in the underlay can use it without reading UDP). The hash
+/// is folded, as the kernel's `ip6_make_flowlabel` does, so that the label
+/// and the outer source port (its high bits) are not the same bits; never 0,
+/// which would mean "no label" (RFC 6437).
+#[inline(always)]
+pub const fn flow_label(hash: u32) -> u32 {
+    let h = hash ^ (hash >> 12);
+    match h.rotate_left(16) & IPV6_FLOWLABEL_MASK {
+        0 => 1,
+        l => l,
+    }
+}
+
 /// What the outer header of an IPv4 encapsulation carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EncapV4 {
@@ -209,6 +257,9 @@ pub struct EncapV4 {
     pub src_ip: [u8; 4],
     pub dst_ip: [u8; 4],
     pub ttl: u8,
+    /// The outer TOS byte (DSCP and ECN), as [`crate::ecn::outer_dsfield`]
+    /// computes it.
+    pub tos: u8,
     /// Host order.
     pub src_port: u16,
     pub dst_port: u16,
@@ -218,7 +269,7 @@ pub struct EncapV4 {
 }
 
 /// The 50 bytes an IPv4 encapsulation puts in front of the inner frame:
-/// Ethernet (IPv4), IPv4 (DF, no options, checksum filled in), UDP
+/// Ethernet (IPv4), IPv4 (TOS, DF, no options, checksum filled in), UDP
 /// (checksum 0) and VXLAN (I flag, VNI).
 #[inline(always)]
 pub fn encap_v4_header(e: &EncapV4) -> [u8; ENCAP_V4_LEN] {
@@ -234,6 +285,7 @@ pub fn encap_v4_header(e: &EncapV4) -> [u8; ENCAP_V4_LEN] {
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
     let mut ip = [0u8; IPV4_LEN];
     ip[0] = 0x45;
+    ip[1] = e.tos;
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
     ip[6..8].copy_from_slice(&IPV4_DF.to_be_bytes());
     ip[8] = e.ttl;
@@ -257,6 +309,163 @@ pub fn encap_v4_header(e: &EncapV4) -> [u8; ENCAP_V4_LEN] {
     h[v + 5] = vni[2];
     h[v + 6] = vni[3];
     h
+}
+
+/// What the outer header of an IPv6 encapsulation carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncapV6 {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    /// Network order.
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub hop_limit: u8,
+    /// The traffic class (DSCP and ECN), as [`crate::ecn::outer_dsfield`]
+    /// computes it.
+    pub tclass: u8,
+    /// The flow label, host order, 20 bits (higher bits ignored).
+    pub flowlabel: u32,
+    /// Host order.
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub vni: u32,
+    /// Length of the inner frame, inner Ethernet header included.
+    pub inner_len: u16,
+}
+
+/// The 70 bytes an IPv6 encapsulation puts in front of the inner frame:
+/// Ethernet (IPv6), IPv6 (traffic class, flow label, next header UDP, no
+/// extension headers), UDP (checksum 0: [`udp_checksum_v6`] fills it in)
+/// and VXLAN (I flag, VNI).
+#[inline(always)]
+pub fn encap_v6_header(e: &EncapV6) -> [u8; ENCAP_V6_LEN] {
+    let mut h = [0u8; ENCAP_V6_LEN];
+    h[0..6].copy_from_slice(&e.dst_mac);
+    h[6..12].copy_from_slice(&e.src_mac);
+    h[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+
+    let ip = ETH_LEN;
+    let vtcfl = (6u32 << 28) | (u32::from(e.tclass) << 20) | (e.flowlabel & IPV6_FLOWLABEL_MASK);
+    h[ip..ip + 4].copy_from_slice(&vtcfl.to_be_bytes());
+    let payload_len = (UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
+    h[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
+    h[ip + 6] = IPPROTO_UDP;
+    h[ip + 7] = e.hop_limit;
+    h[ip + 8..ip + 24].copy_from_slice(&e.src_ip);
+    h[ip + 24..ip + 40].copy_from_slice(&e.dst_ip);
+
+    let u = ETH_LEN + IPV6_LEN;
+    h[u..u + 2].copy_from_slice(&e.src_port.to_be_bytes());
+    h[u + 2..u + 4].copy_from_slice(&e.dst_port.to_be_bytes());
+    h[u + 4..u + 6].copy_from_slice(&payload_len.to_be_bytes());
+
+    let v = u + UDP_LEN;
+    h[v] = VXLAN_FLAG_I;
+    let vni = (e.vni & 0x00ff_ffff).to_be_bytes();
+    h[v + 4] = vni[1];
+    h[v + 5] = vni[2];
+    h[v + 6] = vni[3];
+    h
+}
+
+/// What an outer header takes from the inner frame and its next hop,
+/// beside the underlay's configuration: the input of [`encap_v4`] and
+/// [`encap_v6`], which every engine (XDP, TC flooding, AF_XDP, the
+/// reference model) builds its outer headers with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outer {
+    /// The next hop's MAC (or a group's MAC) and the uplink's.
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub vni: u32,
+    /// Length of the inner frame, inner Ethernet header included.
+    pub inner_len: u16,
+    /// The inner flow's hash ([`flow_hash`]): source port and flow label.
+    pub hash: u32,
+    /// The inner packet's DS field, `None` when it is not IP
+    /// ([`ecn::inner_ip`]).
+    pub inner_ds: Option<u8>,
+    /// The inner IPv6 packet's flow label (0 for other frames).
+    pub inner_label: u32,
+}
+
+impl Outer {
+    /// The DS / ECN fields of the inner frame at `offset` of `frame`
+    /// ([`ecn::inner_ip`]) copied into `self`.
+    #[inline(always)]
+    pub fn with_inner_ip<F: Frame + ?Sized>(mut self, frame: &F, offset: usize) -> Self {
+        if let Some(ip) = ecn::inner_ip(frame, offset) {
+            self.inner_ds = Some(ip.ds);
+            self.inner_label = ip.flowlabel;
+        }
+        self
+    }
+}
+
+/// The outer flow label toward an IPv6 remote: the configured one
+/// (`UNDERLAY_F_LABEL_FIXED`), the inner IPv6 packet's
+/// (`UNDERLAY_F_LABEL_INHERIT`; 0 for other frames), else the flow hash's
+/// ([`flow_label`], RFC 6438).
+#[inline(always)]
+pub const fn outer_flowlabel(ul: &Underlay, hash: u32, inner_label: u32) -> u32 {
+    if ul.flags & UNDERLAY_F_LABEL_FIXED != 0 {
+        ul.flowlabel & IPV6_FLOWLABEL_MASK
+    } else if ul.flags & UNDERLAY_F_LABEL_INHERIT != 0 {
+        inner_label & IPV6_FLOWLABEL_MASK
+    } else {
+        flow_label(hash)
+    }
+}
+
+/// The outer DS field (TOS / traffic class) for `o` under `ul`: RFC 6040
+/// ECN, DSCP fixed or inherited ([`ecn::outer_dsfield`]).
+#[inline(always)]
+pub const fn outer_ds(ul: &Underlay, o: &Outer) -> u8 {
+    ecn::outer_dsfield(o.inner_ds, ul.tos, ul.flags & UNDERLAY_F_TOS_INHERIT != 0)
+}
+
+/// The IPv4 outer header fields toward `remote` (a VTEP or a group): from
+/// `ul.local`, TTL [`Underlay::ttl_to`], TOS [`outer_ds`], source port from
+/// the flow hash. `None` when the underlay has no IPv4 address.
+#[inline(always)]
+pub fn encap_v4(ul: &Underlay, remote: [u8; 4], o: &Outer) -> Option<EncapV4> {
+    let local = ul.local.as_v4()?;
+    Some(EncapV4 {
+        dst_mac: o.dst_mac,
+        src_mac: o.src_mac,
+        src_ip: local,
+        dst_ip: remote,
+        ttl: ul.ttl_to(&VtepAddr::v4(remote)),
+        tos: outer_ds(ul, o),
+        src_port: source_port(o.hash, ul.srcport_min, ul.srcport_max),
+        dst_port: ul.port,
+        vni: o.vni,
+        inner_len: o.inner_len,
+    })
+}
+
+/// The IPv6 outer header fields toward `remote` (a VTEP or a group): from
+/// `ul.local6`, hop limit [`Underlay::ttl_to`], traffic class [`outer_ds`],
+/// flow label [`outer_flowlabel`], source port from the flow hash. `None`
+/// when the underlay has no IPv6 address.
+#[inline(always)]
+pub fn encap_v6(ul: &Underlay, remote: &[u8; 16], o: &Outer) -> Option<EncapV6> {
+    if ul.local6.family != AF_INET6 {
+        return None;
+    }
+    Some(EncapV6 {
+        dst_mac: o.dst_mac,
+        src_mac: o.src_mac,
+        src_ip: ul.local6.addr,
+        dst_ip: *remote,
+        hop_limit: ul.ttl_to(&VtepAddr::v6(*remote)),
+        tclass: outer_ds(ul, o),
+        flowlabel: outer_flowlabel(ul, o.hash, o.inner_label),
+        src_port: source_port(o.hash, ul.srcport_min, ul.srcport_max),
+        dst_port: ul.port,
+        vni: o.vni,
+        inner_len: o.inner_len,
+    })
 }
 
 /// Checks an outer IPv4 header that is addressed to this VTEP.
@@ -679,6 +888,7 @@ mod tests {
             src_ip: REMOTE,
             dst_ip: LOCAL,
             ttl: 64,
+            tos: 0,
             src_port: 50000,
             dst_port: 4789,
             vni: 100,
@@ -1135,5 +1345,212 @@ mod tests {
         assert!(!is_multicast(&[0x02, 0, 0, 0, 0, 1]));
         assert!(!is_valid_source(&[0; 6]));
         assert!(is_valid_source(&[0x02, 0, 0, 0, 0, 1]));
+    }
+
+    fn build6(inner: &[u8], tclass: u8, flowlabel: u32) -> Vec<u8> {
+        let h = encap_v6_header(&EncapV6 {
+            dst_mac: [0x02, 0xaa, 0, 0, 0, 1],
+            src_mac: [0x02, 0xbb, 0, 0, 0, 1],
+            src_ip: LOCAL6,
+            dst_ip: REMOTE6,
+            hop_limit: 64,
+            tclass,
+            flowlabel,
+            src_port: 50000,
+            dst_port: 4789,
+            vni: 0x12_3456,
+            inner_len: inner.len() as u16,
+        });
+        let mut f = h.to_vec();
+        f.extend_from_slice(inner);
+        f
+    }
+
+    #[test]
+    fn encap_v6_header_is_exact() {
+        let inner = inner();
+        let f = build6(&inner, 0xb9, 0xa_bcde);
+        assert_eq!(f.len(), ENCAP_V6_LEN + inner.len());
+        assert_eq!(ENCAP_V6_LEN, 70);
+        assert_eq!(&f[0..6], &[0x02, 0xaa, 0, 0, 0, 1]);
+        assert_eq!(&f[6..12], &[0x02, 0xbb, 0, 0, 0, 1]);
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        // Version 6, traffic class 0xb9, flow label 0xabcde.
+        assert_eq!(&f[14..18], &[0x6b, 0x9a, 0xbc, 0xde]);
+        let payload = 8 + 8 + inner.len();
+        assert_eq!(u16::from_be_bytes([f[18], f[19]]) as usize, payload);
+        assert_eq!(f[20], IPPROTO_UDP);
+        assert_eq!(f[21], 64);
+        assert_eq!(&f[22..38], &LOCAL6);
+        assert_eq!(&f[38..54], &REMOTE6);
+        assert_eq!(&f[54..56], &50000u16.to_be_bytes());
+        assert_eq!(&f[56..58], &4789u16.to_be_bytes());
+        assert_eq!(u16::from_be_bytes([f[58], f[59]]) as usize, payload);
+        assert_eq!(&f[60..62], &[0, 0]);
+        assert_eq!(&f[62..70], &[0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0]);
+        // Label bits above 20 do not leak into the traffic class.
+        let g = build6(&inner, 0, 0xfff0_0001);
+        assert_eq!(&g[14..18], &[0x60, 0x00, 0x00, 0x01]);
+    }
+
+    #[test]
+    fn encap_v4_header_carries_tos() {
+        let h = encap_v4_header(&EncapV4 {
+            tos: 0xb8 | ecn::ECT_0,
+            ..EncapV4::default()
+        });
+        assert_eq!(h[ETH_LEN + 1], 0xba);
+        let ip: [u8; 20] = h[14..34].try_into().unwrap();
+        assert_eq!(u16::from_be_bytes([ip[10], ip[11]]), ipv4_checksum(&ip));
+    }
+
+    #[test]
+    fn udp_checksum_v6_matches_the_textbook_sum() {
+        for pad in [0usize, 1, 2, 3, 511, 1001] {
+            let mut inner = inner();
+            inner.extend((0..pad).map(|i| (i * 11 + 5) as u8));
+            let frame = build6(&inner, 0x02, 0x1_2345);
+            let hdr: &[u8; ENCAP_V6_LEN] = frame[..ENCAP_V6_LEN].try_into().unwrap();
+            let got = udp_checksum_v6(hdr, csum_partial(&inner, 0));
+
+            // RFC 8200 §8.1 pseudo-header, written out.
+            let udp = &frame[ETH_LEN + IPV6_LEN..];
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&LOCAL6);
+            pseudo.extend_from_slice(&REMOTE6);
+            pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_UDP]);
+            pseudo.extend_from_slice(udp);
+            let want = match textbook_checksum(&pseudo) {
+                0 => 0xffff,
+                c => c,
+            };
+            assert_eq!(u16::from_be_bytes(got), want, "pad {pad}");
+            pseudo[40 + 6..40 + 8].copy_from_slice(&got);
+            assert_eq!(textbook_checksum(&pseudo), 0, "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn udp_checksum_v6_sends_zero_as_ffff() {
+        // Find an inner frame whose checksum computes to 0 by choosing its
+        // last two bytes: the sum with them zero, complemented, is the
+        // word that makes the total 0xffff.
+        let mut inner = inner();
+        inner.extend_from_slice(&[0, 0]);
+        let frame = build6(&inner, 0, 0);
+        let hdr: &[u8; ENCAP_V6_LEN] = frame[..ENCAP_V6_LEN].try_into().unwrap();
+        let c = u16::from_be_bytes(udp_checksum_v6(hdr, csum_partial(&inner, 0)));
+        let n = inner.len();
+        inner[n - 2..].copy_from_slice(&c.to_be_bytes());
+        // The UDP length is unchanged, so the header still fits.
+        let got = udp_checksum_v6(hdr, csum_partial(&inner, 0));
+        assert_eq!(got, [0xff, 0xff]);
+    }
+
+    #[test]
+    fn flow_label_is_20_bits_and_never_zero() {
+        let mut seen = std::collections::BTreeSet::new();
+        for h in [0u32, 1, 0xffff_ffff, 0x1234_5678, 0x0000_1000, 0x8000_0000] {
+            let l = flow_label(h);
+            assert!(l != 0 && l <= IPV6_FLOWLABEL_MASK, "{h:#x} -> {l:#x}");
+            seen.insert(l);
+        }
+        assert!(seen.len() >= 5);
+        // Spreads flows, like the source port.
+        let base = flow_keys(&inner()[..], 0).unwrap();
+        let labels: std::collections::BTreeSet<u32> = (0..1024u16)
+            .map(|sp| {
+                flow_label(flow_hash(&FlowKeys {
+                    src_port: sp,
+                    ..base
+                }))
+            })
+            .collect();
+        assert!(labels.len() > 1000, "only {} distinct labels", labels.len());
+    }
+
+    fn underlay6() -> Underlay {
+        Underlay {
+            local: VtepAddr::v4(LOCAL),
+            local6: VtepAddr::v6(LOCAL6),
+            port: 4789,
+            srcport_min: 49152,
+            srcport_max: 65535,
+            tos: 0x20,
+            flowlabel: 0x5_5555,
+            ..Underlay::default()
+        }
+    }
+
+    #[test]
+    fn underlay_builders_apply_ttl_tos_and_label_policy() {
+        let ul = underlay6();
+        let o = Outer {
+            vni: 7,
+            inner_len: 100,
+            hash: 0xdead_beef,
+            inner_ds: Some(0x03),
+            inner_label: 0x1_2345,
+            ..Outer::default()
+        };
+        let v4 = encap_v4(&ul, REMOTE, &o).unwrap();
+        assert_eq!((v4.src_ip, v4.ttl, v4.tos), (LOCAL, 64, 0x22));
+        assert_eq!(v4.src_port, source_port(0xdead_beef, 49152, 65535));
+        let g4 = encap_v4(&ul, [239, 1, 1, 1], &o).unwrap();
+        assert_eq!(g4.ttl, 1);
+        let v6 = encap_v6(&ul, &REMOTE6, &o).unwrap();
+        assert_eq!((v6.src_ip, v6.hop_limit, v6.tclass), (LOCAL6, 64, 0x22));
+        assert_eq!(v6.flowlabel, flow_label(0xdead_beef));
+        let mut group6 = [0u8; 16];
+        group6[0] = 0xff;
+        group6[1] = 0x05;
+        group6[15] = 0x01;
+        assert_eq!(encap_v6(&ul, &group6, &o).unwrap().hop_limit, 1);
+
+        let fixed = Underlay {
+            flags: UNDERLAY_F_LABEL_FIXED | UNDERLAY_F_TOS_INHERIT,
+            ttl: 9,
+            ..ul
+        };
+        let v6 = encap_v6(&fixed, &group6, &o).unwrap();
+        assert_eq!((v6.flowlabel, v6.hop_limit, v6.tclass), (0x5_5555, 9, 0x02));
+        let inherit = Underlay {
+            flags: UNDERLAY_F_LABEL_INHERIT,
+            ..ul
+        };
+        assert_eq!(
+            encap_v6(&inherit, &REMOTE6, &o).unwrap().flowlabel,
+            0x1_2345
+        );
+        // ARP: Not-ECT, label inherited as 0.
+        let arp = Outer {
+            inner_ds: None,
+            inner_label: 0,
+            ..o
+        };
+        let v6 = encap_v6(&inherit, &REMOTE6, &arp).unwrap();
+        assert_eq!((v6.tclass, v6.flowlabel), (0x20, 0));
+
+        let v4_only = Underlay {
+            local6: VtepAddr::NONE,
+            ..ul
+        };
+        assert!(encap_v6(&v4_only, &REMOTE6, &o).is_none());
+        let v6_only = Underlay {
+            local: VtepAddr::NONE,
+            ..ul
+        };
+        assert!(encap_v4(&v6_only, REMOTE, &o).is_none());
+    }
+
+    #[test]
+    fn outer_reads_the_inner_ip() {
+        let o = Outer::default().with_inner_ip(&inner()[..], 0);
+        assert_eq!((o.inner_ds, o.inner_label), (Some(0), 0));
+        let mut f = inner();
+        f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+        let o = Outer::default().with_inner_ip(&f[..], 0);
+        assert_eq!(o.inner_ds, None);
     }
 }

@@ -456,6 +456,7 @@ fn outer(
         src_ip: local,
         dst_ip: remote,
         ttl: ul.ttl,
+        tos: 0,
         src_port,
         dst_port: ul.port,
         vni,

@@ -508,6 +508,7 @@ impl Worker {
             src_ip: local,
             dst_ip: remote,
             ttl: ul.ttl,
+            tos: 0,
             src_port: source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max),
             dst_port: ul.port,
             vni,
