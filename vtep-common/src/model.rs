@@ -288,12 +288,15 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
     if !is_valid_source(&eth.src_addr) {
         return Err(Reason::BadSourceMac);
     }
-    let ecn = decap_mark(frame, inner, inner_len, dec.outer_ecn)?;
     let from = Place::Vtep(remote);
-    let decapsulated = Output::Inner {
-        offset: inner,
-        len: inner_len,
-        ecn,
+    // RFC 6040, once the frame is to be decapsulated (after learning, as
+    // `decap.rs` and the kernel's `vxlan_rcv` do it).
+    let decapsulated = || {
+        decap_mark(frame, inner, inner_len, dec.outer_ecn).map(|ecn| Output::Inner {
+            offset: inner,
+            len: inner_len,
+            ecn,
+        })
     };
     if info.flags & VNI_F_FOLLOWED != 0 {
         let must_see = info.learns() && kernel_must_see(t, vni, eth.src_addr, &from);
@@ -305,7 +308,7 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
         }
         return match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref()) {
             Ok(Forward::Port(port)) => {
-                d.output = decapsulated;
+                d.output = decapsulated()?;
                 to_port(t, d, vni, port, Dir::Rx, inner_len)
             }
             _ => Err(Reason::KernelFallback),
@@ -314,11 +317,11 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
     learn(t, &mut d.effects, vni, &info, eth.src_addr, from);
     match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref())? {
         Forward::Port(port) => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             to_port(t, d, vni, port, Dir::Rx, inner_len)
         }
         Forward::Flood => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             d.meta = meta(META_FLOOD, vni, 0);
             let c = d.effects.counters(vni);
             c.flood_packets += 1;
@@ -842,6 +845,53 @@ mod tests {
             (d.verdict, d.effects.reasons[Reason::Truncated as usize]),
             (XDP_DROP, 1)
         );
+    }
+
+    /// An outer CE over an ECT(0) inner packet: decapsulated with the mark
+    /// at the inner IP header of the output frame; over Not-ECT: dropped
+    /// after learning.
+    #[test]
+    fn decap_marks_ce_and_drops_it_over_not_ect() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, WORKLOAD),
+            FdbEntry::local(PORT, FDB_F_STATIC, 0),
+        );
+        let outer = |inner_ecn: u8| {
+            let mut inner = tenant(WORKLOAD, FAR);
+            inner[15] = inner_ecn;
+            let h = crate::header::encap_v4_header(&EncapV4 {
+                src_ip: REMOTE,
+                dst_ip: LOCAL,
+                ttl: 64,
+                dst_port: 4789,
+                vni: VNI,
+                inner_len: inner.len() as u16,
+                ..EncapV4::default()
+            });
+            let mut f = [&h[..], &inner].concat();
+            f[15] = crate::ecn::CE;
+            f
+        };
+        let frame = outer(crate::ecn::ECT_0);
+        let d = decide(&mut t, Program::UplinkXdp, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT);
+        let mark = d.output.ecn_mark().expect("an ECN mark");
+        assert_eq!(
+            (mark.offset, mark.v6, mark.ecn),
+            (14, false, crate::ecn::CE)
+        );
+        let (head, body) = d.output.parts(&frame);
+        let mut out = [head, body].concat();
+        assert!(crate::ecn::apply_mark(&mut out, &mark));
+        assert_eq!(out[15], crate::ecn::CE);
+
+        let mut t = Host::default();
+        let d = decide(&mut t, Program::UplinkXdp, &outer(crate::ecn::NOT_ECT));
+        assert_eq!(d.verdict, XDP_DROP);
+        assert_eq!(d.effects.reasons[Reason::EcnError as usize], 1);
+        assert_eq!(d.output, Output::Unchanged);
+        assert_eq!(t.learned, 1, "learned before the ECN check, as vxlan_rcv");
     }
 
     #[test]

@@ -21,16 +21,22 @@
 //! Every exit that is not a redirect returns its [`Reason`] as the `Err`:
 //! the entry point counts it and gives the verdict its outcome says.
 
+use core::mem::{MaybeUninit, size_of};
+
 use aya_ebpf::{
-    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    helpers::generated::{
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
+    },
     programs::XdpContext,
 };
 use network_types::eth::EthHdr;
 use vtep_common::{
     FloodList, MAX_FLOOD, META_FLOOD, Reason, UNDERLAY_F_KERNEL_VXLAN, VNI_F_CHECK_SOURCE,
     VNI_F_FOLLOWED, VniInfo, VtepAddr,
-    ecn::{ECN_V4_SPAN, ECN_V6_SPAN, EcnMark, decap_mark, set_ecn_v4, set_ecn_v6},
+    ecn::{ECN_V4_SPAN, ECN_V6_SPAN, decap_mark, set_ecn_v4, set_ecn_v6},
     fdb::{Forward, Place, forward},
+    frame::{Frame, Plain},
     header::{Uplink, is_multicast, is_valid_source, parse_vxlan},
 };
 
@@ -38,7 +44,7 @@ use crate::{
     flood::to_port,
     learn::{kernel_must_see, learn},
     maps::{Dir, FLOOD, VNI_GROUP, VNIS, count_flood, count_vni, fdb_dst, underlay},
-    parse::{Xdp, ptr_at, ptr_at_mut, read, set_meta},
+    parse::{Xdp, ptr_at, read, set_meta},
 };
 
 pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
@@ -84,8 +90,8 @@ pub fn try_uplink(ctx: &XdpContext) -> Result<u32, Reason> {
     if !is_valid_source(&inner_eth.src_addr) {
         return Err(Reason::BadSourceMac);
     }
-    let ecn = decap_mark(&Xdp(ctx), inner, d.inner_len, d.outer_ecn)?;
     let inner_len = d.inner_len as u64;
+    let ecn = d.outer_ecn;
     if info.flags & VNI_F_FOLLOWED != 0 {
         return followed(ctx, vni, info, inner, inner_len, &inner_eth, remote, ecn);
     }
@@ -121,7 +127,7 @@ fn followed(
     inner_len: u64,
     inner_eth: &EthHdr,
     remote: VtepAddr,
-    ecn: Option<EcnMark>,
+    ecn: u8,
 ) -> Result<u32, Reason> {
     let must_see = info.learns() && kernel_must_see(vni, inner_eth.src_addr, &Place::Vtep(remote));
     if is_multicast(&inner_eth.dst_addr) {
@@ -144,35 +150,113 @@ fn deliver(
     inner: usize,
     inner_len: u64,
     ifindex: u32,
-    ecn: Option<EcnMark>,
+    outer_ecn: u8,
 ) -> Result<u32, Reason> {
-    mark_ecn(ctx, ecn)?;
+    ecn_decap(ctx, inner, inner_len, outer_ecn)?;
     strip(ctx, inner, inner_len)?;
     to_port(ctx, vni, ifindex, Dir::Rx, inner_len)
 }
 
-/// Writes the inner packet's new ECN field (RFC 6040) where `ecn` says,
-/// before the outer headers go (its offset is from the outer frame's
-/// start): the IPv4 header checksum updated incrementally, as
-/// [`vtep_common::ecn::apply_mark`] does on a slice.
+/// RFC 6040 on the inner packet of a frame about to be decapsulated
+/// ([`decap_mark`]): its ECN field rewritten in place (the IPv4 header
+/// checksum updated incrementally, as [`vtep_common::ecn::apply_mark`] does
+/// on a slice), or `ecn-error` for an outer CE over a Not-ECT packet. As in
+/// the kernel's `vxlan_rcv`, this comes after learning: the frame is well
+/// formed VXLAN from that VTEP whatever its ECN field says.
 #[inline(always)]
-fn mark_ecn(ctx: &XdpContext, ecn: Option<EcnMark>) -> Result<(), Reason> {
-    let Some(m) = ecn else {
-        return Ok(());
+fn ecn_decap(ctx: &XdpContext, inner: usize, inner_len: u64, outer_ecn: u8) -> Result<(), Reason> {
+    match ecn_mark(ctx, inner, inner_len, outer_ecn) {
+        0 => Ok(()),
+        ECN_ERROR => Err(Reason::EcnError),
+        _ => Err(Reason::Truncated),
+    }
+}
+
+/// [`ecn_mark`]: the inner packet is not ECN-capable under an outer CE.
+const ECN_ERROR: u32 = 1;
+/// [`ecn_mark`]: the inner IP header is not whole.
+const ECN_TRUNCATED: u32 = 2;
+
+/// The work of [`ecn_decap`], as a function of its own (a BPF subprogram)
+/// returning a plain code (0, [`ECN_ERROR`], [`ECN_TRUNCATED`]): the
+/// verifier then carries one scalar out of it instead of every inner
+/// header's state (inlined, it cost ten times the instructions verified).
+/// It reads and writes the frame through helpers ([`XdpBytes`]): a packet
+/// pointer handed into a subprogram is one LLVM may narrow to 32 bits,
+/// which the verifier refuses.
+#[inline(never)]
+fn ecn_mark(ctx: &XdpContext, inner: usize, inner_len: u64, outer_ecn: u8) -> u32 {
+    let frame = XdpBytes(ctx);
+    let m = match decap_mark(&frame, inner, inner_len as usize, outer_ecn) {
+        Ok(Some(m)) => m,
+        Ok(None) => return 0,
+        Err(Reason::EcnError) => return ECN_ERROR,
+        Err(_) => return ECN_TRUNCATED,
     };
     // `decap_mark` read these bytes; the frame has not changed since.
-    if m.v6 {
-        let p = ptr_at_mut::<[u8; ECN_V6_SPAN]>(ctx.data(), ctx.data_end(), m.offset)
-            .ok_or(Reason::Truncated)?;
-        // SAFETY: bounds checked by ptr_at_mut; a byte array, any alignment.
-        set_ecn_v6(unsafe { &mut *p }, m.ecn);
+    let stored = if m.v6 {
+        frame
+            .read_at::<[u8; ECN_V6_SPAN]>(m.offset)
+            .is_some_and(|mut h| {
+                set_ecn_v6(&mut h, m.ecn);
+                frame.store(m.offset, &h)
+            })
     } else {
-        let p = ptr_at_mut::<[u8; ECN_V4_SPAN]>(ctx.data(), ctx.data_end(), m.offset)
-            .ok_or(Reason::Truncated)?;
-        // SAFETY: as above.
-        set_ecn_v4(unsafe { &mut *p }, m.ecn);
+        frame
+            .read_at::<[u8; ECN_V4_SPAN]>(m.offset)
+            .is_some_and(|mut h| {
+                set_ecn_v4(&mut h, m.ecn);
+                frame.store(m.offset, &h)
+            })
+    };
+    if stored { 0 } else { ECN_TRUNCATED }
+}
+
+/// An XDP frame read and written through `bpf_xdp_load_bytes` /
+/// `bpf_xdp_store_bytes` (the context pointer the only argument), for
+/// [`ecn_mark`].
+struct XdpBytes<'a>(&'a XdpContext);
+
+impl XdpBytes<'_> {
+    /// Writes `bytes` at `offset`; false when they do not all fit.
+    #[inline(always)]
+    fn store<const N: usize>(&self, offset: usize, bytes: &[u8; N]) -> bool {
+        // SAFETY: the helper checks the range against the frame and reads
+        // N bytes of `bytes`.
+        unsafe {
+            bpf_xdp_store_bytes(
+                self.0.ctx,
+                offset as u32,
+                bytes.as_ptr() as *mut _,
+                N as u32,
+            ) == 0
+        }
     }
-    Ok(())
+}
+
+impl Frame for XdpBytes<'_> {
+    #[inline(always)]
+    fn read_at<T: Plain>(&self, offset: usize) -> Option<T> {
+        let mut v = MaybeUninit::<T>::uninit();
+        // SAFETY: the helper checks the range against the frame and writes
+        // size_of::<T>() bytes into `v`, any of which make a valid T.
+        let r = unsafe {
+            bpf_xdp_load_bytes(
+                self.0.ctx,
+                offset as u32,
+                v.as_mut_ptr().cast(),
+                size_of::<T>() as u32,
+            )
+        };
+        // SAFETY: filled by the helper when it returns 0.
+        (r == 0).then(|| unsafe { v.assume_init() })
+    }
+
+    #[inline(always)]
+    fn len(&self) -> usize {
+        // SAFETY: reads the context only.
+        unsafe { bpf_xdp_get_buff_len(self.0.ctx) as usize }
+    }
 }
 
 /// Removes the outer headers (the first `inner` bytes) and any Ethernet
@@ -203,9 +287,9 @@ fn flood(
     inner: usize,
     inner_len: u64,
     vni: u32,
-    ecn: Option<EcnMark>,
+    outer_ecn: u8,
 ) -> Result<u32, Reason> {
-    mark_ecn(ctx, ecn)?;
+    ecn_decap(ctx, inner, inner_len, outer_ecn)?;
     strip(ctx, inner, inner_len)?;
     set_meta(ctx, META_FLOOD, vni, 0).ok_or(Reason::FloodFailed)?;
     count_flood(vni);
