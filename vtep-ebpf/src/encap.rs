@@ -266,8 +266,11 @@ fn encap(
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = len as u16;
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;
-    let route = next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port)
-        .map_err(|r| pmtu::too_big(ctx, r, ul.mtu, ENCAP_V4_MTU_OVERHEAD))?;
+    let route = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port) {
+        // Too large: its path-MTU error goes back to the sender.
+        Err(Reason::MtuExceeded) => return pmtu::too_big(ctx, vni, ul.mtu, ENCAP_V4_MTU_OVERHEAD),
+        route => route?,
+    };
     let (hop, action) = match route {
         Route::Resolved(hop) => (hop, 0),
         Route::NoNeighbour => (

@@ -19,12 +19,12 @@
 use aya_ebpf::{
     bindings::{
         TC_ACT_OK,
-        xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
+        xdp_action::{XDP_DROP, XDP_PASS},
     },
     macros::{classifier, xdp},
     programs::{TcContext, XdpContext},
 };
-use vtep_common::{Reason, reason::Outcome};
+use vtep_common::Reason;
 use vtep_ebpf::{
     afxdp, decap, encap,
     flood::{self, tc_verdict},
@@ -75,8 +75,7 @@ pub fn vtep_access_tc(ctx: TcContext) -> i32 {
 
 /// The verdict of an XDP program: its own (a redirect, `Ok`), or the one
 /// its reason's outcome says (`Err`), the reason counted once, here: a drop
-/// is `XDP_DROP`; a frame rewritten into its answer (a path-MTU error) is
-/// `XDP_TX`; a frame passed to the host or handed to the TC program is
+/// is `XDP_DROP`; a frame passed to the host or handed to the TC program is
 /// `XDP_PASS`. (A not-learned reason is never a verdict: such a frame is
 /// still forwarded, and its reason counted where learning gave up.)
 #[inline(always)]
@@ -85,12 +84,7 @@ fn xdp_verdict(r: Result<u32, Reason>) -> u32 {
         Ok(action) => action,
         Err(reason) => {
             count(reason);
-            match reason.outcome() {
-                Outcome::Dropped => XDP_DROP,
-                // Rewritten into its answer, back out of its port.
-                Outcome::Answered => XDP_TX,
-                _ => XDP_PASS,
-            }
+            if reason.is_drop() { XDP_DROP } else { XDP_PASS }
         }
     }
 }

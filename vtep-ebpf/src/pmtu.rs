@@ -5,20 +5,21 @@
 //! (`skb_tunnel_check_pmtu`), the frame is turned, where it is, into an
 //! ICMP "fragmentation needed" (IPv4 with DF) or ICMPv6 "packet too big"
 //! carrying the inner MTU, from the frame's destination to its source, and
-//! sent back out of the access port it came from (`XDP_TX`): the sender's
+//! sent back out of the access port it came from: the sender's
 //! path-MTU discovery converges, TCP lowers its segment size. Which frames
 //! get one and its bytes are `vtep_common::icmp`'s; a frame that gets none
 //! (IPv4 without DF, an ICMP error, a broadcast…) is only dropped.
 //!
 //! The frame is counted `mtu-exceeded` either way; an answered one also
-//! `pmtu-sent`, the reason the entry point counts and turns into `XDP_TX`.
+//! `pmtu-sent`.
 
 use aya_ebpf::{
+    bindings::xdp_action::XDP_PASS,
     helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
 use vtep_common::{
-    Reason,
+    META_DELIVER, Reason,
     icmp::{
         Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
         finish_v6, write_v4, write_v6,
@@ -26,36 +27,46 @@ use vtep_common::{
 };
 
 use crate::{
-    maps::count,
-    parse::{Xdp, packet_csum, ptr_at_mut},
+    maps::{PORT_TX, count},
+    parse::{Xdp, packet_csum, ptr_at_mut, set_meta},
 };
 
-/// What becomes of a frame encap refused with `reason`: when that is
-/// `mtu-exceeded`, the frame is answered with its path-MTU error if it gets
-/// one ([`Reason::PmtuSent`], `mtu-exceeded` counted here), else dropped
-/// ([`Reason::MtuExceeded`]). `uplink_mtu` is the underlay's IP MTU and
-/// `overhead` what encapsulation adds to an inner IP packet (50 bytes over
-/// IPv4, 70 over IPv6): the inner MTU is their difference. Any other
-/// reason is returned as it is.
+/// Answers a frame of `vni` that encap refused as too large (it counted
+/// `mtu-exceeded`) with its path-MTU error, back out of the access port it
+/// came in on: redirected there (`Ok`), or, a port not in `PORT_TX` (no
+/// XDP at its far end), handed to the TC program for the skb path
+/// (`skb-delivery`), as local delivery goes ([`crate::flood::to_port`]).
+/// Either way counted `mtu-exceeded` and `pmtu-sent` here. A frame that
+/// gets no error comes back as [`Reason::MtuExceeded`] (dropped).
+///
+/// `uplink_mtu` is the underlay's IP MTU and `overhead` what encapsulation
+/// adds to an inner IP packet (50 bytes over IPv4, 70 over IPv6): the
+/// inner MTU is their difference.
+///
+/// Not `XDP_TX`: a veth sends an `XDP_TX` frame into its peer's ring but
+/// wakes the peer only if that has an XDP program of its own, which a
+/// workload's end has not (seen on Linux 6.18: the errors sat in the ring);
+/// a redirect through the devmap flushes, as for every frame vtep switches
+/// to a port.
 ///
 /// The checksum is summed here, not in [`rewrite`]: `packet_csum` is a
 /// subprogram too, and the stacks of a chain of three (the access program,
 /// `rewrite`, `packet_csum`) would not fit the verifier's 512 bytes.
 #[inline(always)]
-pub fn too_big(ctx: &XdpContext, reason: Reason, uplink_mtu: u16, overhead: usize) -> Reason {
-    if reason != Reason::MtuExceeded {
-        return reason;
-    }
+pub fn too_big(
+    ctx: &XdpContext,
+    vni: u32,
+    uplink_mtu: u16,
+    overhead: usize,
+) -> Result<u32, Reason> {
     let mtu = u32::from(uplink_mtu).saturating_sub(overhead as u32);
     let a = decode(rewrite(ctx, mtu));
     let (hdr, quote) = match a {
-        Answer::None => return Reason::MtuExceeded,
+        Answer::None => return Err(Reason::MtuExceeded),
         Answer::V4 { quote } => (V4_HDR, quote),
         Answer::V6 { quote } => (V6_HDR, quote),
     };
-    let Some(sum) = packet_csum(ctx, hdr as u32, u32::from(quote)) else {
-        return Reason::MtuExceeded;
-    };
+    let sum = packet_csum(ctx, hdr as u32, u32::from(quote)).ok_or(Reason::MtuExceeded)?;
     let finished = match a {
         Answer::V4 { .. } => ptr_at_mut::<[u8; V4_HDR]>(ctx.data(), ctx.data_end(), 0)
             // SAFETY: bounds checked by ptr_at_mut after the adjustments;
@@ -66,11 +77,15 @@ pub fn too_big(ctx: &XdpContext, reason: Reason, uplink_mtu: u16, overhead: usiz
             .map(|h| finish_v6(unsafe { &mut *h }, sum)),
         Answer::None => None,
     };
-    if finished.is_none() {
-        return Reason::MtuExceeded;
-    }
+    finished.ok_or(Reason::MtuExceeded)?;
     count(Reason::MtuExceeded);
-    Reason::PmtuSent
+    count(Reason::PmtuSent);
+    let port = ctx.ingress_ifindex() as u32;
+    if let Ok(action) = PORT_TX.redirect(port, u64::from(XDP_PASS)) {
+        return Ok(action);
+    }
+    set_meta(ctx, META_DELIVER, vni, port).ok_or(Reason::RedirectFailed)?;
+    Err(Reason::SkbDelivery)
 }
 
 /// An [`Answer`] as a subprogram returns it: in a register (an enum would

@@ -3186,7 +3186,6 @@ fn xsk_steering_ipv6_groups() {
 
 // ---- Issue 9: path MTU errors ----
 
-const XDP_TX: u32 = vtep::lab::testrun::XDP_TX;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_ICMPV6: u8 = 58;
 const TENANT6_A: [u8; 16] = [
@@ -3277,14 +3276,22 @@ fn packet_too_big(ip: &[u8]) -> Vec<u8> {
     ether(WORKLOAD_MAC, REMOTE_MAC, ETH_P_IPV6, &[hdr, icmp].concat())
 }
 
-/// A frame answered with its path-MTU error `error`, back out of its port;
-/// counted under both reasons, WORKLOAD_MAC learned.
+/// A frame answered with its path-MTU error `error`, redirected back out of
+/// its port; counted under both reasons, WORKLOAD_MAC learned.
 fn answered(name: &'static str, input: Vec<u8>, error: Vec<u8>) -> Case {
-    Case::new(name, input, XDP_TX)
+    Case::new(name, input, XDP_REDIRECT)
         .output(Output::Frame(error))
         .reason(Reason::MtuExceeded)
         .reason(Reason::PmtuSent)
         .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+/// Takes the access port out of `PORT_TX`, as for a port whose far end
+/// takes no XDP frames.
+fn port_not_in_port_tx(dp: &mut Datapath) {
+    dp.map::<DevMapHash<_>>(names::PORT_TX)
+        .remove(PORT1)
+        .expect("PORT_TX remove");
 }
 
 fn pmtu_cases() -> Vec<Case> {
@@ -3300,6 +3307,18 @@ fn pmtu_cases() -> Vec<Case> {
             big_v4_frame(INNER_MTU + 1, IPV4_DF),
             frag_needed(&big_ipv4(INNER_MTU + 1, IPV4_DF)),
         ),
+        Case::new(
+            "error to a port without XDP at its far end: skb delivery",
+            big_v4_frame(over, IPV4_DF),
+            XDP_PASS,
+        )
+        .setup(port_not_in_port_tx)
+        .output(Output::Frame(frag_needed(&big_ipv4(over, IPV4_DF))))
+        .meta(META_DELIVER, PORT1)
+        .reason(Reason::MtuExceeded)
+        .reason(Reason::PmtuSent)
+        .reason(Reason::SkbDelivery)
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
         dropped_after_learning(
             "IPv4 without DF over the MTU: dropped",
             big_v4_frame(over, 0),
