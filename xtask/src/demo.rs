@@ -252,7 +252,7 @@ fn walk_through() -> Vec<String> {
         "9. Tenant D (VNI 400): no flood list, the multicast group 239.1.1.1 (h4: Linux vxlan)",
     );
     demo.show(
-        &h1.exec(&format!("ip maddr show dev {UPLINK}")),
+        &h1.exec(&format!("ip -4 maddr show dev {UPLINK}")),
         Expect::Success,
     );
     demo.ping(&g1, &g4.ip, Expect::Success);
