@@ -564,6 +564,8 @@ impl Change {
             }
             Change::FloodAdd { vni, dst } => {
                 gw.flood_add(*vni, *dst)?;
+                // Resolution asked for now, not at the daemon's next tick.
+                apply::kick_remote(gw, *dst);
                 let member = FdbEntry::remote(to_vtep(*dst), FDB_F_STATIC, 0);
                 let key = FdbKey::new(*vni, Mac::ZERO.0);
                 report(gw, EventKind::Added, key, FdbEntry::default(), member);
