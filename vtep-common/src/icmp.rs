@@ -187,7 +187,8 @@ fn answer_v4<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
 
 #[inline(always)]
 fn answer_v6<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
-    if mtu < ICMP_V6_MAX as u32 {
+    // The whole header is quoted and its addresses swapped.
+    if mtu < ICMP_V6_MAX as u32 || ip_len < IPV6_LEN {
         return Answer::None;
     }
     // Version, next header; the source address.

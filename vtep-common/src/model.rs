@@ -28,9 +28,13 @@ use crate::{
     fdb::{Forward, Inserted, Learn, Place, forward, granted, learn_step, refresh_due},
     frame::Frame,
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth,
-        csum_partial, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
-        parse_vxlan, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN,
+        IPV6_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4_header, flow_hash,
+        flow_keys, is_multicast, is_valid_source, parse_vxlan, source_port, udp_checksum_v4,
+    },
+    icmp::{
+        Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
+        finish_v6, write_v4, write_v6,
     },
     reason::REASON_COUNT,
 };
@@ -107,6 +111,14 @@ pub enum Output {
     },
     /// This header in front of the whole input (encapsulated).
     Encap([u8; ENCAP_V4_LEN]),
+    /// A path-MTU error (`pmtu.rs`): the first `hdr_len` bytes of `hdr`
+    /// (Ethernet, IP, ICMP) in front of `quote` bytes of the input's IP
+    /// packet.
+    Pmtu {
+        hdr: [u8; V6_HDR],
+        hdr_len: usize,
+        quote: usize,
+    },
 }
 
 impl Output {
@@ -117,6 +129,11 @@ impl Output {
             Output::Unchanged => (&[], input),
             Output::Inner { offset, len, .. } => (&[], &input[*offset..*offset + *len]),
             Output::Encap(h) => (h, input),
+            Output::Pmtu {
+                hdr,
+                hdr_len,
+                quote,
+            } => (&hdr[..*hdr_len], &input[ETH_LEN..ETH_LEN + *quote]),
         }
     }
 
@@ -360,7 +377,7 @@ fn access<T: Tables>(
             Ok(Forward::Port(port)) => to_port(t, d, vni, port, Dir::Local, len),
             Ok(Forward::Vtep(remote)) => {
                 let ul = t.underlay().ok_or(Reason::KernelFallback)?;
-                encap(t, frame, d, &ul, vni, &remote)
+                encap(t, frame, d, &ul, vni, &remote, ifindex)
             }
             Ok(Forward::Flood) | Err(_) => Err(Reason::KernelFallback),
         };
@@ -375,7 +392,7 @@ fn access<T: Tables>(
         Forward::Port(port) => to_port(t, d, vni, port, Dir::Local, len),
         Forward::Vtep(remote) => {
             let ul = t.underlay().ok_or(Reason::NoUnderlay)?;
-            encap(t, frame, d, &ul, vni, &remote)
+            encap(t, frame, d, &ul, vni, &remote, ifindex)
         }
     }
 }
@@ -475,7 +492,7 @@ fn outer_header(e: &EncapV4, sum: Option<u32>) -> [u8; ENCAP_V4_LEN] {
     h
 }
 
-/// `encap.rs`: `encap`.
+/// `encap.rs`: `encap`, of a frame from access port `port`.
 fn encap<T: Tables>(
     t: &T,
     frame: &[u8],
@@ -483,6 +500,7 @@ fn encap<T: Tables>(
     ul: &Underlay,
     vni: u32,
     remote: &VtepAddr,
+    port: u32,
 ) -> Result<u32, Reason> {
     let remote = remote.as_v4().ok_or(Reason::NoRoute)?;
     let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
@@ -490,7 +508,10 @@ fn encap<T: Tables>(
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = frame.len() as u16;
     let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
-    let hop = next_hop(t, ul, remote, ip_len)?;
+    let hop = match next_hop(t, ul, remote, ip_len) {
+        Err(Reason::MtuExceeded) => return too_big(t, frame, d, ul, vni, port),
+        hop => hop?,
+    };
     let resolved = hop.unwrap_or(NeighEntry {
         dmac: [0; 6],
         smac: [0; 6],
@@ -511,6 +532,57 @@ fn encap<T: Tables>(
         return Ok(XDP_REDIRECT);
     }
     d.meta = meta(META_NEIGH, vni, 0);
+    Err(Reason::SkbDelivery)
+}
+
+/// `pmtu.rs`: `too_big`, the path-MTU error for a frame too large for the
+/// underlay, back out of access port `port` (redirected, or the skb path
+/// for a port not in `PORT_TX`).
+fn too_big<T: Tables>(
+    t: &T,
+    frame: &[u8],
+    d: &mut Decision,
+    ul: &Underlay,
+    vni: u32,
+    port: u32,
+) -> Result<u32, Reason> {
+    let mtu = u32::from(ul.mtu).saturating_sub(ENCAP_V4_MTU_OVERHEAD as u32);
+    let a = answer(frame, mtu);
+    let mut hdr = [0; V6_HDR];
+    let (hdr_len, quote) = match a {
+        Answer::None => return Err(Reason::MtuExceeded),
+        Answer::V4 { quote } => {
+            let mut region = [0; V4_REGION];
+            region[V4_GROW..].copy_from_slice(&frame[..ETH_LEN + IPV4_LEN]);
+            write_v4(&mut region, mtu, quote);
+            let mut h = [0; V4_HDR];
+            h.copy_from_slice(&region[..V4_HDR]);
+            let quote = usize::from(quote);
+            finish_v4(&mut h, csum_partial(&frame[ETH_LEN..ETH_LEN + quote], 0));
+            hdr[..V4_HDR].copy_from_slice(&h);
+            (V4_HDR, quote)
+        }
+        Answer::V6 { quote } => {
+            let mut region = [0; V6_REGION];
+            region[V6_GROW..].copy_from_slice(&frame[..ETH_LEN + IPV6_LEN]);
+            write_v6(&mut region, mtu, quote);
+            hdr.copy_from_slice(&region[..V6_HDR]);
+            let quote = usize::from(quote);
+            finish_v6(&mut hdr, csum_partial(&frame[ETH_LEN..ETH_LEN + quote], 0));
+            (V6_HDR, quote)
+        }
+    };
+    d.output = Output::Pmtu {
+        hdr,
+        hdr_len,
+        quote,
+    };
+    d.effects.count(Reason::MtuExceeded);
+    d.effects.count(Reason::PmtuSent);
+    if t.port_tx(port) {
+        return Ok(XDP_REDIRECT);
+    }
+    d.meta = meta(META_DELIVER, vni, port);
     Err(Reason::SkbDelivery)
 }
 
