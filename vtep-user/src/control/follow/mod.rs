@@ -67,7 +67,7 @@ use crate::{
     datapath::gateway::Gateway,
     model::{
         addr::{Mac, to_vtep},
-        config::{Config, FollowConfig},
+        config::{Config, FollowConfig, Locals},
     },
     system::{
         clock,
@@ -109,7 +109,7 @@ pub struct Follower {
     /// The underlay's address and port, which a device must agree with,
     /// and whether vtep sends UDP checksums (said in the log when a device
     /// does and vtep does not).
-    local: IpAddr,
+    local: Locals,
     port: u16,
     udp_checksum: bool,
     uplink: u32,

@@ -34,7 +34,7 @@ impl Follower {
             ));
         }
         if let Some(l) = vx.local
-            && l != self.local
+            && !self.local.contains(l)
         {
             return Some(format!(
                 "{name} has local {l}, the underlay {}: not followed",

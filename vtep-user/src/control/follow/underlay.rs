@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use netlink_packet_route::{RouteNetlinkMessage, link::LinkMessage};
 
 use crate::{
-    model::config::Config,
+    model::config::{Config, Locals},
     system::netlink::{self, Vxlan, parse_link},
 };
 
@@ -57,7 +57,7 @@ pub fn complete_underlay(cfg: &mut Config) -> Result<()> {
                          underlay does not support yet"
                     );
                 }
-                cfg.underlay.local = local;
+                cfg.underlay.local = Locals::one(local);
                 log::info!(
                     "underlay.local {local}: taken from {} (not in the config)",
                     names(&with_local)
