@@ -326,7 +326,11 @@ impl Lab {
         });
         // Ready when its own CLI says so (a previous release's pins are not
         // this build's to read).
-        self.wait_ready(&host.with_cli(bin), &mut daemon, &Readiness::of(&config_text));
+        self.wait_ready(
+            &host.with_cli(bin),
+            &mut daemon,
+            &Readiness::of(&config_text),
+        );
         daemon
     }
 
