@@ -264,6 +264,7 @@ impl Lab {
             netns,
             underlay_ip,
             pin_path,
+            cli: None,
         }
     }
 
