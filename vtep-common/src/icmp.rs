@@ -115,12 +115,6 @@ impl Answer {
             Answer::V6 { quote } => V6_HDR + quote as usize,
         }
     }
-
-    /// Whether there is nothing to send.
-    #[inline(always)]
-    pub const fn is_none(self) -> bool {
-        matches!(self, Answer::None)
-    }
 }
 
 /// ICMP types that are errors (`icmp_is_err`): never answered with one.

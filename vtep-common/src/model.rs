@@ -509,7 +509,9 @@ fn encap<T: Tables>(
     let inner_len = frame.len() as u16;
     let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
     let hop = match next_hop(t, ul, remote, ip_len) {
-        Err(Reason::MtuExceeded) => return too_big(t, frame, d, ul, vni, port),
+        Err(Reason::MtuExceeded) => {
+            return too_big(t, frame, d, ul, ENCAP_V4_MTU_OVERHEAD, vni, port);
+        }
         hop => hop?,
     };
     let resolved = hop.unwrap_or(NeighEntry {
@@ -536,17 +538,19 @@ fn encap<T: Tables>(
 }
 
 /// `pmtu.rs`: `too_big`, the path-MTU error for a frame too large for the
-/// underlay, back out of access port `port` (redirected, or the skb path
+/// underlay (whose encapsulation adds `overhead` bytes to an inner IP
+/// packet), back out of access port `port` (redirected, or the skb path
 /// for a port not in `PORT_TX`).
 fn too_big<T: Tables>(
     t: &T,
     frame: &[u8],
     d: &mut Decision,
     ul: &Underlay,
+    overhead: usize,
     vni: u32,
     port: u32,
 ) -> Result<u32, Reason> {
-    let mtu = u32::from(ul.mtu).saturating_sub(ENCAP_V4_MTU_OVERHEAD as u32);
+    let mtu = u32::from(ul.mtu).saturating_sub(overhead as u32);
     let a = answer(frame, mtu);
     let mut hdr = [0; V6_HDR];
     let (hdr_len, quote) = match a {
@@ -856,6 +860,47 @@ mod tests {
 
     const WORKLOAD: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
     const FAR: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
+
+    /// A DF IPv4 frame of `ip_len` IP bytes from WORKLOAD to FAR.
+    fn big_tenant(ip_len: usize) -> Vec<u8> {
+        let mut f = tenant(FAR, WORKLOAD);
+        f[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        f[20] = 0x40; // DF
+        f.resize(ETH_LEN + ip_len, 0x5a);
+        f
+    }
+
+    #[test]
+    fn an_oversize_frame_gets_its_path_mtu_error() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, FAR),
+            FdbEntry::remote(VtepAddr::v4(REMOTE), FDB_F_STATIC, 0),
+        );
+        // 1450 IP bytes fit a 1500-byte underlay; 1451 do not.
+        let fits = decide(
+            &mut t,
+            Program::AccessXdp { ifindex: PORT },
+            &big_tenant(1450),
+        );
+        assert!(matches!(fits.output, Output::Encap(_)), "{:?}", fits.output);
+        let frame = big_tenant(1451);
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT, "back out of its port");
+        let (head, body) = d.output.parts(&frame);
+        let mut want = frame.clone();
+        let n = crate::icmp::build(&mut want, frame.len(), 1450).expect("an error");
+        want.truncate(n);
+        assert_eq!([head, body].concat(), want);
+        assert_eq!(d.effects.reasons[Reason::MtuExceeded as usize], 1);
+        assert_eq!(d.effects.reasons[Reason::PmtuSent as usize], 1);
+        assert_eq!(d.effects.vni.map(|(_, c)| c.tx_packets), None, "not sent");
+        // Without DF: dropped.
+        let mut no_df = frame.clone();
+        no_df[20] = 0;
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &no_df);
+        assert_eq!((d.verdict, d.output), (XDP_DROP, Output::Unchanged));
+    }
 
     #[test]
     fn encap_learns_and_builds_the_outer_header() {
