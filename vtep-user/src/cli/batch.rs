@@ -26,7 +26,7 @@ use crate::{
         Gateway, GatewayError,
         check::{self, TableView},
     },
-    model::addr::{Mac, from_vtep},
+    model::{addr::Mac, config::Locals},
     system::iface,
 };
 
@@ -185,7 +185,7 @@ fn parse_line(parser: &mut clap::Command, words: &[&str]) -> Result<Change> {
 /// gateway's maps, read as needed, under what earlier lines change.
 struct Tables<'g> {
     gw: &'g Gateway,
-    local: Option<IpAddr>,
+    locals: Locals,
     uplink: u32,
     vnis: HashMap<u32, VniState>,
     /// Entries an earlier line adds or removes (`None`).
@@ -221,7 +221,7 @@ impl<'g> Tables<'g> {
         let underlay = gw.underlay()?;
         Ok(Tables {
             gw,
-            local: from_vtep(&underlay.local),
+            locals: Locals::of(&underlay),
             uplink: underlay.uplink_ifindex,
             vnis: HashMap::new(),
             fdb: HashMap::new(),
@@ -289,7 +289,7 @@ impl<'g> Tables<'g> {
     /// tables as the lines before it leave them), and otherwise takes it
     /// into the tables.
     fn check(&mut self, c: &Change) -> Result<()> {
-        c.check_dst(self.local)?;
+        c.check_dst(&*self)?;
         match c {
             Change::FdbSet {
                 vni,
@@ -335,11 +335,14 @@ impl<'g> Tables<'g> {
             Change::VniAdd(v) => {
                 self.vni_mut(v.id);
                 check::vni_set(&*self, v.id, false)?;
+                check::vni_group(&*self, v.group)?;
                 self.vni_mut(v.id).exists = true;
             }
-            Change::VniSet { vni, .. } => {
+            Change::VniSet { vni, args } => {
                 self.vni_mut(*vni);
                 check::owned(&*self, *vni)?;
+                let settings = super::VniSettings::parse("vni set", args)?;
+                check::vni_group(&*self, settings.group.flatten())?;
             }
             Change::VniDel(vni) => {
                 self.vni_mut(*vni);
@@ -434,6 +437,10 @@ impl TableView for Tables<'_> {
 
     fn uplink(&self) -> Result<u32, GatewayError> {
         Ok(self.uplink)
+    }
+
+    fn locals(&self) -> Result<Locals, GatewayError> {
+        Ok(self.locals)
     }
 }
 

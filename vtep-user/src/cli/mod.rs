@@ -31,13 +31,13 @@ use crate::{
     control::apply,
     daemon::{self, monitor::Reporter},
     datapath::{
-        gateway::{Gateway, GatewayError, SetMode},
+        gateway::{Gateway, GatewayError, SetMode, check},
         loader,
         pins::{DEFAULT_PIN_PATH, Pins},
     },
     model::{
         addr::{Mac, to_vtep},
-        config::{EngineKind, MetricsConfig, VniConfig, check_vni, parse_vtep},
+        config::{EngineKind, MetricsConfig, VniConfig, check_group, check_vni, parse_vtep},
     },
     system::{bpffs, clock, iface},
 };
@@ -173,13 +173,14 @@ pub enum FdbCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum VniCommand {
-    /// Add a VNI: `VNI [learning on|off] [ageing SECS] [maxaddress N] [check_source on|off]`.
+    /// Add a VNI: `VNI [group ADDR] [learning on|off] [ageing SECS] [maxaddress N]
+    /// [check_source on|off]`.
     Add {
         vni: String,
         #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
         args: Vec<String>,
     },
-    /// Change a VNI's settings (same keywords as add).
+    /// Change a VNI's settings (same keywords as add; `group none` drops the group).
     Set {
         vni: String,
         #[arg(num_args = 0.., value_name = "KEYWORD VALUE")]
@@ -292,6 +293,13 @@ fn run(cli: Cli) -> Result<()> {
             // drop removes the lock file a killed daemon left (a running
             // daemon keeps its own).
             let lock = bpffs::try_lock(pin)?.ok();
+            // The groups joined on the uplink outlive the daemon, not the
+            // gateway: left while the tables still say which they are.
+            if let Ok(mut gw) = Gateway::open(pin) {
+                for (group, e) in gw.groups_leave_all() {
+                    eprintln!("vtep: leaving multicast group {group} on the uplink: {e}");
+                }
+            }
             let n = loader::down(&Pins::new(pin))?;
             if n == 0 {
                 eprintln!("vtep: nothing pinned at {}", pin.display());
@@ -508,21 +516,21 @@ impl Change {
         }
     }
 
-    /// Refuses a remote VTEP that is this gateway's own address (`local`).
-    pub fn check_dst(&self, local: Option<IpAddr>) -> Result<()> {
-        let dst = match self {
+    /// Refuses a remote VTEP that is this gateway's own address, or of a
+    /// family the underlay has no local address of; and a VNI's group of
+    /// such a family (`t`: the tables it is checked against).
+    pub fn check_dst(&self, t: &impl check::TableView) -> Result<()> {
+        let checked = match self {
             Change::FdbSet {
                 place: Place::Remote(d),
                 ..
             }
             | Change::FloodAdd { dst: d, .. }
-            | Change::FloodDel { dst: Some(d), .. } => *d,
+            | Change::FloodDel { dst: Some(d), .. } => check::remote(t, *d),
+            Change::VniAdd(v) => check::vni_group(t, v.group),
             _ => return Ok(()),
         };
-        if local == Some(dst) {
-            bail!("{}: {dst} is this VTEP's own address", self.what());
-        }
-        Ok(())
+        checked.map_err(|e| anyhow::anyhow!("{}: {e}", self.what()))
     }
 
     /// Makes the change in the gateway's maps (and attaches or detaches an
@@ -556,6 +564,8 @@ impl Change {
             }
             Change::FloodAdd { vni, dst } => {
                 gw.flood_add(*vni, *dst)?;
+                // Resolution asked for now, not at the daemon's next tick.
+                apply::kick_remote(gw, *dst);
                 let member = FdbEntry::remote(to_vtep(*dst), FDB_F_STATIC, 0);
                 let key = FdbKey::new(*vni, Mac::ZERO.0);
                 report(gw, EventKind::Added, key, FdbEntry::default(), member);
@@ -583,6 +593,7 @@ impl Change {
                     check_source: info.flags & VNI_F_CHECK_SOURCE != 0,
                     ageing: info.ageing_secs,
                     maxaddress: info.max_addresses,
+                    group: gw.vni_group(*vni),
                     ..VniConfig::new(*vni)
                 };
                 Ok(gw.vni_set(&vni_settings("vni set", base, args)?, true)?)
@@ -596,7 +607,7 @@ impl Change {
     /// Makes one change the way a single command does: checked against
     /// the gateway, then applied.
     fn apply_one(&self, gw: &mut Gateway) -> Result<()> {
-        self.check_dst(crate::model::addr::from_vtep(&gw.underlay()?.local))?;
+        self.check_dst(&*gw)?;
         self.apply(gw)
     }
 }
@@ -753,6 +764,7 @@ fn fdb_show(gw: &Gateway, vni: Option<u32>, json: bool) -> Result<()> {
         .map(|v| output::FloodRows {
             vni: v,
             followed: gw.vni_followed(v),
+            group: gw.vni_group(v),
             members: gw.flood_list(v),
         })
         .collect();
@@ -766,6 +778,8 @@ fn fdb_show(gw: &Gateway, vni: Option<u32>, json: bool) -> Result<()> {
 /// [maxaddress N] [check_source on|off]`, each one left out kept as it is.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct VniSettings {
+    /// `group ADDR` (`Some(Some)`) or `group none` (`Some(None)`).
+    group: Option<Option<IpAddr>>,
     learning: Option<bool>,
     check_source: Option<bool>,
     ageing: Option<u32>,
@@ -777,11 +791,17 @@ impl VniSettings {
         let kw = keywords(
             what,
             args,
-            &["learning", "ageing", "maxaddress", "check_source"],
+            &["group", "learning", "ageing", "maxaddress", "check_source"],
         )?;
         let mut v = VniSettings::default();
         for (k, val) in kw {
             match k {
+                "group" if val == "none" => v.group = Some(None),
+                "group" => {
+                    let g =
+                        check_group("group", val).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+                    v.group = Some(Some(g));
+                }
                 "learning" => v.learning = Some(on_off(what, k, val)?),
                 "check_source" => v.check_source = Some(on_off(what, k, val)?),
                 "ageing" => {
@@ -807,6 +827,7 @@ impl VniSettings {
             check_source: self.check_source.unwrap_or(base.check_source),
             ageing: self.ageing.unwrap_or(base.ageing),
             maxaddress: self.maxaddress.unwrap_or(base.maxaddress),
+            group: self.group.unwrap_or(base.group),
             ..base
         }
     }
@@ -837,6 +858,7 @@ fn vni(pin: &std::path::Path, json: bool, command: VniCommand) -> Result<()> {
                     .map(|i| names.name(i))
                     .collect(),
                 flood: gw.flood_list(vni),
+                group: gw.vni_group(vni),
                 learned: gw.learned(vni).unwrap_or(0),
             })
         })
@@ -1033,8 +1055,32 @@ mod tests {
             VniConfig {
                 learning: false,
                 maxaddress: 10,
-                ..base
+                ..base.clone()
             }
+        );
+        // `group ADDR` sets the group, `group none` drops it, and no
+        // `group` keeps it.
+        let grouped = VniSettings::parse("vni set", &s(&["group", "ff05::100"]))
+            .unwrap()
+            .apply(base.clone());
+        assert_eq!(grouped.group, Some("ff05::100".parse().unwrap()));
+        let kept = VniSettings::parse("vni set", &s(&["ageing", "5"]))
+            .unwrap()
+            .apply(grouped.clone());
+        assert_eq!(kept.group, grouped.group);
+        let dropped = VniSettings::parse("vni set", &s(&["group", "none"]))
+            .unwrap()
+            .apply(grouped);
+        assert_eq!(dropped.group, None);
+        let bad = VniSettings::parse("vni add", &s(&["group", "198.18.0.9"])).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "vni add: group: 198.18.0.9 is not a multicast address"
+        );
+        let bad = VniSettings::parse("vni add", &s(&["group", "x"])).unwrap_err();
+        assert_eq!(
+            bad.to_string(),
+            "vni add: group: \"x\" is not an IP address"
         );
     }
 

@@ -1,7 +1,12 @@
 //! Applying a config to a gateway, and adding access ports: the steps the
 //! daemon and the CLI share.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use vtep_common::{
@@ -31,7 +36,10 @@ pub struct Resolved {
     pub uplink: u32,
     pub uplink_mac: [u8; 6],
     pub uplink_mtu: u16,
-    /// Forwarding is on for the uplink, so `bpf_fib_lookup` answers.
+    /// IPv4 forwarding is on for the uplink, so `bpf_fib_lookup` answers
+    /// (`UNDERLAY_F_FIB`). The flag is IPv4's only: over IPv6 the datapath
+    /// tries `bpf_fib_lookup` whatever it says and falls back on the
+    /// daemon's next hops when the kernel answers that forwarding is off.
     pub fib: bool,
     pub ports: BTreeMap<String, u32>,
 }
@@ -283,56 +291,188 @@ pub fn refresh_xdp_delivery(
     }
 }
 
-/// Resolves the outer next hop of every remote VTEP the gateway sends to,
-/// into `NEIGH` (the datapath's next hops when `bpf_fib_lookup` cannot
-/// answer): the kernel's route, then its neighbour entry for the gateway
-/// or the VTEP. A next hop the kernel has not resolved gets a managed
-/// neighbour entry, so the kernel resolves it and keeps it resolved; until
-/// then the datapath hands those frames to the kernel (`no-neighbour`).
+/// Where the next hop of a remote VTEP stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextHop {
+    /// In `NEIGH`: the datapath has its MAC.
+    Resolved,
+    /// Routed out of the uplink to `next_hop`, whose MAC the kernel does not
+    /// have yet (asked for: [`kick`]).
+    Pending { next_hop: IpAddr, oif: u32 },
+    /// Not through the uplink, or no route: the kernel's to send.
+    Elsewhere,
+}
+
+/// Resolves the outer next hop of `vtep` into `NEIGH` (the datapath's next
+/// hops when `bpf_fib_lookup` cannot answer), for either family: the
+/// kernel's route, then its neighbour entry for the gateway or the VTEP.
+/// One the kernel has not resolved is asked for ([`kick`]); until then the
+/// datapath hands those frames to the kernel (`no-neighbour`,
+/// `flood-no-neighbour`).
+pub fn resolve_next_hop(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &Underlay, vtep: IpAddr) -> NextHop {
+    let hop = match rtnl.route_get(vtep) {
+        Ok(route) if route.oif == ul.uplink_ifindex => route,
+        Ok(route) => {
+            log::warn!(
+                "remote VTEP {vtep} is routed out of interface {}, not the uplink: \
+                 its traffic goes through the kernel",
+                route.oif
+            );
+            gw.neigh_del(vtep);
+            return NextHop::Elsewhere;
+        }
+        Err(e) => {
+            log::debug!("remote VTEP {vtep}: {e}");
+            gw.neigh_del(vtep);
+            return NextHop::Elsewhere;
+        }
+    };
+    match rtnl.neighbour(hop.next_hop, hop.oif) {
+        Ok(Some(dmac)) => {
+            let entry = NeighEntry {
+                dmac,
+                smac: ul.uplink_mac,
+                ifindex: hop.oif,
+            };
+            if let Err(e) = gw.neigh_set(vtep, &entry) {
+                log::warn!("next hop of {vtep}: {e}");
+            }
+            NextHop::Resolved
+        }
+        Ok(None) => {
+            gw.neigh_del(vtep);
+            NextHop::Pending {
+                next_hop: hop.next_hop,
+                oif: hop.oif,
+            }
+        }
+        Err(e) => {
+            log::debug!("neighbour {}: {e}", hop.next_hop);
+            NextHop::Pending {
+                next_hop: hop.next_hop,
+                oif: hop.oif,
+            }
+        }
+    }
+}
+
+/// Asks the kernel to resolve `next_hop` on `oif` and keep it resolved: a
+/// managed neighbour entry (`NTF_EXT_MANAGED`), and a probe now
+/// (`NTF_USE`), which also restarts an existing entry that had failed.
+pub fn kick(rtnl: &mut Rtnl, next_hop: IpAddr, oif: u32) {
+    if let Err(e) = rtnl.neigh_managed(next_hop, oif) {
+        log::debug!("managed neighbour {next_hop}: {e}");
+    }
+    if let Err(e) = rtnl.neigh_probe(next_hop, oif) {
+        log::debug!("probing neighbour {next_hop}: {e}");
+    }
+}
+
+/// Resolves the outer next hop of every remote VTEP the gateway sends to
+/// ([`resolve_next_hop`]), asks the kernel for those it has not resolved,
+/// and drops the next hops of VTEPs it no longer sends to.
 pub fn resolve_neighbours(gw: &mut Gateway, rtnl: &mut Rtnl, ul: &Underlay) {
     let vteps = gw.remote_vteps();
     for vtep in &vteps {
-        let hop = match rtnl.route_get(*vtep) {
-            Ok(route) if route.oif == ul.uplink_ifindex => route,
-            Ok(route) => {
-                log::warn!(
-                    "remote VTEP {vtep} is routed out of interface {}, not the uplink: \
-                     its traffic goes through the kernel",
-                    route.oif
-                );
-                gw.neigh_del(*vtep);
-                continue;
-            }
-            Err(e) => {
-                log::debug!("remote VTEP {vtep}: {e}");
-                gw.neigh_del(*vtep);
-                continue;
-            }
-        };
-        match rtnl.neighbour(hop.next_hop, hop.oif) {
-            Ok(Some(dmac)) => {
-                let entry = NeighEntry {
-                    dmac,
-                    smac: ul.uplink_mac,
-                    ifindex: hop.oif,
-                };
-                if let Err(e) = gw.neigh_set(*vtep, &entry) {
-                    log::warn!("next hop of {vtep}: {e}");
-                }
-            }
-            Ok(None) => {
-                gw.neigh_del(*vtep);
-                if let Err(e) = rtnl.neigh_managed(hop.next_hop, hop.oif) {
-                    log::debug!("managed neighbour {}: {e}", hop.next_hop);
-                }
-            }
-            Err(e) => log::debug!("neighbour {}: {e}", hop.next_hop),
+        if let NextHop::Pending { next_hop, oif } = resolve_next_hop(gw, rtnl, ul, *vtep) {
+            kick(rtnl, next_hop, oif);
         }
     }
     for stale in gw.neigh_keys() {
         if !vteps.contains(&stale) {
             gw.neigh_del(stale);
         }
+    }
+}
+
+/// How long the daemon waits, when it starts, for the next hops of the
+/// flood lists to be resolved before it says it is up anyway.
+pub const FLOOD_RESOLVE_WAIT: Duration = Duration::from_secs(2);
+
+/// No flood copy lost for want of a neighbour: before the daemon says it
+/// is up, the next hops of every flood-list member (and every other remote
+/// VTEP of the tables) are asked for all at once, and waited for up to
+/// `wait`, so that the first BUM frame finds them resolved. Those still
+/// unresolved then are named in a warning, and returned: their copies go
+/// to the kernel's neighbour resolution until they are (the datapath's
+/// `flood-no-neighbour`), and the daemon's tick keeps at them.
+pub fn resolve_before_ready(
+    gw: &mut Gateway,
+    rtnl: &mut Rtnl,
+    ul: &Underlay,
+    wait: Duration,
+) -> Vec<IpAddr> {
+    let started = Instant::now();
+    let mut pending: Vec<(IpAddr, IpAddr, u32)> = Vec::new();
+    let vteps = gw.remote_vteps();
+    for vtep in &vteps {
+        if let NextHop::Pending { next_hop, oif } = resolve_next_hop(gw, rtnl, ul, *vtep) {
+            kick(rtnl, next_hop, oif);
+            pending.push((*vtep, next_hop, oif));
+        }
+    }
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    log::info!(
+        "resolving the next hops of {} remote VTEP(s) before forwarding: {}",
+        pending.len(),
+        names(pending.iter().map(|p| p.0))
+    );
+    let mut last_said = started;
+    while !pending.is_empty() && started.elapsed() < wait {
+        std::thread::sleep(Duration::from_millis(50));
+        pending.retain(|&(vtep, ..)| resolve_next_hop(gw, rtnl, ul, vtep) != NextHop::Resolved);
+        if !pending.is_empty() && last_said.elapsed() >= Duration::from_millis(500) {
+            last_said = Instant::now();
+            log::info!(
+                "still resolving after {} ms: {}",
+                started.elapsed().as_millis(),
+                names(pending.iter().map(|p| p.0))
+            );
+        }
+    }
+    if pending.is_empty() {
+        log::info!(
+            "next hops of every remote VTEP resolved in {} ms",
+            started.elapsed().as_millis()
+        );
+        return Vec::new();
+    }
+    let unresolved: Vec<IpAddr> = pending.iter().map(|p| p.0).collect();
+    log::warn!(
+        "next hops not resolved after {} ms: {}; until they are, their copies go through \
+         the kernel's neighbour resolution (flood-no-neighbour)",
+        started.elapsed().as_millis(),
+        pending
+            .iter()
+            .map(|(vtep, hop, _)| if vtep == hop {
+                vtep.to_string()
+            } else {
+                format!("{vtep} (via {hop})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    unresolved
+}
+
+fn names(ips: impl Iterator<Item = IpAddr>) -> String {
+    ips.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Asks the kernel at once for the next hop of `dst`, a remote VTEP the
+/// CLI just added (the daemon's tick writes it into `NEIGH` when it is
+/// resolved), so that the member's first copies find it.
+pub fn kick_remote(gw: &mut Gateway, dst: IpAddr) {
+    let Ok(ul) = gw.underlay() else {
+        return;
+    };
+    let Ok(mut rtnl) = Rtnl::new() else {
+        return;
+    };
+    if let NextHop::Pending { next_hop, oif } = resolve_next_hop(gw, &mut rtnl, &ul, dst) {
+        kick(&mut rtnl, next_hop, oif);
     }
 }
 

@@ -104,6 +104,15 @@ pub fn run(
             .ok()
     };
     apply::config(&mut gw, &cfg, &resolved)?;
+    // Before the uplink is attached, which is when the daemon is up to those
+    // who watch it: the first BUM frame finds its flood copies' next hops.
+    match netlink::Rtnl::new() {
+        Ok(mut rtnl) => {
+            let ul = apply::underlay(&cfg, &resolved);
+            apply::resolve_before_ready(&mut gw, &mut rtnl, &ul, apply::FLOOD_RESOLVE_WAIT);
+        }
+        Err(e) => log::warn!("resolving next hops: opening rtnetlink: {e}"),
+    }
     apply::attach_uplink(&mut gw, &cfg.underlay.interface, resolved.uplink)?;
     let follower = match cfg.follow {
         None => None,

@@ -5,6 +5,7 @@
 //! 02:00:00:00:01:02 dev t1w1 vni 100 origin cli static
 //! 02:00:00:00:02:01 dst 198.18.0.2 vni 100 age 3s origin datapath learned
 //! 02:00:00:00:02:02 dst 198.18.0.2 vni 100 extern_learn origin kernel static
+//! 00:00:00:00:00:00 dst 239.1.1.1 vni 100 origin config permanent
 //! 00:00:00:00:00:00 dst 198.18.0.2 vni 100 origin config permanent
 //! ```
 //!
@@ -12,7 +13,9 @@
 //! (`port` is a UDP port there), `dst` the remote VTEP, `extern_learn` a
 //! flag (an entry the follower mirrored from the kernel FDB) and the state
 //! comes last. `origin` says which of config, CLI, datapath or kernel wrote
-//! the entry.
+//! the entry. A VNI's multicast group is listed as `bridge fdb show` lists
+//! a `group` device's: the all-zeros entry whose `dst` is the group, before
+//! the flood-list members.
 
 use std::{
     io::{self, Write},
@@ -154,6 +157,8 @@ pub struct FloodRows {
     pub vni: u32,
     /// The VNI is followed: the list is the kernel's.
     pub followed: bool,
+    /// The VNI's multicast group, listed first.
+    pub group: Option<IpAddr>,
     pub members: Vec<IpAddr>,
 }
 
@@ -167,7 +172,7 @@ pub fn show<W: Write>(
     ifname: &mut impl FnMut(u32) -> String,
 ) -> io::Result<()> {
     let flood_rows = |p: &mut Printer<W>, f: &FloodRows| -> io::Result<()> {
-        for &dst in &f.members {
+        for &dst in f.group.iter().chain(&f.members) {
             row(p, &FdbRow::flood_member(f.vni, dst, f.followed))?;
         }
         Ok(())
@@ -232,16 +237,19 @@ mod tests {
             FloodRows {
                 vni: 100,
                 followed: false,
+                group: Some("239.1.1.1".parse().unwrap()),
                 members: vec!["198.18.0.2".parse().unwrap(), "198.18.0.3".parse().unwrap()],
             },
             FloodRows {
                 vni: 200,
                 followed: true,
+                group: None,
                 members: vec!["198.18.0.4".parse().unwrap()],
             },
             FloodRows {
                 vni: 300,
                 followed: false,
+                group: Some("ff05::100".parse().unwrap()),
                 members: vec![],
             },
         ];
@@ -264,11 +272,13 @@ mod tests {
 02:00:00:00:01:02 dst 198.18.0.2 vni 100 origin config permanent
 02:00:00:00:01:03 dst 198.18.0.2 vni 100 age 3s origin datapath learned
 02:00:00:00:01:04 dev t1w8 vni 100 age 0s origin datapath learned
+00:00:00:00:00:00 dst 239.1.1.1 vni 100 origin config permanent
 00:00:00:00:00:00 dst 198.18.0.2 vni 100 origin config permanent
 00:00:00:00:00:00 dst 198.18.0.3 vni 100 origin config permanent
 02:00:00:00:01:05 dst 198.18.0.2 vni 200 extern_learn origin kernel static
 02:00:00:00:01:06 dev t1w7 vni 200 extern_learn origin kernel static
 00:00:00:00:00:00 dst 198.18.0.4 vni 200 extern_learn origin kernel permanent
+00:00:00:00:00:00 dst ff05::100 vni 300 origin config permanent
 "
         );
     }
@@ -284,16 +294,18 @@ mod tests {
                 r#"{"mac":"02:00:00:00:01:02","dst":"198.18.0.2","vni":100,"origin":"config","state":"permanent"},"#,
                 r#"{"mac":"02:00:00:00:01:03","dst":"198.18.0.2","vni":100,"age":3,"origin":"datapath","state":"learned"},"#,
                 r#"{"mac":"02:00:00:00:01:04","ifname":"t1w8","vni":100,"age":0,"origin":"datapath","state":"learned"},"#,
+                r#"{"mac":"00:00:00:00:00:00","dst":"239.1.1.1","vni":100,"origin":"config","state":"permanent"},"#,
                 r#"{"mac":"00:00:00:00:00:00","dst":"198.18.0.2","vni":100,"origin":"config","state":"permanent"},"#,
                 r#"{"mac":"00:00:00:00:00:00","dst":"198.18.0.3","vni":100,"origin":"config","state":"permanent"},"#,
                 r#"{"mac":"02:00:00:00:01:05","dst":"198.18.0.2","vni":200,"flags":["extern_learn"],"origin":"kernel","state":"static"},"#,
                 r#"{"mac":"02:00:00:00:01:06","ifname":"t1w7","vni":200,"flags":["extern_learn"],"origin":"kernel","state":"static"},"#,
-                r#"{"mac":"00:00:00:00:00:00","dst":"198.18.0.4","vni":200,"flags":["extern_learn"],"origin":"kernel","state":"permanent"}"#,
+                r#"{"mac":"00:00:00:00:00:00","dst":"198.18.0.4","vni":200,"flags":["extern_learn"],"origin":"kernel","state":"permanent"},"#,
+                r#"{"mac":"00:00:00:00:00:00","dst":"ff05::100","vni":300,"origin":"config","state":"permanent"}"#,
                 "]\n"
             )
         );
         let rows: Vec<serde_json::Value> = serde_json::from_str(&json).expect("valid JSON");
-        assert_eq!(rows.len(), 9);
+        assert_eq!(rows.len(), 11);
     }
 
     #[test]
@@ -313,6 +325,7 @@ mod tests {
         let flood = |vni| FloodRows {
             vni,
             followed: false,
+            group: None,
             members: vec!["198.18.0.9".parse().unwrap()],
         };
         let floods = [flood(10), flood(30), flood(50)];

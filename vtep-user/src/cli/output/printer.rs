@@ -68,6 +68,22 @@ impl<W: Write> Printer<W> {
         })
     }
 
+    /// A string field that may be absent: `"key":"value"` or `"key":null`,
+    /// or `template` with the value in it (`-` when absent).
+    pub fn opt_str(
+        &mut self,
+        key: &str,
+        template: &str,
+        value: Option<impl Display>,
+    ) -> io::Result<()> {
+        let value = value.map(|v| v.to_string());
+        let word = value.as_deref().unwrap_or("-");
+        self.any(key, template, word, |out| match &value {
+            Some(v) => serde_json::to_writer(out, v).map_err(io::Error::from),
+            None => out.write_all(b"null"),
+        })
+    }
+
     /// A number field: `"key":N`, or `template` with the number in it.
     pub fn uint(&mut self, key: &str, template: &str, value: u64) -> io::Result<()> {
         self.any(key, template, value, |out| write!(out, "{value}"))

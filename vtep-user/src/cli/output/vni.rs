@@ -1,7 +1,7 @@
 //! `vtep vni show` and `vtep port show`.
 //!
 //! ```text
-//! vni 100 learning on ageing 300 maxaddress 0 check_source off learned 2 followed off
+//! vni 100 group 239.1.1.1 learning on ageing 300 maxaddress 0 check_source off learned 2 followed off
 //!     ports t1w1 t1w2
 //!     flood 198.18.0.2 198.18.0.3
 //! t1w1 ifindex 7 vni 100 delivery xdp
@@ -24,6 +24,8 @@ pub struct VniRow {
     /// Its access ports, by name.
     pub ports: Vec<String>,
     pub flood: Vec<IpAddr>,
+    /// Its multicast group, if it has one.
+    pub group: Option<IpAddr>,
     pub learned: u64,
 }
 
@@ -34,6 +36,7 @@ pub fn show<W: Write>(p: &mut Printer<W>, rows: &[VniRow]) -> io::Result<()> {
         let flags = r.info.flags;
         p.open_object(None)?;
         p.uint("vni", "vni {}", r.vni.into())?;
+        p.opt_str("group", "group {}", r.group)?;
         p.on_off("learning", "learning {}", flags & VNI_F_LEARNING != 0)?;
         p.uint("ageing", "ageing {}", r.info.ageing_secs.into())?;
         p.uint("maxaddress", "maxaddress {}", r.info.max_addresses.into())?;
@@ -102,6 +105,7 @@ mod tests {
                 info: info(VNI_F_LEARNING | VNI_F_CHECK_SOURCE, 300, 1024),
                 ports: vec!["t1w1".into(), "t1w2".into()],
                 flood: vec!["198.18.0.2".parse().unwrap(), "198.18.0.3".parse().unwrap()],
+                group: Some("239.1.1.1".parse().unwrap()),
                 learned: 2,
             },
             // Every setting off, nothing in it.
@@ -110,6 +114,7 @@ mod tests {
                 info: info(0, 0, 0),
                 ports: vec![],
                 flood: vec![],
+                group: None,
                 learned: 0,
             },
             // Followed, the kernel's device learning.
@@ -118,6 +123,7 @@ mod tests {
                 info: info(VNI_F_FOLLOWED | VNI_F_LEARNING, 0, 0),
                 ports: vec!["t3w1".into()],
                 flood: vec!["198.18.0.4".parse().unwrap()],
+                group: Some("ff05::100".parse().unwrap()),
                 learned: 0,
             },
         ]
@@ -128,13 +134,13 @@ mod tests {
         assert_eq!(
             printed(false, |p| show(p, &vnis())),
             "\
-vni 100 learning on ageing 300 maxaddress 1024 check_source on learned 2 followed off
+vni 100 group 239.1.1.1 learning on ageing 300 maxaddress 1024 check_source on learned 2 followed off
     ports t1w1 t1w2
     flood 198.18.0.2 198.18.0.3
-vni 200 learning off ageing 0 maxaddress 0 check_source off learned 0 followed off
+vni 200 group - learning off ageing 0 maxaddress 0 check_source off learned 0 followed off
     ports -
     flood -
-vni 300 learning on ageing 0 maxaddress 0 check_source off learned 0 followed on
+vni 300 group ff05::100 learning on ageing 0 maxaddress 0 check_source off learned 0 followed on
     ports t3w1
     flood 198.18.0.4
 "
@@ -147,9 +153,9 @@ vni 300 learning on ageing 0 maxaddress 0 check_source off learned 0 followed on
             printed(true, |p| show(p, &vnis())),
             concat!(
                 "[",
-                r#"{"vni":100,"learning":true,"ageing":300,"maxaddress":1024,"check_source":true,"learned":2,"followed":false,"ports":["t1w1","t1w2"],"flood":["198.18.0.2","198.18.0.3"]},"#,
-                r#"{"vni":200,"learning":false,"ageing":0,"maxaddress":0,"check_source":false,"learned":0,"followed":false,"ports":[],"flood":[]},"#,
-                r#"{"vni":300,"learning":true,"ageing":0,"maxaddress":0,"check_source":false,"learned":0,"followed":true,"ports":["t3w1"],"flood":["198.18.0.4"]}"#,
+                r#"{"vni":100,"group":"239.1.1.1","learning":true,"ageing":300,"maxaddress":1024,"check_source":true,"learned":2,"followed":false,"ports":["t1w1","t1w2"],"flood":["198.18.0.2","198.18.0.3"]},"#,
+                r#"{"vni":200,"group":null,"learning":false,"ageing":0,"maxaddress":0,"check_source":false,"learned":0,"followed":false,"ports":[],"flood":[]},"#,
+                r#"{"vni":300,"group":"ff05::100","learning":true,"ageing":0,"maxaddress":0,"check_source":false,"learned":0,"followed":true,"ports":["t3w1"],"flood":["198.18.0.4"]}"#,
                 "]\n"
             )
         );

@@ -4,6 +4,7 @@
 //! leave them. One source of truth for what is refused, and in what words.
 
 use super::*;
+use crate::model::config::Locals;
 
 /// What a VNI's checks need of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,40 @@ pub trait TableView {
     /// How many access ports `vni` has.
     fn port_count(&self, vni: u32) -> usize;
     fn uplink(&self) -> Result<u32>;
+    /// This VTEP's underlay addresses.
+    fn locals(&self) -> Result<Locals>;
+}
+
+/// A remote VTEP (`fdb ... dst`, a flood-list member) can be sent to: it
+/// is not this VTEP, and the underlay has a local address of its family.
+pub fn remote(t: &impl TableView, dst: IpAddr) -> Result<()> {
+    let locals = t.locals()?;
+    if locals.contains(dst) {
+        return Err(GatewayError::Invalid(format!(
+            "{dst} is this VTEP's own address"
+        )));
+    }
+    match locals.unreachable(dst) {
+        Some(why) => Err(GatewayError::Invalid(why)),
+        None => Ok(()),
+    }
+}
+
+/// A VNI's group (`vni add|set VNI group ADDR`): a multicast address of a
+/// family the underlay has a local address of.
+pub fn vni_group(t: &impl TableView, group: Option<IpAddr>) -> Result<()> {
+    let Some(g) = group else {
+        return Ok(());
+    };
+    if !g.is_multicast() {
+        return Err(GatewayError::Invalid(format!(
+            "{g} is not a multicast address"
+        )));
+    }
+    match t.locals()?.unreachable(g) {
+        Some(why) => Err(GatewayError::Invalid(why)),
+        None => Ok(()),
+    }
 }
 
 /// `vni` exists and is vtep's to change (not followed).
@@ -187,6 +222,10 @@ impl TableView for Gateway {
     fn uplink(&self) -> Result<u32> {
         Ok(self.underlay()?.uplink_ifindex)
     }
+
+    fn locals(&self) -> Result<Locals> {
+        Ok(Locals::of(&self.underlay()?))
+    }
 }
 
 #[cfg(test)]
@@ -231,6 +270,9 @@ mod tests {
         }
         fn uplink(&self) -> Result<u32> {
             Ok(1)
+        }
+        fn locals(&self) -> Result<Locals> {
+            Ok(Locals::one(IpAddr::from([198, 18, 0, 1])))
         }
     }
 
@@ -289,6 +331,32 @@ mod tests {
                 .collect(),
         );
         assert!(said(flood_add(&t, 100, dst)).contains("is full"));
+    }
+
+    #[test]
+    fn remotes_and_groups_need_a_local_address_of_their_family() {
+        let t = tables();
+        let v4 = IpAddr::from([198, 18, 0, 2]);
+        let v6: IpAddr = "2001:db8::2".parse().unwrap();
+        assert!(remote(&t, v4).is_ok());
+        assert_eq!(
+            said(remote(&t, IpAddr::from([198, 18, 0, 1]))),
+            "198.18.0.1 is this VTEP's own address"
+        );
+        assert_eq!(
+            said(remote(&t, v6)),
+            "2001:db8::2 is IPv6 but underlay.local has no IPv6 address"
+        );
+        assert!(vni_group(&t, None).is_ok());
+        assert!(vni_group(&t, Some(IpAddr::from([239, 1, 1, 1]))).is_ok());
+        assert_eq!(
+            said(vni_group(&t, Some(v4))),
+            "198.18.0.2 is not a multicast address"
+        );
+        assert_eq!(
+            said(vni_group(&t, Some("ff05::100".parse().unwrap()))),
+            "ff05::100 is IPv6 but underlay.local has no IPv6 address"
+        );
     }
 
     #[test]

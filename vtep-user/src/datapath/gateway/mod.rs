@@ -1,6 +1,6 @@
 //! A running gateway: its pinned maps, and every change the daemon and the
 //! CLI make to them, one module per table family (`vni`, `ports`,
-//! `flood`, `fdb`, `neigh`, `stats`, and the AF_XDP engine's
+//! `flood`, `group`, `fdb`, `neigh`, `stats`, and the AF_XDP engine's
 //! `view` of them); this module opens them and holds the underlay.
 //!
 //! Everything vtep knows lives in BPF maps pinned under the pin path
@@ -35,6 +35,7 @@ use crate::{
 pub mod check;
 mod fdb;
 mod flood;
+mod group;
 mod monitor;
 mod neigh;
 mod ports;
@@ -84,6 +85,13 @@ pub enum GatewayError {
     FollowedVni(u32),
     #[error("{0}")]
     Invalid(String),
+    #[error("{} multicast group {group} on the uplink: {source}", if *join { "joining" } else { "leaving" })]
+    Membership {
+        group: IpAddr,
+        join: bool,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,
@@ -133,6 +141,9 @@ pub struct Gateway {
     port_tx: DevMapHash<MapData>,
     underlay: Array<MapData, Underlay>,
     neigh: HashMap<MapData, VtepAddr, NeighEntry>,
+    /// `VNI_GROUP`; `None` on a gateway pinned before it existed (an older
+    /// layout, until the daemon converts it).
+    vni_group: Option<HashMap<MapData, u32, VtepAddr>>,
     reasons: PerCpuArray<MapData, u64>,
     generation: Array<MapData, u64>,
     walk: fdb::FdbWalk,
@@ -165,6 +176,11 @@ impl Gateway {
             port_tx: typed!(pins, names::PORT_TX),
             underlay: typed!(pins, names::UNDERLAY),
             neigh: typed!(pins, names::NEIGH),
+            vni_group: if pins.map(names::VNI_GROUP).exists() {
+                Some(typed!(pins, names::VNI_GROUP))
+            } else {
+                None
+            },
             reasons: typed!(pins, names::REASONS),
             generation: typed!(pins, names::GENERATION),
             walk: fdb::FdbWalk::default(),

@@ -25,10 +25,13 @@ impl Gateway {
             .is_ok_and(|i| i.flags & VNI_F_FOLLOWED != 0)
     }
 
-    /// Creates a VNI, or with `replace` updates its settings (ports and
-    /// flood list are set separately).
+    /// Creates a VNI, or with `replace` updates its settings and its group
+    /// (ports and flood list are set separately). The group is checked
+    /// before anything is written, and joined before the VNI is created: a
+    /// refused or failed one changes nothing.
     pub fn vni_set(&mut self, v: &VniConfig, replace: bool) -> Result<()> {
         check::vni_set(self, v.id, replace)?;
+        check::vni_group(self, v.group)?;
         let mut flags = 0;
         if v.learning {
             flags |= VNI_F_LEARNING;
@@ -42,7 +45,19 @@ impl Gateway {
             ageing_secs: v.ageing,
             _pad: 0,
         };
-        self.vni_put(v.id, info)
+        let existed = self.vni_exists(v.id);
+        if let Some(g) = v.group {
+            // Joined first: the VNI does not take group frames it cannot get.
+            self.group_join(g)?;
+        }
+        self.vni_put(v.id, info)?;
+        if let Err(e) = self.vni_group_set(v.id, v.group) {
+            if !existed {
+                let _ = self.vni_remove(v.id);
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Creates or updates a followed VNI (`VNI_F_FOLLOWED`: the
@@ -103,6 +118,8 @@ impl Gateway {
             let ifname = iface::ifname(ifindex).unwrap_or_else(|| format!("if{ifindex}"));
             self.port_del_index(ifindex, &ifname)?;
         }
+        // While the VNI still says whether it is followed.
+        self.vni_group_forget(vni);
         self.vnis.remove(&vni).map_err(map_err(names::VNIS))?;
         let keys: Vec<FdbKey> = self
             .fdb

@@ -223,6 +223,17 @@ pub struct Locals {
 }
 
 impl Locals {
+    /// The addresses of the datapath's underlay entry.
+    pub fn of(u: &vtep_common::Underlay) -> Self {
+        let mut l = Locals::default();
+        for a in [&u.local, &u.local6] {
+            if let Some(ip) = crate::model::addr::from_vtep(a) {
+                l.set(ip);
+            }
+        }
+        l
+    }
+
     /// The one address `ip`.
     pub fn one(ip: IpAddr) -> Self {
         let mut l = Locals::default();

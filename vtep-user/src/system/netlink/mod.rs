@@ -14,8 +14,11 @@
 //! - a managed neighbour (`NTF_EXT_MANAGED`) for each remote VTEP's next hop,
 //!   so the kernel keeps it resolved and `bpf_fib_lookup` finds it;
 //! - the route and the neighbour towards a remote VTEP;
+//! - a VNI's multicast group joined on the uplink as an `IFA_F_MCAUTOJOIN`
+//!   address (`addr`), which outlives the daemon;
 //! - dumps of the links and of the bridge FDB, for the follower.
 
+mod addr;
 mod fdb;
 mod link;
 mod neigh;
@@ -36,6 +39,7 @@ use netlink_packet_core::{
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
+pub use addr::group_address;
 pub use fdb::{FdbRecord, parse_fdb};
 pub use link::{
     Link, VethPeer, Vxlan, carrier, mac_mtu, nsid, parse_link, veth_peer, veth_peer_of,

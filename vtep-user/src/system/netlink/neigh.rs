@@ -10,7 +10,8 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     neighbour::{
-        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
+        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourFlags, NeighbourMessage,
+        NeighbourState,
     },
 };
 
@@ -63,6 +64,27 @@ impl Rtnl {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map(|_| ()),
         }
+    }
+
+    /// Asks the kernel to resolve neighbour `ip` on `ifindex` now
+    /// (`NTF_USE`: the entry is used, as a packet to it would use it),
+    /// creating the entry if there is none: an existing entry that failed
+    /// is probed again, which a managed entry's creation does not do.
+    pub fn neigh_probe(&mut self, ip: IpAddr, ifindex: u32) -> io::Result<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = family(ip);
+        msg.header.ifindex = ifindex;
+        msg.header.flags = NeighbourFlags::Use;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(match ip {
+                IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+                IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+            }));
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_ACK,
+        )
+        .map(drop)
     }
 
     /// The link-layer address of neighbour `ip` on `ifindex`, when the

@@ -343,3 +343,40 @@ fn an_errno_without_an_absolute_value_is_invalid_data() {
         Some(libc::EPERM)
     );
 }
+
+/// A VNI's group joined on the uplink: the message of `ip address add
+/// 239.1.1.1/32 dev UPLINK autojoin` (and its IPv6 `/128` twin), byte for
+/// byte: ifaddrmsg (family, prefix length, no header flags, universe scope,
+/// ifindex), IFA_LOCAL and IFA_ADDRESS the group, IFA_FLAGS
+/// IFA_F_MCAUTOJOIN (0x400, past the header's eight bits).
+#[test]
+fn group_membership_is_an_autojoin_address() {
+    use netlink_packet_core::Emitable as _;
+
+    fn payload(group: &str, ifindex: u32) -> String {
+        let msg = group_address(group.parse().unwrap(), ifindex);
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut buf);
+        buf.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    assert_eq!(
+        payload("239.1.1.1", 7),
+        concat!(
+            "02200000", "07000000", "08000200", "ef010101", "08000100", "ef010101", "08000800",
+            "00040000",
+        )
+    );
+    assert_eq!(
+        payload("ff05::100", 0x0102),
+        concat!(
+            "0a800000",
+            "02010000",
+            "14000200",
+            "ff050000000000000000000000000100",
+            "14000100",
+            "ff050000000000000000000000000100",
+            "08000800",
+            "00040000",
+        )
+    );
+}
