@@ -289,6 +289,7 @@ impl Lab {
             netns,
             underlay_ip,
             pin_path,
+            cli: None,
         }
     }
 

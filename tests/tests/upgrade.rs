@@ -8,6 +8,9 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+/// The layout this build pins (`vtep_common::layout::VERSION`).
+const LAYOUT: u64 = 3;
+
 use vtep_tests::lab::{
     Daemon, FdbEntry, Host, Lab, Proc, VniConfig, VtepConfig, Workload, mac, run_ok, tenant_net,
     upgrade, wait_until,
@@ -56,7 +59,11 @@ fn setup(lab: &Lab, bin: Option<&Path>) -> Upgrade {
         config: c1,
         w1,
         w2,
-        h1,
+        // The previous release's daemon answers its own CLI.
+        h1: match bin {
+            Some(bin) => h1.with_cli(bin),
+            None => h1,
+        },
         _h2: d2,
     }
 }
@@ -222,7 +229,7 @@ fn upgrade_from_the_previous_release_under_traffic_keeps_fdb_and_counters() {
     let base = upgrade::base_vtep().unwrap_or_else(|e| panic!("{e}"));
     let lab = Lab::new("upgrade");
     let mut up = setup(&lab, Some(&base));
-    let h1 = up.h1.clone();
+    let mut h1 = up.h1.clone();
     assert_eq!(pinned_layout(&h1), None, "v0.1.0 pins no layout version");
     load_static(&lab, &h1, &base, STATIC_ENTRIES);
     let stale = mac(1, 1, 0x77);
@@ -238,6 +245,8 @@ fn upgrade_from_the_previous_release_under_traffic_keeps_fdb_and_counters() {
         before.len()
     );
     up.daemon.stop();
+    h1.cli = None;
+    up.h1 = h1.clone();
     up.daemon = start_migrating(&lab, &h1, &up.config);
     sleep(Duration::from_secs(1));
     assert_under_one_percent_lost(&lab, pinger, "the upgrade from v0.1.0");
@@ -245,18 +254,18 @@ fn upgrade_from_the_previous_release_under_traffic_keeps_fdb_and_counters() {
     let log = up.daemon.log();
     show_migration(&log);
     assert!(
-        log.contains("layout 1, this vtep's is 2: migrating")
-            && log.contains("migrated to layout 2"),
+        log.contains(&format!("layout 1, this vtep's is {LAYOUT}: migrating"))
+            && log.contains(&format!("migrated to layout {LAYOUT}")),
         "no migration in the log:\n{log}"
     );
-    assert_eq!(pinned_layout(&h1), Some(2));
+    assert_eq!(pinned_layout(&h1), Some(LAYOUT));
     assert!(
         !h1.pin_path.join("maps-new").exists(),
         "maps-new left behind"
     );
     let after = lab.fdb(&h1, Some(VNI));
     assert_every_entry_kept(&before, &after, &stale);
-    // Layout 1 to 2 changes no counter map: the counts go on.
+    // No layout since 1 changes a counter map: the counts go on.
     let now = lab.stats(&h1).vni(VNI);
     assert!(
         now.tx_packets >= counted.tx_packets && now.rx_packets >= counted.rx_packets,
@@ -310,7 +319,7 @@ fn a_bigger_fdb_on_restart_keeps_every_entry_under_traffic() {
     assert!(log.contains(moved), "no `{moved}` in the log:\n{log}");
     let after = lab.fdb(&h1, Some(VNI));
     assert_every_entry_kept(&before, &after, &stale);
-    assert_eq!(pinned_layout(&h1), Some(2));
+    assert_eq!(pinned_layout(&h1), Some(LAYOUT));
 }
 
 #[test]

@@ -115,12 +115,6 @@ impl Answer {
             Answer::V6 { quote } => V6_HDR + quote as usize,
         }
     }
-
-    /// Whether there is nothing to send.
-    #[inline(always)]
-    pub const fn is_none(self) -> bool {
-        matches!(self, Answer::None)
-    }
 }
 
 /// ICMP types that are errors (`icmp_is_err`): never answered with one.
@@ -187,7 +181,8 @@ fn answer_v4<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
 
 #[inline(always)]
 fn answer_v6<F: Frame + ?Sized>(frame: &F, mtu: u32, ip_len: usize) -> Answer {
-    if mtu < ICMP_V6_MAX as u32 {
+    // The whole header is quoted and its addresses swapped.
+    if mtu < ICMP_V6_MAX as u32 || ip_len < IPV6_LEN {
         return Answer::None;
     }
     // Version, next header; the source address.

@@ -28,9 +28,13 @@ use crate::{
     fdb::{Forward, Inserted, Learn, Place, forward, granted, learn_step, refresh_due},
     frame::Frame,
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth,
-        csum_partial, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
-        parse_vxlan, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN,
+        IPV6_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4_header, flow_hash,
+        flow_keys, is_multicast, is_valid_source, parse_vxlan, source_port, udp_checksum_v4,
+    },
+    icmp::{
+        Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
+        finish_v6, write_v4, write_v6,
     },
     reason::REASON_COUNT,
 };
@@ -107,6 +111,14 @@ pub enum Output {
     },
     /// This header in front of the whole input (encapsulated).
     Encap([u8; ENCAP_V4_LEN]),
+    /// A path-MTU error (`pmtu.rs`): the first `hdr_len` bytes of `hdr`
+    /// (Ethernet, IP, ICMP) in front of `quote` bytes of the input's IP
+    /// packet.
+    Pmtu {
+        hdr: [u8; V6_HDR],
+        hdr_len: usize,
+        quote: usize,
+    },
 }
 
 impl Output {
@@ -117,6 +129,11 @@ impl Output {
             Output::Unchanged => (&[], input),
             Output::Inner { offset, len, .. } => (&[], &input[*offset..*offset + *len]),
             Output::Encap(h) => (h, input),
+            Output::Pmtu {
+                hdr,
+                hdr_len,
+                quote,
+            } => (&hdr[..*hdr_len], &input[ETH_LEN..ETH_LEN + *quote]),
         }
     }
 
@@ -360,7 +377,7 @@ fn access<T: Tables>(
             Ok(Forward::Port(port)) => to_port(t, d, vni, port, Dir::Local, len),
             Ok(Forward::Vtep(remote)) => {
                 let ul = t.underlay().ok_or(Reason::KernelFallback)?;
-                encap(t, frame, d, &ul, vni, &remote)
+                encap(t, frame, d, &ul, vni, &remote, ifindex)
             }
             Ok(Forward::Flood) | Err(_) => Err(Reason::KernelFallback),
         };
@@ -375,7 +392,7 @@ fn access<T: Tables>(
         Forward::Port(port) => to_port(t, d, vni, port, Dir::Local, len),
         Forward::Vtep(remote) => {
             let ul = t.underlay().ok_or(Reason::NoUnderlay)?;
-            encap(t, frame, d, &ul, vni, &remote)
+            encap(t, frame, d, &ul, vni, &remote, ifindex)
         }
     }
 }
@@ -475,7 +492,7 @@ fn outer_header(e: &EncapV4, sum: Option<u32>) -> [u8; ENCAP_V4_LEN] {
     h
 }
 
-/// `encap.rs`: `encap`.
+/// `encap.rs`: `encap`, of a frame from access port `port`.
 fn encap<T: Tables>(
     t: &T,
     frame: &[u8],
@@ -483,6 +500,7 @@ fn encap<T: Tables>(
     ul: &Underlay,
     vni: u32,
     remote: &VtepAddr,
+    port: u32,
 ) -> Result<u32, Reason> {
     let remote = remote.as_v4().ok_or(Reason::NoRoute)?;
     let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
@@ -490,7 +508,12 @@ fn encap<T: Tables>(
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = frame.len() as u16;
     let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
-    let hop = next_hop(t, ul, remote, ip_len)?;
+    let hop = match next_hop(t, ul, remote, ip_len) {
+        Err(Reason::MtuExceeded) => {
+            return too_big(t, frame, d, ul, ENCAP_V4_MTU_OVERHEAD, vni, port);
+        }
+        hop => hop?,
+    };
     let resolved = hop.unwrap_or(NeighEntry {
         dmac: [0; 6],
         smac: [0; 6],
@@ -511,6 +534,59 @@ fn encap<T: Tables>(
         return Ok(XDP_REDIRECT);
     }
     d.meta = meta(META_NEIGH, vni, 0);
+    Err(Reason::SkbDelivery)
+}
+
+/// `pmtu.rs`: `too_big`, the path-MTU error for a frame too large for the
+/// underlay (whose encapsulation adds `overhead` bytes to an inner IP
+/// packet), back out of access port `port` (redirected, or the skb path
+/// for a port not in `PORT_TX`).
+fn too_big<T: Tables>(
+    t: &T,
+    frame: &[u8],
+    d: &mut Decision,
+    ul: &Underlay,
+    overhead: usize,
+    vni: u32,
+    port: u32,
+) -> Result<u32, Reason> {
+    let mtu = u32::from(ul.mtu).saturating_sub(overhead as u32);
+    let a = answer(frame, mtu);
+    let mut hdr = [0; V6_HDR];
+    let (hdr_len, quote) = match a {
+        Answer::None => return Err(Reason::MtuExceeded),
+        Answer::V4 { quote } => {
+            let mut region = [0; V4_REGION];
+            region[V4_GROW..].copy_from_slice(&frame[..ETH_LEN + IPV4_LEN]);
+            write_v4(&mut region, mtu, quote);
+            let mut h = [0; V4_HDR];
+            h.copy_from_slice(&region[..V4_HDR]);
+            let quote = usize::from(quote);
+            finish_v4(&mut h, csum_partial(&frame[ETH_LEN..ETH_LEN + quote], 0));
+            hdr[..V4_HDR].copy_from_slice(&h);
+            (V4_HDR, quote)
+        }
+        Answer::V6 { quote } => {
+            let mut region = [0; V6_REGION];
+            region[V6_GROW..].copy_from_slice(&frame[..ETH_LEN + IPV6_LEN]);
+            write_v6(&mut region, mtu, quote);
+            hdr.copy_from_slice(&region[..V6_HDR]);
+            let quote = usize::from(quote);
+            finish_v6(&mut hdr, csum_partial(&frame[ETH_LEN..ETH_LEN + quote], 0));
+            (V6_HDR, quote)
+        }
+    };
+    d.output = Output::Pmtu {
+        hdr,
+        hdr_len,
+        quote,
+    };
+    d.effects.count(Reason::MtuExceeded);
+    d.effects.count(Reason::PmtuSent);
+    if t.port_tx(port) {
+        return Ok(XDP_REDIRECT);
+    }
+    d.meta = meta(META_DELIVER, vni, port);
     Err(Reason::SkbDelivery)
 }
 
@@ -784,6 +860,47 @@ mod tests {
 
     const WORKLOAD: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
     const FAR: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
+
+    /// A DF IPv4 frame of `ip_len` IP bytes from WORKLOAD to FAR.
+    fn big_tenant(ip_len: usize) -> Vec<u8> {
+        let mut f = tenant(FAR, WORKLOAD);
+        f[16..18].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        f[20] = 0x40; // DF
+        f.resize(ETH_LEN + ip_len, 0x5a);
+        f
+    }
+
+    #[test]
+    fn an_oversize_frame_gets_its_path_mtu_error() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, FAR),
+            FdbEntry::remote(VtepAddr::v4(REMOTE), FDB_F_STATIC, 0),
+        );
+        // 1450 IP bytes fit a 1500-byte underlay; 1451 do not.
+        let fits = decide(
+            &mut t,
+            Program::AccessXdp { ifindex: PORT },
+            &big_tenant(1450),
+        );
+        assert!(matches!(fits.output, Output::Encap(_)), "{:?}", fits.output);
+        let frame = big_tenant(1451);
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT, "back out of its port");
+        let (head, body) = d.output.parts(&frame);
+        let mut want = frame.clone();
+        let n = crate::icmp::build(&mut want, frame.len(), 1450).expect("an error");
+        want.truncate(n);
+        assert_eq!([head, body].concat(), want);
+        assert_eq!(d.effects.reasons[Reason::MtuExceeded as usize], 1);
+        assert_eq!(d.effects.reasons[Reason::PmtuSent as usize], 1);
+        assert_eq!(d.effects.vni.map(|(_, c)| c.tx_packets), None, "not sent");
+        // Without DF: dropped.
+        let mut no_df = frame.clone();
+        no_df[20] = 0;
+        let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &no_df);
+        assert_eq!((d.verdict, d.output), (XDP_DROP, Output::Unchanged));
+    }
 
     #[test]
     fn encap_learns_and_builds_the_outer_header() {

@@ -3226,6 +3226,23 @@ fn big_ipv6(total: usize) -> Vec<u8> {
     p
 }
 
+/// [`big_ipv6`] with the extension header `ext` (next header UDP) after
+/// the IPv6 header, announced as `kind`.
+fn big_ipv6_ext(total: usize, kind: u8, ext: [u8; 8]) -> Vec<u8> {
+    let mut p = big_ipv6(total);
+    p[6] = kind;
+    p[40..48].copy_from_slice(&ext);
+    p
+}
+
+/// IPv6 extension headers, next header UDP: hop-by-hop (PadN options), a
+/// fragment header at offset 0 with M set, one at offset 8.
+const IPV6_HOP_BY_HOP: u8 = 0;
+const IPV6_FRAGMENT: u8 = 44;
+const HOP_BY_HOP_PADN: [u8; 8] = [IPPROTO_UDP, 0, 1, 4, 0, 0, 0, 0];
+const FIRST_FRAGMENT: [u8; 8] = [IPPROTO_UDP, 0, 0, 1, 0, 0, 0, 7];
+const LATER_FRAGMENT: [u8; 8] = [IPPROTO_UDP, 0, 0, 8, 0, 0, 0, 7];
+
 /// The ICMP "fragmentation needed" the kernel's vxlan driver sends back
 /// for `ip` (from TENANT_A): from TENANT_B, TTL 255, ID 0, DF, MTU 1450,
 /// quoting 548 bytes; built here byte by byte.
@@ -3333,6 +3350,52 @@ fn pmtu_cases() -> Vec<Case> {
             "IPv6 over the MTU: packet too big",
             ether(REMOTE_MAC, WORKLOAD_MAC, ETH_P_IPV6, &big_ipv6(over)),
             packet_too_big(&big_ipv6(over)),
+        ),
+        answered(
+            "IPv6 with a hop-by-hop header over the MTU: packet too big",
+            ether(
+                REMOTE_MAC,
+                WORKLOAD_MAC,
+                ETH_P_IPV6,
+                &big_ipv6_ext(over, IPV6_HOP_BY_HOP, HOP_BY_HOP_PADN),
+            ),
+            packet_too_big(&big_ipv6_ext(over, IPV6_HOP_BY_HOP, HOP_BY_HOP_PADN)),
+        ),
+        answered(
+            "IPv6 first fragment over the MTU: packet too big",
+            ether(
+                REMOTE_MAC,
+                WORKLOAD_MAC,
+                ETH_P_IPV6,
+                &big_ipv6_ext(over, IPV6_FRAGMENT, FIRST_FRAGMENT),
+            ),
+            packet_too_big(&big_ipv6_ext(over, IPV6_FRAGMENT, FIRST_FRAGMENT)),
+        ),
+        dropped_after_learning(
+            "IPv6 later fragment over the MTU: dropped",
+            ether(
+                REMOTE_MAC,
+                WORKLOAD_MAC,
+                ETH_P_IPV6,
+                &big_ipv6_ext(over, IPV6_FRAGMENT, LATER_FRAGMENT),
+            ),
+            Reason::MtuExceeded,
+        ),
+        dropped_after_learning(
+            "IPv4 ICMP error over the MTU: dropped",
+            ether(
+                REMOTE_MAC,
+                WORKLOAD_MAC,
+                ETH_P_IP,
+                &edited(big_ipv4(over, IPV4_DF), |p| {
+                    p[9] = IPPROTO_ICMP;
+                    p[20] = 3; // destination unreachable
+                    p[10..12].copy_from_slice(&[0, 0]);
+                    let c = ipv4_checksum(&p[..IPV4_LEN]);
+                    p[10..12].copy_from_slice(&c);
+                }),
+            ),
+            Reason::MtuExceeded,
         ),
         dropped_after_learning(
             "IPv6 over an inner MTU under 1280: dropped",

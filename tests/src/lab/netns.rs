@@ -109,6 +109,10 @@ pub struct Host {
     pub underlay_ip: String,
     /// The bpffs this host's vtep pins into (mounted by [`Lab::start_vtep`]).
     pub pin_path: PathBuf,
+    /// The vtep binary whose CLI the lab runs for this host; `None`: the
+    /// build under test (`VTEP_BIN`). An upgrade test asks the previous
+    /// release's daemon through the previous release's CLI.
+    pub cli: Option<PathBuf>,
 }
 
 impl Deref for Host {
@@ -119,6 +123,14 @@ impl Deref for Host {
 }
 
 impl Host {
+    /// This host, its CLI run from `bin`.
+    pub fn with_cli(&self, bin: &std::path::Path) -> Host {
+        Host {
+            cli: Some(bin.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// The kernel's VXLAN for `vni`: `vxlan<vni>` (local = this host's
     /// underlay address, port 4789, no learning, MTU 1450) in bridge
     /// `br<vni>`, the device up, the bridge not yet.

@@ -51,7 +51,11 @@ fn cli_line(bin: &std::path::Path, host: &Host, args: &str) -> String {
 
 /// Runs the CLI without panicking (for diagnostics and cleanup).
 fn try_cli(host: &Host, args: &str) -> Result<Run, String> {
-    try_run(&cli_line(&try_vtep_bin()?, host, args), CLI_TIMEOUT)
+    let bin = match &host.cli {
+        Some(bin) => bin.clone(),
+        None => try_vtep_bin()?,
+    };
+    try_run(&cli_line(&bin, host, args), CLI_TIMEOUT)
 }
 
 /// `vtep down` for `host`; reports failures on stderr, never panics (runs from Drop).
@@ -320,7 +324,13 @@ impl Lab {
             pid: daemon.pid(),
             log: daemon.proc.log_path().to_owned(),
         });
-        self.wait_ready(host, &mut daemon, &Readiness::of(&config_text));
+        // Ready when its own CLI says so (a previous release's pins are not
+        // this build's to read).
+        self.wait_ready(
+            &host.with_cli(bin),
+            &mut daemon,
+            &Readiness::of(&config_text),
+        );
         daemon
     }
 

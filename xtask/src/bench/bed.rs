@@ -187,6 +187,7 @@ fn vtep_gateway(lab: &Lab, g: &Netns, contender: Contender) -> Daemon {
         netns: g.clone(),
         underlay_ip: LOCAL_VTEP.to_owned(),
         pin_path: Path::new(lab::PIN_ROOT).join(&g.name),
+        cli: None,
     };
     // The AF_XDP engine's worker gets the last CPU: the generator starts on
     // CPU 0 (and veth runs the receiving side on the sender's CPU).

@@ -37,7 +37,7 @@ use vtep_common::{
     VNI_F_CHECK_SOURCE, VtepAddr, ecn,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
+        Decap, ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
         ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN, IPV6_LEN, Outer, UDP_LEN,
         Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6,
         encap_v6_header, flow_hash, flow_keys, is_valid_source, parse_vxlan, udp_checksum_v4,
@@ -48,7 +48,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
 use super::{
     pmtu,
-    view::{HashMap, View},
+    view::{HashMap, Snapshot, View},
 };
 use crate::system::clock;
 
@@ -358,56 +358,16 @@ impl Worker {
         Fate::Free
     }
 
-    /// Decap: the uplink classifier of both families (`parse_vxlan`), then
-    /// as `decap.rs`: the VNI, its group, the source check, learning behind
-    /// the outer source, RFC 6040 on the inner packet, delivery or flood.
+    /// Decap, as `decap.rs`: the uplink's checks ([`admit`]), learning
+    /// behind the outer source, delivery to a port or a flood to the VNI's
+    /// ports (never back to the underlay).
     fn decap(&mut self, desc: &mut FrameDesc) -> Fate {
-        let ul = self.view.t.underlay;
         // SAFETY: a frame we own, just received.
         let mut m = unsafe { self.umem.data_mut(desc) };
-        // The steering program sends only what the classifier calls VXLAN
-        // for us; anything else comes of a change since, and is lost (the
-        // engine cannot hand a frame back to the host).
-        let d = match parse_vxlan(m.contents(), &ul) {
-            Uplink::Vxlan(d) => d,
-            Uplink::Pass => return self.drop(Reason::StaleSteering),
-            Uplink::Drop(r) => return self.drop(r),
-        };
-        // Group-addressed VXLAN only for the group of its own VNI.
-        if let Some(group) = d.group
-            && self.view.group_of(d.vni) != Some(group)
-        {
-            return self.drop(Reason::UnknownGroup);
-        }
-        let Some(info) = self.view.t.vnis.get(&d.vni).copied() else {
-            return self.drop(Reason::UnknownVni);
-        };
-        if info.flags & VNI_F_CHECK_SOURCE != 0
-            && !self
-                .view
-                .t
-                .flood
-                .get(&d.vni)
-                .is_some_and(|l| l.contains(&d.remote))
-        {
-            return self.drop(Reason::UnknownSourceVtep);
-        }
-        let inner = &m.contents()[d.inner_offset..d.inner_offset + d.inner_len];
-        let dst: [u8; 6] = inner[0..6].try_into().unwrap_or_default();
-        let src: [u8; 6] = inner[6..12].try_into().unwrap_or_default();
-        if !is_valid_source(&src) {
-            return self.drop(Reason::BadSourceMac);
-        }
-        // RFC 6040, judged before learning as `decap.rs` does: an outer CE
-        // over a Not-ECT inner packet is dropped (`ecn-error`).
-        let mark = match ecn::decap_mark(m.contents(), d.inner_offset, d.inner_len, d.outer_ecn) {
-            Ok(mark) => mark,
+        let (d, dst, src) = match admit(&self.view.t, m.contents_mut()) {
+            Ok(a) => a,
             Err(r) => return self.drop(r),
         };
-        if let Some(mark) = mark {
-            // `decap_mark` found the inner IP header inside the frame.
-            ecn::apply_mark(m.contents_mut(), &mark);
-        }
         let from = Place::Vtep(d.remote);
         self.view.learn(d.vni, src, from, self.now_ns);
         let c = self.view.vni_counters(d.vni);
@@ -642,6 +602,49 @@ impl Worker {
             },
         }
     }
+}
+
+/// The uplink's checks of a received frame, in `decap.rs`'s order, on the
+/// engine's tables: the classifier (`parse_vxlan`), group-addressed VXLAN
+/// only for the group of its own VNI (`unknown-group`), the VNI, the
+/// source check, the inner source MAC, and RFC 6040 (`ecn-error`; an
+/// outer CE over an ECN-capable inner packet is marked in `frame`, inner
+/// IPv4 checksum updated). Returns what was found and the inner
+/// destination and source MACs; the frame is to be learned from and
+/// delivered.
+///
+/// A frame the classifier passes is `stale-steering`: the steering program
+/// sends only VXLAN for us, so it comes of a change since (the engine
+/// cannot hand a frame back to the host).
+pub fn admit(t: &Snapshot, frame: &mut [u8]) -> Result<(Decap, [u8; 6], [u8; 6]), Reason> {
+    let d = match parse_vxlan(&*frame, &t.underlay) {
+        Uplink::Vxlan(d) => d,
+        Uplink::Pass => return Err(Reason::StaleSteering),
+        Uplink::Drop(r) => return Err(r),
+    };
+    if let Some(group) = d.group
+        && t.groups.get(&d.vni) != Some(&group)
+    {
+        return Err(Reason::UnknownGroup);
+    }
+    let info = t.vnis.get(&d.vni).ok_or(Reason::UnknownVni)?;
+    if info.flags & VNI_F_CHECK_SOURCE != 0
+        && !t.flood.get(&d.vni).is_some_and(|l| l.contains(&d.remote))
+    {
+        return Err(Reason::UnknownSourceVtep);
+    }
+    // The classifier checked that the inner frame has an Ethernet header.
+    let inner = &frame[d.inner_offset..d.inner_offset + d.inner_len];
+    let dst: [u8; 6] = inner[0..6].try_into().unwrap_or_default();
+    let src: [u8; 6] = inner[6..12].try_into().unwrap_or_default();
+    if !is_valid_source(&src) {
+        return Err(Reason::BadSourceMac);
+    }
+    if let Some(mark) = ecn::decap_mark(&*frame, d.inner_offset, d.inner_len, d.outer_ecn)? {
+        // `decap_mark` found the inner IP header inside the frame.
+        ecn::apply_mark(frame, &mark);
+    }
+    Ok((d, dst, src))
 }
 
 /// The next hop toward `remote`: for a group its MAC (01:00:5e:… /
@@ -891,6 +894,8 @@ mod tests {
         f[23] = IPPROTO_UDP;
         f[26..30].copy_from_slice(&[192, 0, 2, 1]);
         f[30..34].copy_from_slice(&[192, 0, 2, 2]);
+        let hdr: [u8; IPV4_LEN] = f[14..34].try_into().unwrap();
+        f[24..26].copy_from_slice(&ipv4_checksum(&hdr).to_be_bytes());
         for (i, b) in f[34..].iter_mut().enumerate() {
             *b = (i * 7 + 3) as u8;
         }
@@ -910,6 +915,144 @@ mod tests {
             sum = (sum & 0xffff) + (sum >> 16);
         }
         !(sum as u16)
+    }
+
+    const VNI: u32 = 100;
+    const GROUP6: [u8; 16] = [0xff, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+
+    /// The peer's underlay (REMOTE, REMOTE6): what frames to us are built
+    /// with.
+    fn peer() -> Underlay {
+        Underlay {
+            local: VtepAddr::v4(REMOTE),
+            local6: VtepAddr::v6(REMOTE6),
+            ..ul()
+        }
+    }
+
+    /// Tables with VNI 100 (learning), as the view holds them.
+    fn tables() -> Snapshot {
+        let mut t = Snapshot {
+            underlay: ul(),
+            ..Snapshot::default()
+        };
+        t.vnis.insert(
+            VNI,
+            vtep_common::VniInfo {
+                flags: vtep_common::VNI_F_LEARNING,
+                ..vtep_common::VniInfo::default()
+            },
+        );
+        t
+    }
+
+    /// A VXLAN frame from the peer to `to` (this VTEP or a group) around
+    /// `inner`, built by the engine's own encap.
+    fn from_peer(peer: &Underlay, to: VtepAddr, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let h = outer_header(peer, &to, &HOP, vni, inner).expect("encap");
+        let mut f = h.bytes().to_vec();
+        f.extend_from_slice(inner);
+        f
+    }
+
+    #[test]
+    fn admit_takes_either_family_and_learns_the_outer_source() {
+        let t = tables();
+        let inner = inner_v4(0, 98);
+        for (to, remote) in [
+            (VtepAddr::v4(LOCAL), VtepAddr::v4(REMOTE)),
+            (VtepAddr::v6(LOCAL6), VtepAddr::v6(REMOTE6)),
+        ] {
+            let mut f = from_peer(&peer(), to, VNI, &inner);
+            let (d, dst, src) = admit(&t, &mut f).expect("admitted");
+            assert_eq!((d.vni, d.remote, d.group), (VNI, remote, None));
+            assert_eq!(&f[d.inner_offset..d.inner_offset + d.inner_len], &inner[..]);
+            assert_eq!(
+                (dst, src),
+                ([0x02, 0xaa, 0, 0, 0, 1], [0x02, 0xbb, 0, 0, 0, 1])
+            );
+        }
+        let mut f = from_peer(&peer(), VtepAddr::v6(LOCAL6), 200, &inner);
+        assert_eq!(admit(&t, &mut f).err(), Some(Reason::UnknownVni));
+    }
+
+    #[test]
+    fn group_frames_only_for_their_vnis_group() {
+        let inner = inner_v4(0, 98);
+        let group = VtepAddr::v6(GROUP6);
+        let mut t = tables();
+        let mut f = from_peer(&peer(), group, VNI, &inner);
+        // No group for the VNI, another group, the group of another VNI.
+        assert_eq!(admit(&t, &mut f.clone()).err(), Some(Reason::UnknownGroup));
+        t.groups.insert(VNI, VtepAddr::v4([239, 1, 1, 1]));
+        assert_eq!(admit(&t, &mut f.clone()).err(), Some(Reason::UnknownGroup));
+        t.groups.insert(200, group);
+        assert_eq!(admit(&t, &mut f.clone()).err(), Some(Reason::UnknownGroup));
+        t.groups.insert(VNI, group);
+        let (d, _, _) = admit(&t, &mut f).expect("its VNI's group");
+        // Learned behind the unicast outer source, not the group.
+        assert_eq!((d.remote, d.group), (VtepAddr::v6(REMOTE6), Some(group)));
+    }
+
+    #[test]
+    fn check_source_compares_vteps_of_either_family() {
+        let mut t = tables();
+        if let Some(info) = t.vnis.get_mut(&VNI) {
+            info.flags |= VNI_F_CHECK_SOURCE;
+        }
+        t.flood.insert(VNI, vec![VtepAddr::v4(REMOTE)]);
+        let inner = inner_v4(0, 98);
+        let mut v4 = from_peer(&peer(), VtepAddr::v4(LOCAL), VNI, &inner);
+        let mut v6 = from_peer(&peer(), VtepAddr::v6(LOCAL6), VNI, &inner);
+        assert!(admit(&t, &mut v4.clone()).is_ok());
+        assert_eq!(
+            admit(&t, &mut v6.clone()).err(),
+            Some(Reason::UnknownSourceVtep)
+        );
+        t.flood.insert(VNI, vec![VtepAddr::v6(REMOTE6)]);
+        assert_eq!(admit(&t, &mut v4).err(), Some(Reason::UnknownSourceVtep));
+        assert!(admit(&t, &mut v6).is_ok());
+    }
+
+    /// RFC 6040 on decap over an IPv6 outer: the outer ECN is set by hand
+    /// (encap never sends CE), the inner IPv4 header's checksum checked.
+    #[test]
+    fn admit_applies_rfc6040() {
+        let t = tables();
+        let outer_ce = |inner_tos: u8| {
+            let mut f = from_peer(&peer(), VtepAddr::v6(LOCAL6), VNI, &inner_v4(inner_tos, 98));
+            // Traffic class ECN bits: the low two bits of byte 15's high
+            // nibble.
+            f[ETH_LEN + 1] |= ecn::CE << 4;
+            f
+        };
+        let mut f = outer_ce(ecn::NOT_ECT);
+        assert_eq!(admit(&t, &mut f).err(), Some(Reason::EcnError));
+        let mut f = outer_ce(0xb8 | ecn::ECT_0);
+        let (d, _, _) = admit(&t, &mut f).expect("admitted");
+        let ip = d.inner_offset + ETH_LEN;
+        assert_eq!(f[ip + 1], 0xb8 | ecn::CE);
+        let hdr: [u8; IPV4_LEN] = f[ip..ip + IPV4_LEN].try_into().unwrap();
+        assert_eq!(u16::from_be_bytes([hdr[10], hdr[11]]), ipv4_checksum(&hdr));
+        // Not-ECT outer over CE inner: unchanged.
+        let mut f = from_peer(&peer(), VtepAddr::v6(LOCAL6), VNI, &inner_v4(ecn::CE, 98));
+        let before = f.clone();
+        admit(&t, &mut f).expect("admitted");
+        assert_eq!(f, before);
+    }
+
+    #[test]
+    fn zero_udp6_checksums_only_where_allowed() {
+        let mut zero = peer();
+        zero.flags = UNDERLAY_F_UDP6_ZERO_CSUM_TX;
+        let f = from_peer(&zero, VtepAddr::v6(LOCAL6), VNI, &inner_v4(0, 98));
+        let mut t = tables();
+        assert_eq!(admit(&t, &mut f.clone()).err(), Some(Reason::Udp6ZeroCsum));
+        t.underlay.flags |= vtep_common::UNDERLAY_F_UDP6_ZERO_CSUM_RX;
+        assert!(admit(&t, &mut f.clone()).is_ok());
+        // This VTEP without an IPv6 address: not VXLAN for it.
+        t.underlay.local6 = VtepAddr::NONE;
+        assert_eq!(admit(&t, &mut f.clone()).err(), Some(Reason::StaleSteering));
     }
 
     #[test]
