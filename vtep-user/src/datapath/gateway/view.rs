@@ -48,17 +48,10 @@ impl Gateway {
         self.neigh.iter().filter_map(|r| r.ok()).collect()
     }
 
-    /// The multicast group of every VNI that has one (`VNI_GROUP`). Read
-    /// through the pin, so a gateway handle opened before the map existed
-    /// (a gateway of an older layout) sees none rather than failing.
+    /// The multicast group of every VNI that has one (`VNI_GROUP`), as
+    /// the datapath reads it (none on a gateway of a layout without the map).
     pub fn vni_groups(&self) -> Vec<(u32, VtepAddr)> {
-        let path = self.pins.map(names::VNI_GROUP);
-        let Ok(data) = MapData::from_pin(&path) else {
-            return Vec::new();
-        };
-        let Ok(map) =
-            Map::from_map_data(data).and_then(HashMap::<MapData, u32, VtepAddr>::try_from)
-        else {
+        let Some(map) = &self.vni_group else {
             return Vec::new();
         };
         map.iter().filter_map(|r| r.ok()).collect()
