@@ -7,7 +7,7 @@
 
 use crate::{
     frame::Frame,
-    header::{ETH_LEN, ETH_P_IP, ETH_P_IPV6},
+    header::{ETH_LEN, ETH_P_IP, ETH_P_IPV6, IPV4_LEN, IPV6_LEN, csum_fold},
     reason::Reason,
 };
 
@@ -99,6 +99,112 @@ pub fn inner_ip<F: Frame + ?Sized>(frame: &F, offset: usize) -> Option<InnerIp> 
             flowlabel: (u32::from(b[1] & 0x0f) << 16) | (u32::from(b[2]) << 8) | u32::from(b[3]),
         }),
         _ => None,
+    }
+}
+
+/// The inner packet's ECN field as decapsulation leaves it: where its IP
+/// header is and the codepoint to write there ([`decap_mark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcnMark {
+    /// Offset of the inner IP header in the frame.
+    pub offset: usize,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+    /// The new ECN codepoint.
+    pub ecn: u8,
+}
+
+/// Bytes of an inner IPv4 header [`set_ecn_v4`] rewrites: up to and
+/// including the header checksum.
+pub const ECN_V4_SPAN: usize = 12;
+/// Bytes of an inner IPv6 header [`set_ecn_v6`] rewrites: the version and
+/// traffic class.
+pub const ECN_V6_SPAN: usize = 2;
+
+/// RFC 6040 decapsulation of the inner frame at `inner` (`inner_len`
+/// bytes) of `frame`, whose outer header carried `outer_ecn`: what to
+/// rewrite, if anything, as the kernel's `vxlan_rcv` does.
+///
+/// The inner frame is IP by its EtherType (untagged: a tagged inner frame
+/// is left alone, as the kernel leaves it), and then its IP header must be
+/// whole inside the inner frame (20 / 40 bytes), else `truncated`, as the
+/// kernel's `pskb_inet_may_pull` drops it. The DS field is read where the
+/// EtherType says, whatever the version nibble (as `IP_ECN_decapsulate`).
+/// A non-IP inner frame (ARP) gets no ECN processing. `Err(EcnError)`: an
+/// outer CE over a Not-ECT inner packet.
+#[inline(always)]
+pub fn decap_mark<F: Frame + ?Sized>(
+    frame: &F,
+    inner: usize,
+    inner_len: usize,
+    outer_ecn: u8,
+) -> Result<Option<EcnMark>, Reason> {
+    let Some(et) = frame.read_at::<[u8; 2]>(inner + 12) else {
+        return Ok(None);
+    };
+    let (v6, need) = match u16::from_be_bytes(et) {
+        ETH_P_IP => (false, IPV4_LEN),
+        ETH_P_IPV6 => (true, IPV6_LEN),
+        _ => return Ok(None),
+    };
+    if inner_len < ETH_LEN + need {
+        return Err(Reason::Truncated);
+    }
+    let offset = inner + ETH_LEN;
+    let b = frame.read_at::<[u8; 2]>(offset).ok_or(Reason::Truncated)?;
+    let inner_ecn = if v6 { b[1] >> 4 } else { b[1] };
+    Ok(decap(outer_ecn, inner_ecn)?.map(|ecn| EcnMark { offset, v6, ecn }))
+}
+
+/// Sets the ECN field of an IPv4 header whose first 12 bytes are `hdr`,
+/// updating its header checksum incrementally (RFC 1624 eqn. 3,
+/// `HC' = ~(~HC + ~m + m')`, as the kernel's `IP_ECN_set_ce` does).
+#[inline(always)]
+pub fn set_ecn_v4(hdr: &mut [u8; ECN_V4_SPAN], ecn: u8) {
+    let old = u16::from_be_bytes([hdr[0], hdr[1]]);
+    hdr[1] = (hdr[1] & !ECN_MASK) | (ecn & ECN_MASK);
+    let new = u16::from_be_bytes([hdr[0], hdr[1]]);
+    let hc = u16::from_be_bytes([hdr[10], hdr[11]]);
+    let sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
+    let csum = !csum_fold(sum);
+    hdr[10..12].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// Sets the ECN field of an IPv6 header whose first 2 bytes are `hdr`
+/// (the traffic class straddles them; IPv6 has no header checksum).
+#[inline(always)]
+pub fn set_ecn_v6(hdr: &mut [u8; ECN_V6_SPAN], ecn: u8) {
+    hdr[1] = (hdr[1] & !(ECN_MASK << 4)) | ((ecn & ECN_MASK) << 4);
+}
+
+/// Applies `mark` to a frame in a byte slice (the AF_XDP engine, the
+/// reference model); false when the header is not all there. The XDP
+/// program applies it to packet memory with [`set_ecn_v4`] /
+/// [`set_ecn_v6`] on its own bounds-checked pointers.
+#[inline(always)]
+pub fn apply_mark(frame: &mut [u8], mark: &EcnMark) -> bool {
+    let at = mark.offset;
+    if mark.v6 {
+        match frame.get_mut(at..at + ECN_V6_SPAN) {
+            Some(b) => {
+                let mut h = [b[0], b[1]];
+                set_ecn_v6(&mut h, mark.ecn);
+                b.copy_from_slice(&h);
+                true
+            }
+            None => false,
+        }
+    } else {
+        match frame.get_mut(at..at + ECN_V4_SPAN) {
+            Some(b) => {
+                let mut h = [0u8; ECN_V4_SPAN];
+                h.copy_from_slice(b);
+                set_ecn_v4(&mut h, mark.ecn);
+                b.copy_from_slice(&h);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -199,5 +305,104 @@ mod tests {
         assert_eq!(decap(CE, NOT_ECT), Err(Reason::EcnError));
         // Only the ECN bits count.
         assert_eq!(decap(0xb8 | CE, 0x88 | ECT_0), Ok(Some(CE)));
+    }
+
+    /// An inner IPv4 packet marked CE by an outer CE keeps a valid header
+    /// checksum, for every TOS and any checksum it had.
+    #[test]
+    fn set_ecn_v4_updates_the_checksum() {
+        use crate::header::ipv4_checksum;
+        for tos in [0x00u8, 0x01, 0x02, 0xb9, 0xfe, 0xff] {
+            for id in [0u16, 0x1234, 0xffff, 0xbaf1] {
+                let mut h = [0u8; 20];
+                h[0] = 0x45;
+                h[1] = tos;
+                h[2..4].copy_from_slice(&84u16.to_be_bytes());
+                h[4..6].copy_from_slice(&id.to_be_bytes());
+                h[8] = 64;
+                h[9] = 1;
+                h[12..20].copy_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+                let c = ipv4_checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                for ecn in [NOT_ECT, ECT_1, ECT_0, CE] {
+                    let mut g = h;
+                    let mut head = [0u8; ECN_V4_SPAN];
+                    head.copy_from_slice(&g[..12]);
+                    set_ecn_v4(&mut head, ecn);
+                    g[..12].copy_from_slice(&head);
+                    assert_eq!(g[1], (tos & !ECN_MASK) | ecn);
+                    let want = ipv4_checksum(&g);
+                    let got = u16::from_be_bytes([g[10], g[11]]);
+                    // 0x0000 and 0xffff are the same one's-complement sum.
+                    assert!(
+                        got == want || (got | want == 0xffff && got & want == 0),
+                        "tos {tos:#x} id {id:#x} ecn {ecn}: {got:#x} != {want:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn set_ecn_v6_touches_only_the_ecn_bits() {
+        let mut h = [0x6b, 0x9a];
+        set_ecn_v6(&mut h, CE);
+        assert_eq!(h, [0x6b, 0xba]);
+        set_ecn_v6(&mut h, NOT_ECT);
+        assert_eq!(h, [0x6b, 0x8a]);
+    }
+
+    /// The inner frame decides: IP by EtherType, whole, else left alone or
+    /// `truncated`; the mark written where the header is.
+    #[test]
+    fn decap_mark_reads_the_inner_frame() {
+        let mut f = [0u8; 14 + 40];
+        f[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        f[14] = 0x45;
+        f[15] = ECT_0;
+        assert_eq!(
+            decap_mark(&f[..], 0, 34, CE),
+            Ok(Some(EcnMark {
+                offset: 14,
+                v6: false,
+                ecn: CE
+            }))
+        );
+        assert_eq!(decap_mark(&f[..], 0, 33, CE), Err(Reason::Truncated));
+        assert_eq!(decap_mark(&f[..], 0, 34, ECT_0), Ok(None));
+        f[15] = NOT_ECT;
+        assert_eq!(decap_mark(&f[..], 0, 34, CE), Err(Reason::EcnError));
+        f[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        f[14..16].copy_from_slice(&[0x60, 0x20]); // ECT(0)
+        assert_eq!(
+            decap_mark(&f[..], 0, 54, ECT_1),
+            Ok(Some(EcnMark {
+                offset: 14,
+                v6: true,
+                ecn: ECT_1
+            }))
+        );
+        assert_eq!(decap_mark(&f[..], 0, 53, CE), Err(Reason::Truncated));
+        f[12..14].copy_from_slice(&crate::header::ETH_P_ARP.to_be_bytes());
+        assert_eq!(decap_mark(&f[..], 0, 54, CE), Ok(None));
+        let mut g = f;
+        g[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        assert!(apply_mark(
+            &mut g[..],
+            &EcnMark {
+                offset: 14,
+                v6: true,
+                ecn: CE
+            }
+        ));
+        assert_eq!(&g[14..16], &[0x60, 0x30]);
+        assert!(!apply_mark(
+            &mut g[..15],
+            &EcnMark {
+                offset: 14,
+                v6: true,
+                ecn: CE
+            }
+        ));
     }
 }

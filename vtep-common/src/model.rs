@@ -24,12 +24,13 @@ use crate::{
     FdbEntry, FdbKey, FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_NEIGH,
     Meta, NeighEntry, PortList, Reason, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
     VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VniCounters, VniInfo, VtepAddr,
+    ecn::{EcnMark, decap_mark},
     fdb::{Forward, Inserted, Learn, Place, forward, granted, learn_step, refresh_due},
     frame::Frame,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth,
         csum_partial, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
-        parse_vxlan_v4, source_port, udp_checksum_v4,
+        parse_vxlan, source_port, udp_checksum_v4,
     },
     reason::REASON_COUNT,
 };
@@ -56,6 +57,8 @@ pub trait Tables {
     fn port_vni(&self, ifindex: u32) -> Option<u32>;
     fn vni_ports(&self, vni: u32) -> Option<&PortList>;
     fn flood_list(&self, vni: u32) -> Option<&FloodList>;
+    /// `VNI_GROUP`: the multicast group of `vni`, when it has one.
+    fn group(&self, vni: u32) -> Option<VtepAddr>;
     fn neigh(&self, vtep: &VtepAddr) -> Option<NeighEntry>;
     /// Whether `ifindex` is in the `PORT_TX` devmap (an XDP redirect to it
     /// succeeds).
@@ -95,19 +98,41 @@ pub enum Program {
 pub enum Output {
     /// The input as it came.
     Unchanged,
-    /// `len` bytes of the input from `offset` on (decapsulated).
-    Inner { offset: usize, len: usize },
+    /// `len` bytes of the input from `offset` on (decapsulated), with the
+    /// inner packet's ECN field rewritten by `ecn` (RFC 6040), when given.
+    Inner {
+        offset: usize,
+        len: usize,
+        ecn: Option<EcnMark>,
+    },
     /// This header in front of the whole input (encapsulated).
     Encap([u8; ENCAP_V4_LEN]),
 }
 
 impl Output {
-    /// The output frame as two slices (a header, then the rest).
+    /// The output frame as two slices (a header, then the rest), before
+    /// [`Output::ecn_mark`] is applied to it.
     pub fn parts<'a>(&'a self, input: &'a [u8]) -> (&'a [u8], &'a [u8]) {
         match self {
             Output::Unchanged => (&[], input),
-            Output::Inner { offset, len } => (&[], &input[*offset..*offset + *len]),
+            Output::Inner { offset, len, .. } => (&[], &input[*offset..*offset + *len]),
             Output::Encap(h) => (h, input),
+        }
+    }
+
+    /// The ECN rewrite of a decapsulated frame, at its offset in the output
+    /// frame ([`crate::ecn::apply_mark`] applies it to the parts, joined).
+    pub fn ecn_mark(&self) -> Option<EcnMark> {
+        match self {
+            Output::Inner {
+                offset,
+                ecn: Some(m),
+                ..
+            } => Some(EcnMark {
+                offset: m.offset - offset,
+                ..*m
+            }),
+            _ => None,
         }
     }
 }
@@ -233,21 +258,28 @@ fn fdb_dst<T: Tables>(t: &T, vni: u32, mac: &[u8; 6]) -> Option<FdbEntry> {
 /// `decap.rs`: `try_uplink`.
 fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, Reason> {
     let ul = t.underlay().ok_or(Reason::NotVxlan)?;
-    let local = ul.local.as_v4().ok_or(Reason::NotVxlan)?;
-    let dec = match parse_vxlan_v4(frame, local, ul.port) {
+    let dec = match parse_vxlan(frame, &ul) {
         Uplink::Vxlan(dec) => dec,
         Uplink::Pass => return Err(Reason::NotVxlan),
         Uplink::Drop(r) => return Err(r),
     };
     let (vni, inner, inner_len) = (dec.vni, dec.inner_offset, dec.inner_len);
     let eth = frame.read_at::<EthHdr>(inner).ok_or(Reason::Truncated)?;
+    if let Some(group) = dec.group
+        && t.group(vni) != Some(group)
+    {
+        if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
+            return Err(Reason::KernelFallback);
+        }
+        return Err(Reason::UnknownGroup);
+    }
     let Some(info) = t.vni(vni) else {
         if ul.flags & UNDERLAY_F_KERNEL_VXLAN != 0 {
             return Err(Reason::KernelFallback);
         }
         return Err(Reason::UnknownVni);
     };
-    let remote = VtepAddr::v4(dec.remote);
+    let remote = dec.remote;
     if info.flags & VNI_F_CHECK_SOURCE != 0
         && !t.flood_list(vni).is_some_and(|l| l.contains(&remote))
     {
@@ -257,9 +289,14 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
         return Err(Reason::BadSourceMac);
     }
     let from = Place::Vtep(remote);
-    let decapsulated = Output::Inner {
-        offset: inner,
-        len: inner_len,
+    // RFC 6040, once the frame is to be decapsulated (after learning, as
+    // `decap.rs` and the kernel's `vxlan_rcv` do it).
+    let decapsulated = || {
+        decap_mark(frame, inner, inner_len, dec.outer_ecn).map(|ecn| Output::Inner {
+            offset: inner,
+            len: inner_len,
+            ecn,
+        })
     };
     if info.flags & VNI_F_FOLLOWED != 0 {
         let must_see = info.learns() && kernel_must_see(t, vni, eth.src_addr, &from);
@@ -271,7 +308,7 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
         }
         return match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref()) {
             Ok(Forward::Port(port)) => {
-                d.output = decapsulated;
+                d.output = decapsulated()?;
                 to_port(t, d, vni, port, Dir::Rx, inner_len)
             }
             _ => Err(Reason::KernelFallback),
@@ -280,11 +317,11 @@ fn uplink<T: Tables>(t: &mut T, frame: &[u8], d: &mut Decision) -> Result<u32, R
     learn(t, &mut d.effects, vni, &info, eth.src_addr, from);
     match forward(&from, fdb_dst(t, vni, &eth.dst_addr).as_ref())? {
         Forward::Port(port) => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             to_port(t, d, vni, port, Dir::Rx, inner_len)
         }
         Forward::Flood => {
-            d.output = decapsulated;
+            d.output = decapsulated()?;
             d.meta = meta(META_FLOOD, vni, 0);
             let c = d.effects.counters(vni);
             c.flood_packets += 1;
@@ -419,6 +456,7 @@ fn outer(
         src_ip: local,
         dst_ip: remote,
         ttl: ul.ttl,
+        tos: 0,
         src_port,
         dst_port: ul.port,
         vni,
@@ -697,6 +735,9 @@ mod tests {
         fn flood_list(&self, _: u32) -> Option<&FloodList> {
             None
         }
+        fn group(&self, _: u32) -> Option<VtepAddr> {
+            None
+        }
         fn neigh(&self, _: &VtepAddr) -> Option<NeighEntry> {
             Some(NeighEntry {
                 dmac: [2, 0, 0, 0, 0, 2],
@@ -804,6 +845,53 @@ mod tests {
             (d.verdict, d.effects.reasons[Reason::Truncated as usize]),
             (XDP_DROP, 1)
         );
+    }
+
+    /// An outer CE over an ECT(0) inner packet: decapsulated with the mark
+    /// at the inner IP header of the output frame; over Not-ECT: dropped
+    /// after learning.
+    #[test]
+    fn decap_marks_ce_and_drops_it_over_not_ect() {
+        let mut t = Host::default();
+        t.fdb.insert(
+            FdbKey::new(VNI, WORKLOAD),
+            FdbEntry::local(PORT, FDB_F_STATIC, 0),
+        );
+        let outer = |inner_ecn: u8| {
+            let mut inner = tenant(WORKLOAD, FAR);
+            inner[15] = inner_ecn;
+            let h = crate::header::encap_v4_header(&EncapV4 {
+                src_ip: REMOTE,
+                dst_ip: LOCAL,
+                ttl: 64,
+                dst_port: 4789,
+                vni: VNI,
+                inner_len: inner.len() as u16,
+                ..EncapV4::default()
+            });
+            let mut f = [&h[..], &inner].concat();
+            f[15] = crate::ecn::CE;
+            f
+        };
+        let frame = outer(crate::ecn::ECT_0);
+        let d = decide(&mut t, Program::UplinkXdp, &frame);
+        assert_eq!(d.verdict, XDP_REDIRECT);
+        let mark = d.output.ecn_mark().expect("an ECN mark");
+        assert_eq!(
+            (mark.offset, mark.v6, mark.ecn),
+            (14, false, crate::ecn::CE)
+        );
+        let (head, body) = d.output.parts(&frame);
+        let mut out = [head, body].concat();
+        assert!(crate::ecn::apply_mark(&mut out, &mark));
+        assert_eq!(out[15], crate::ecn::CE);
+
+        let mut t = Host::default();
+        let d = decide(&mut t, Program::UplinkXdp, &outer(crate::ecn::NOT_ECT));
+        assert_eq!(d.verdict, XDP_DROP);
+        assert_eq!(d.effects.reasons[Reason::EcnError as usize], 1);
+        assert_eq!(d.output, Output::Unchanged);
+        assert_eq!(t.learned, 1, "learned before the ECN check, as vxlan_rcv");
     }
 
     #[test]

@@ -10,12 +10,12 @@
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, programs::XdpContext};
 use vtep_common::{
-    XSK_MAX_QUEUES,
-    header::{Uplink, parse_vxlan_v4},
+    VtepAddr, XSK_MAX_QUEUES,
+    header::{Uplink, parse_vxlan},
 };
 
 use crate::{
-    maps::{XSK_SLOTS, XSKS, underlay},
+    maps::{VNI_GROUP, XSK_SLOTS, XSKS, underlay},
     parse::Xdp,
 };
 
@@ -38,20 +38,28 @@ fn to_socket(ctx: &XdpContext) -> u32 {
 
 /// Uplink: what the uplink classifier calls VXLAN for this VTEP, well
 /// formed or not, goes to the engine (which classifies it again, and counts
-/// what is wrong with it); the host keeps everything else, later fragments
+/// what is wrong with it), over either family, and to a group when it is the
+/// group of its VNI; the host keeps everything else, later fragments
 /// included.
 #[inline(always)]
 pub fn xsk_uplink(ctx: &XdpContext) -> u32 {
     let Some(ul) = underlay() else {
         return XDP_PASS;
     };
-    let Some(local) = ul.local.as_v4() else {
-        return XDP_PASS;
-    };
-    match parse_vxlan_v4(&Xdp(ctx), local, ul.port) {
+    match parse_vxlan(&Xdp(ctx), ul) {
         Uplink::Pass => XDP_PASS,
+        // A group that is not its VNI's may be a group of the host's own
+        // (a kernel vxlan device): the host's, as before groups were vtep's.
+        Uplink::Vxlan(d) if d.group.is_some() && !is_vni_group(d.vni, d.group) => XDP_PASS,
         Uplink::Vxlan(_) | Uplink::Drop(_) => to_socket(ctx),
     }
+}
+
+/// Whether `group` is the group of `vni` (`VNI_GROUP`).
+#[inline(always)]
+fn is_vni_group(vni: u32, group: Option<VtepAddr>) -> bool {
+    // SAFETY: a live map value, read only.
+    unsafe { VNI_GROUP.get(vni) }.is_some_and(|g| Some(*g) == group)
 }
 
 /// Access port: every frame goes to the engine.

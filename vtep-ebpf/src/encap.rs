@@ -241,6 +241,7 @@ pub fn outer_header(
         src_ip: local,
         dst_ip: remote,
         ttl: ul.ttl,
+        tos: 0,
         src_port,
         dst_port: ul.port,
         vni,

@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::{debug, info};
 use vtep_common::{
-    FdbEntry, FdbKey, Reason, VniInfo,
+    AF_INET6, FdbEntry, FdbKey, Reason, VniInfo,
     event::{EventKind, FdbEvent},
     fdb::{Inserted, Learn, Place, granted, learn_step, refresh_due},
 };
@@ -167,12 +167,21 @@ unsafe fn atomic_add(counter: *mut u64, v: u64) -> u64 {
     v
 }
 
+/// Logs where a MAC was learned, or moved to (a VTEP of either family).
 #[inline(always)]
 fn log_place(ctx: &XdpContext, vni: u32, mac: &[u8; 6], place: &Place, moved: bool) {
     match (*place, moved) {
         (Place::Port(port), true) => info!(ctx, "vni {}: {:mac} moved to port {}", vni, *mac, port),
         (Place::Port(port), false) => {
             debug!(ctx, "vni {}: learned {:mac} on port {}", vni, *mac, port)
+        }
+        (Place::Vtep(vtep), moved) if vtep.family == AF_INET6 => {
+            let vtep = vtep.addr;
+            if moved {
+                info!(ctx, "vni {}: {:mac} moved to vtep {:i}", vni, *mac, vtep)
+            } else {
+                debug!(ctx, "vni {}: learned {:mac} at vtep {:i}", vni, *mac, vtep)
+            }
         }
         (Place::Vtep(vtep), moved) => {
             let r = vtep.addr;

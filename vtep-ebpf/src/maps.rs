@@ -153,7 +153,11 @@ pub fn count_flood(vni: u32) {
 #[inline(always)]
 pub fn underlay() -> Option<&'static Underlay> {
     let ul = UNDERLAY.get(0)?;
-    if ul.local.family == 0 { None } else { Some(ul) }
+    if ul.local.family == 0 && ul.local6.family == 0 {
+        None
+    } else {
+        Some(ul)
+    }
 }
 
 /// The FDB entry of destination `mac` in `vni`; none for a BUM frame, which

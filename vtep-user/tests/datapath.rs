@@ -44,9 +44,9 @@ use vtep::{
 use vtep_common::{
     FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
     META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
-    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
-    VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr,
-    XSK_MAX_QUEUES,
+    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM,
+    UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay, VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING,
+    VniCounters, VniInfo, VtepAddr, XSK_MAX_QUEUES,
     event::{EVENT_LEN, EVENT_RING_BYTES, EventKind, FdbEvent},
     names, programs,
     reason::REASON_COUNT,
@@ -2369,6 +2369,8 @@ fn tables() -> Vec<(&'static str, Vec<Case>)> {
         (fixture::ACCESS_TC, access_tc_cases()),
         (programs::XSK_UPLINK, xsk_uplink_cases()),
         (programs::XSK_ACCESS, xsk_access_cases()),
+        (programs::UPLINK_XDP, issue9_decap_cases()),
+        (programs::XSK_UPLINK, xsk_uplink_issue9_cases()),
     ]
 }
 
@@ -2385,10 +2387,6 @@ const NO_ROW: &[(Reason, &str)] = &[
         "counted by the AF_XDP engine in userspace, not by a BPF program",
     ),
     // Issue 9, under way: each leaves this list with the row that produces it.
-    (Reason::EcnError, "ISSUE-9: decap ECN rows to come"),
-    (Reason::Ipv6ExtHeader, "ISSUE-9: IPv6 decap rows to come"),
-    (Reason::Udp6ZeroCsum, "ISSUE-9: IPv6 decap rows to come"),
-    (Reason::UnknownGroup, "ISSUE-9: group decap rows to come"),
     (Reason::FloodNoNeighbour, "ISSUE-9: flood rows to come"),
     (Reason::PmtuSent, "ISSUE-9: PMTU rows to come"),
 ];
@@ -2601,4 +2599,587 @@ fn programs_verify_within_half_the_budget() {
         over.is_empty(),
         "over half the verifier's budget of {VERIFIER_LIMIT}: {over:?}"
     );
+}
+
+// ---- Issue 9: IPv6 and group decap, RFC 6040 decap ----
+
+/// This VTEP's and REMOTE_VTEP's IPv6 addresses (2001:db8::1, ::2).
+const LOCAL_VTEP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const REMOTE_VTEP6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// VNI 100's groups in the group rows, and one of no VNI.
+const GROUP4: [u8; 4] = [239, 1, 1, 1];
+const OTHER_GROUP4: [u8; 4] = [239, 1, 1, 2];
+const GROUP6: [u8; 16] = [0xff, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+const ETH_P_IPV6: u16 = 0x86dd;
+const IPV6_LEN: usize = 40;
+/// IPv6 next-header codes of the extension headers the rows use.
+const NH_HOPOPTS: u8 = 0;
+const NH_ROUTING: u8 = 43;
+const NH_FRAGMENT: u8 = 44;
+const NH_AH: u8 = 51;
+const NH_DSTOPTS: u8 = 60;
+
+/// Offsets into an untagged VXLAN-over-IPv6 frame without extension headers.
+mod at6 {
+    use super::{ETH_LEN, IPV6_LEN};
+
+    pub const IP: usize = ETH_LEN;
+    pub const PAYLOAD_LEN: usize = IP + 4;
+    pub const NEXT_HEADER: usize = IP + 6;
+    pub const DST: usize = IP + 24;
+    pub const UDP: usize = IP + IPV6_LEN;
+    pub const UDP_CSUM: usize = UDP + 6;
+}
+
+/// VXLAN over IPv6 from REMOTE_VTEP6 to `dst` in VNI `vni`: traffic class
+/// `tclass`, the extension headers `ext` in order (their next-header
+/// bytes filled in, the last one's UDP), and a UDP checksum summed
+/// independently of vtep's code (RFC 8200 §8.1 pseudo-header).
+fn vxlan6(dst: [u8; 16], tclass: u8, ext: &[(u8, Vec<u8>)], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut dgram = udp(REMOTE_SRC_PORT, VXLAN_PORT, &vxlan(vni, inner));
+    let pseudo = [
+        &REMOTE_VTEP6[..],
+        &dst,
+        &(dgram.len() as u32).to_be_bytes(),
+        &[0, 0, 0, IPPROTO_UDP],
+        &dgram,
+    ]
+    .concat();
+    let c = match internet_checksum(&pseudo) {
+        0 => 0xffff,
+        c => c,
+    };
+    set_be16(&mut dgram, 6, c);
+    let mut chain = Vec::new();
+    for (i, (_, bytes)) in ext.iter().enumerate() {
+        let mut b = bytes.clone();
+        b[0] = ext.get(i + 1).map_or(IPPROTO_UDP, |(nh, _)| *nh);
+        chain.extend(b);
+    }
+    let first = ext.first().map_or(IPPROTO_UDP, |(nh, _)| *nh);
+    let hdr = [
+        &[0x60 | (tclass >> 4), (tclass << 4) | 0x01, 0x23, 0x45][..],
+        &be16(chain.len() + dgram.len()),
+        &[first, TTL],
+        &REMOTE_VTEP6,
+        &dst,
+    ]
+    .concat();
+    let packet = [hdr, chain, dgram].concat();
+    ether(UPLINK_MAC, ROUTER_MAC, ETH_P_IPV6, &packet)
+}
+
+/// `inner` from REMOTE_VTEP6 to this VTEP's IPv6 address, VNI 100.
+fn from_remote6(inner: &[u8]) -> Vec<u8> {
+    vxlan6(LOCAL_VTEP6, 0, &[], VNI, inner)
+}
+
+/// An 8-byte Hop-by-Hop or Destination Options header (one PadN option).
+fn options_header() -> Vec<u8> {
+    vec![0, 0, 1, 4, 0, 0, 0, 0]
+}
+
+/// `inner` from REMOTE_VTEP (IPv4) to `group`, VNI `vni`.
+fn to_group4(group: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    Outer {
+        dmac: VtepAddr::v4(group).group_mac().expect("a group"),
+        dst: group,
+        ..Outer::FROM_REMOTE
+    }
+    .frame_with(&[], vni, inner)
+}
+
+impl Datapath {
+    /// A dual-stack underlay: LOCAL_VTEP and LOCAL_VTEP6.
+    fn dual_stack(&mut self) {
+        self.update_underlay(|ul| ul.local6 = VtepAddr::v6(LOCAL_VTEP6));
+    }
+
+    /// An IPv6-only underlay: LOCAL_VTEP6.
+    fn v6_only(&mut self) {
+        self.update_underlay(|ul| {
+            ul.local = VtepAddr::NONE;
+            ul.local6 = VtepAddr::v6(LOCAL_VTEP6);
+        });
+    }
+
+    /// VNI 100's group is `group` (`VNI_GROUP`).
+    fn set_group(&mut self, group: VtepAddr) {
+        self.hash::<u32, VtepAddr>(names::VNI_GROUP)
+            .insert(VNI, group, 0)
+            .expect("VNI_GROUP insert");
+    }
+}
+
+fn remote6_at() -> FdbEntry {
+    FdbEntry::remote(VtepAddr::v6(REMOTE_VTEP6), 0, 0)
+}
+
+/// A VXLAN-over-IPv6 frame that must be decapsulated, FAR_MAC learned
+/// behind REMOTE_VTEP6, the inner frame redirected to LOCAL_MAC's port.
+fn decapsulated6(name: &'static str, input: Vec<u8>) -> Case {
+    decapsulated(name, input)
+        .setup(Datapath::dual_stack)
+        .learns(FAR_MAC, remote6_at())
+}
+
+/// A VXLAN-over-IPv6 frame dropped under `reason`, nothing learned.
+fn rejected6(name: &'static str, input: Vec<u8>, reason: Reason) -> Case {
+    rejected(name, input, reason).setup(Datapath::dual_stack)
+}
+
+/// A frame of the host's on a dual-stack underlay.
+fn not_vxlan6(name: &'static str, input: Vec<u8>) -> Case {
+    Case::not_vxlan(name, input).setup(Datapath::dual_stack)
+}
+
+fn ipv6_decap_cases() -> Vec<Case> {
+    let inner = inner_unicast();
+    let good = from_remote6(&inner);
+    let with = |ext: &[(u8, Vec<u8>)]| vxlan6(LOCAL_VTEP6, 0, ext, VNI, &inner_unicast());
+    let dstopts = |n: usize| -> Vec<(u8, Vec<u8>)> {
+        (0..n).map(|_| (NH_DSTOPTS, options_header())).collect()
+    };
+    vec![
+        decapsulated6("IPv6: unicast to a local MAC", good.clone()),
+        decapsulated6("IPv6: one 802.1Q tag", vlan_tagged(&good, 10)),
+        decapsulated6("IPv6: IPv6-only underlay", good.clone()).setup(Datapath::v6_only),
+        decapsulated6(
+            "IPv6: Ethernet padding after the packet",
+            [good.clone(), vec![0; 6]].concat(),
+        ),
+        decapsulated6(
+            "IPv6: hop-by-hop, routing (no segments left), destination options",
+            with(&[
+                (NH_HOPOPTS, options_header()),
+                (NH_ROUTING, vec![0, 0, 4, 0, 0, 0, 0, 0]),
+                (NH_DSTOPTS, options_header()),
+            ]),
+        ),
+        decapsulated6("IPv6: four extension headers", with(&dstopts(4))),
+        decapsulated6(
+            "IPv6: zero UDP checksum with udp6zerocsumrx",
+            edited(good.clone(), |f| set_be16(f, at6::UDP_CSUM, 0)),
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.flags |= UNDERLAY_F_UDP6_ZERO_CSUM_RX)),
+        decapsulated6("IPv6: source check, known VTEP", good.clone())
+            .setup(|dp| dp.set_flood_addrs(&[VtepAddr::v6(REMOTE_VTEP6)], VNI_F_CHECK_SOURCE)),
+        decapsulated6(
+            "IPv6: learned IPv4 entry moves to the IPv6 VTEP",
+            good.clone(),
+        )
+        .setup(|dp| dp.fdb_set(FAR_MAC, stale_remote(REMOTE_VTEP)))
+        .fdb(
+            FAR_MAC,
+            Some(FdbEntry::remote(
+                VtepAddr::v6(REMOTE_VTEP6),
+                FDB_F_LEARNED,
+                1,
+            )),
+        ),
+        Case::new(
+            "IPv6: inner broadcast flooded",
+            from_remote6(&tenant(BROADCAST, FAR_MAC)),
+            XDP_PASS,
+        )
+        .setup(Datapath::dual_stack)
+        .output(Output::Frame(tenant(BROADCAST, FAR_MAC)))
+        .meta(META_FLOOD, 0)
+        .reason(Reason::Flooded)
+        .stats(flooded_rx(&tenant(BROADCAST, FAR_MAC)))
+        .learns(FAR_MAC, remote6_at()),
+        rejected6(
+            "IPv6: zero UDP checksum",
+            edited(good.clone(), |f| set_be16(f, at6::UDP_CSUM, 0)),
+            Reason::Udp6ZeroCsum,
+        ),
+        rejected6(
+            "IPv6: payload length beyond the frame",
+            edited(good.clone(), |f| {
+                let longer = be16_at(f, at6::PAYLOAD_LEN) + 4;
+                set_be16(f, at6::PAYLOAD_LEN, longer);
+            }),
+            Reason::Truncated,
+        ),
+        rejected6(
+            "IPv6: cut short",
+            edited(good.clone(), |f| f.truncate(f.len() - 1)),
+            Reason::Truncated,
+        ),
+        rejected6(
+            "IPv6: UDP length beyond the payload",
+            edited(good.clone(), |f| {
+                let longer = be16_at(f, at6::UDP + 4) + 2;
+                set_be16(f, at6::UDP + 4, longer);
+            }),
+            Reason::Truncated,
+        ),
+        rejected6(
+            "IPv6: version 4 in an IPv6 ethertype",
+            edited(good.clone(), |f| f[at6::IP] = 0x40),
+            Reason::BadIpHeader,
+        ),
+        rejected6(
+            "IPv6: no I flag",
+            edited(good.clone(), |f| f[at6::UDP + UDP_LEN] = 0),
+            Reason::BadFlags,
+        ),
+        rejected6(
+            "IPv6: first fragment",
+            with(&[(NH_FRAGMENT, vec![0, 0, 0, 1, 0, 0, 0, 9])]),
+            Reason::Ipv6ExtHeader,
+        ),
+        rejected6(
+            "IPv6: authentication header",
+            with(&[(NH_AH, vec![0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2])]),
+            Reason::Ipv6ExtHeader,
+        ),
+        rejected6(
+            "IPv6: hop-by-hop after another header",
+            with(&[
+                (NH_DSTOPTS, options_header()),
+                (NH_HOPOPTS, options_header()),
+            ]),
+            Reason::Ipv6ExtHeader,
+        ),
+        rejected6(
+            "IPv6: source check, unknown VTEP",
+            good.clone(),
+            Reason::UnknownSourceVtep,
+        )
+        .setup(|dp| dp.check_source(&[REMOTE_VTEP])),
+        not_vxlan6(
+            "IPv6: cut inside the IPv6 header",
+            good[..at6::IP + 30].to_vec(),
+        ),
+        not_vxlan6(
+            "IPv6: next header TCP",
+            edited(good.clone(), |f| f[at6::NEXT_HEADER] = IPPROTO_TCP),
+        ),
+        not_vxlan6(
+            "IPv6: another destination",
+            edited(good.clone(), |f| f[at6::DST + 15] = 9),
+        ),
+        not_vxlan6(
+            "IPv6: UDP to another port",
+            edited(good.clone(), |f| set_be16(f, at6::UDP + 2, 53)),
+        ),
+        not_vxlan6(
+            "IPv6: later fragment",
+            with(&[(NH_FRAGMENT, vec![0, 0, 0, 0x08, 0, 0, 0, 9])]),
+        ),
+        not_vxlan6(
+            "IPv6: routing header with segments left",
+            with(&[(NH_ROUTING, vec![0, 0, 4, 1, 0, 0, 0, 0])]),
+        ),
+        not_vxlan6(
+            "IPv6: five extension headers (past the walk)",
+            with(&dstopts(5)),
+        ),
+        Case::not_vxlan("IPv6: IPv4-only underlay", good.clone()),
+    ]
+}
+
+impl Datapath {
+    /// VNI 100's flood list is `vteps`, its flags `VNI_F_LEARNING | flags`.
+    fn set_flood_addrs(&mut self, vteps: &[VtepAddr], flags: u32) {
+        let mut list = FloodList::default();
+        list.len = fill(&mut list.vteps, vteps.iter().copied());
+        self.hash::<u32, FloodList>(names::FLOOD)
+            .insert(VNI, list, 0)
+            .expect("FLOOD insert");
+        self.set_vni(VniInfo {
+            flags: VNI_F_LEARNING | flags,
+            ..VniInfo::default()
+        });
+    }
+}
+
+fn group_decap_cases() -> Vec<Case> {
+    let inner = inner_unicast();
+    let arp = arp_request(FAR_MAC);
+    let group6 = vxlan6(GROUP6, 0, &[], VNI, &inner);
+    vec![
+        decapsulated(
+            "group: IPv4 group of the VNI, learned behind the outer source",
+            to_group4(GROUP4, VNI, &inner),
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        Case::new(
+            "group: ARP to the IPv4 group flooded to local ports only",
+            to_group4(GROUP4, VNI, &arp),
+            XDP_PASS,
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4)))
+        .output(Output::Frame(arp.clone()))
+        .meta(META_FLOOD, 0)
+        .reason(Reason::Flooded)
+        .stats(flooded_rx(&arp))
+        .learns(FAR_MAC, remote_at(REMOTE_VTEP)),
+        decapsulated6("group: IPv6 group of the VNI", group6.clone())
+            .setup(|dp| dp.set_group(VtepAddr::v6(GROUP6))),
+        Case::drops(
+            "group: a group frame for a MAC behind a VTEP (split horizon)",
+            to_group4(GROUP4, VNI, &tenant(REMOTE_MAC, FAR_MAC)),
+            Reason::SplitHorizon,
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4)))
+        .learns(FAR_MAC, remote_at(REMOTE_VTEP)),
+        rejected(
+            "group: another VNI's group",
+            to_group4(OTHER_GROUP4, VNI, &inner),
+            Reason::UnknownGroup,
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        rejected(
+            "group: a VNI without a group",
+            to_group4(GROUP4, VNI, &inner),
+            Reason::UnknownGroup,
+        ),
+        rejected(
+            "group: the group of VNI 100, sent in VNI 200",
+            to_group4(GROUP4, OTHER_VNI, &inner),
+            Reason::UnknownGroup,
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        rejected6(
+            "group: IPv6, a VNI without a group",
+            group6.clone(),
+            Reason::UnknownGroup,
+        ),
+        Case::new(
+            "group: not ours, with the kernel's vxlan devices",
+            to_group4(OTHER_GROUP4, VNI, &inner),
+            XDP_PASS,
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.flags |= UNDERLAY_F_KERNEL_VXLAN))
+        .reason(Reason::KernelFallback)
+        .fdb(FAR_MAC, None),
+        rejected(
+            "group: a group as the outer source",
+            edited(to_group4(GROUP4, VNI, &inner), |f| {
+                f[at::IP_SRC..at::IP_DST].copy_from_slice(&OTHER_GROUP4);
+                f[at::IP_CSUM..at::IP_SRC].fill(0);
+                let c = ipv4_checksum(&f[at::IP..at::UDP]);
+                f[at::IP_CSUM..at::IP_SRC].copy_from_slice(&c);
+            }),
+            Reason::BadIpHeader,
+        )
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        Case::not_vxlan("group: IPv6 group on an IPv4-only underlay", group6),
+    ]
+}
+
+/// The kernel selftest's `test_ecn_decap` table, "inner outer → result"
+/// (tools/testing/selftests/net/forwarding/vxlan_bridge_1d.sh), without
+/// its error case (inner Not-ECT, outer CE: [`ecn_error_cases`]).
+const ECN_DECAP: [(u8, u8, u8); 15] = [
+    (0, 0, 0),
+    (0, 1, 0),
+    (0, 2, 0),
+    (1, 0, 1),
+    (1, 1, 1),
+    (1, 2, 1),
+    (1, 3, 3),
+    (2, 0, 2),
+    (2, 1, 1),
+    (2, 2, 2),
+    (2, 3, 3),
+    (3, 0, 3),
+    (3, 1, 3),
+    (3, 2, 3),
+    (3, 3, 3),
+];
+
+/// The inner frame of the ECN rows (FAR_MAC to LOCAL_MAC, IPv4) with
+/// ECN codepoint `ecn` and DSCP AF41, its header checksum summed afresh.
+fn inner_with_ecn(ecn: u8) -> Vec<u8> {
+    edited(inner_unicast(), |f| {
+        f[ETH_LEN + 1] = 0x88 | ecn;
+        f[ETH_LEN + 10..ETH_LEN + 12].fill(0);
+        let c = ipv4_checksum(&f[ETH_LEN..ETH_LEN + IPV4_LEN]);
+        f[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c);
+    })
+}
+
+/// The same inner frame as IPv6 (traffic class AF41 with `ecn`), a UDP
+/// datagram to 2001:db8:100::2.
+fn inner6_with_ecn(ecn: u8) -> Vec<u8> {
+    let tc = 0x88 | ecn;
+    let a = [
+        0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    let b = [
+        0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    let dgram = udp(12_345, 53, b"vtep datapath test");
+    let hdr = [
+        &[0x60 | (tc >> 4), tc << 4, 0, 0][..],
+        &be16(dgram.len()),
+        &[IPPROTO_UDP, 64],
+        &a,
+        &b,
+    ]
+    .concat();
+    ether(LOCAL_MAC, FAR_MAC, ETH_P_IPV6, &[hdr, dgram].concat())
+}
+
+/// `inner` sent with outer ECN `ecn`, over IPv4 or IPv6.
+fn with_outer_ecn(v6: bool, ecn: u8, inner: &[u8]) -> Vec<u8> {
+    if v6 {
+        vxlan6(LOCAL_VTEP6, 0xb8 | ecn, &[], VNI, inner)
+    } else {
+        edited(from_remote(inner), |f| {
+            f[at::IP + 1] = 0xb8 | ecn;
+            f[at::IP_CSUM..at::IP_SRC].fill(0);
+            let c = ipv4_checksum(&f[at::IP..at::UDP]);
+            f[at::IP_CSUM..at::IP_SRC].copy_from_slice(&c);
+        })
+    }
+}
+
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
+/// Every row of the kernel's table, over both outer families and for an
+/// inner IPv4 packet (the result's header checksum summed independently)
+/// and an inner IPv6 one.
+fn ecn_decap_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for v6 in [false, true] {
+        let family = if v6 { "IPv6" } else { "IPv4" };
+        for (inner, outer, result) in ECN_DECAP {
+            for inner6 in [false, true] {
+                let (input_inner, output_inner) = if inner6 {
+                    (inner6_with_ecn(inner), inner6_with_ecn(result))
+                } else {
+                    (inner_with_ecn(inner), inner_with_ecn(result))
+                };
+                let name = leak(format!(
+                    "ECN over {family}: inner {} {inner:02b} outer {outer:02b} -> {result:02b}",
+                    if inner6 { "IPv6" } else { "IPv4" },
+                ));
+                let input = with_outer_ecn(v6, outer, &input_inner);
+                let case = Case::new(name, input, XDP_REDIRECT)
+                    .output(Output::Frame(output_inner.clone()))
+                    .stats(rx(&output_inner))
+                    .learns(
+                        FAR_MAC,
+                        if v6 {
+                            remote6_at()
+                        } else {
+                            remote_at(REMOTE_VTEP)
+                        },
+                    );
+                cases.push(if v6 {
+                    case.setup(Datapath::dual_stack)
+                } else {
+                    case
+                });
+            }
+        }
+    }
+    cases.into_iter().chain(ecn_error_cases()).collect()
+}
+
+/// An outer CE over a Not-ECT inner packet: dropped (`ecn-error`), after
+/// learning, as the kernel's `vxlan_rcv` learns before it drops; a non-IP
+/// inner frame gets no ECN processing.
+fn ecn_error_cases() -> Vec<Case> {
+    let arp = arp_request(FAR_MAC);
+    let short_ip = edited(inner_with_ecn(0), |f| f.truncate(ETH_LEN + 12));
+    vec![
+        Case::drops(
+            "ECN over IPv4: inner Not-ECT under CE",
+            with_outer_ecn(false, 3, &inner_with_ecn(0)),
+            Reason::EcnError,
+        )
+        .learns(FAR_MAC, remote_at(REMOTE_VTEP)),
+        Case::drops(
+            "ECN over IPv6: inner Not-ECT under CE",
+            with_outer_ecn(true, 3, &inner_with_ecn(0)),
+            Reason::EcnError,
+        )
+        .setup(Datapath::dual_stack)
+        .learns(FAR_MAC, remote6_at()),
+        Case::drops(
+            "ECN over IPv6: inner IPv6 Not-ECT under CE",
+            with_outer_ecn(true, 3, &inner6_with_ecn(0)),
+            Reason::EcnError,
+        )
+        .setup(Datapath::dual_stack)
+        .learns(FAR_MAC, remote6_at()),
+        Case::new(
+            "ECN: ARP under CE, untouched",
+            with_outer_ecn(false, 3, &arp),
+            XDP_PASS,
+        )
+        .output(Output::Frame(arp.clone()))
+        .meta(META_FLOOD, 0)
+        .reason(Reason::Flooded)
+        .stats(flooded_rx(&arp))
+        .learns(FAR_MAC, remote_at(REMOTE_VTEP)),
+        Case::drops(
+            "ECN: inner IPv4 header cut short",
+            with_outer_ecn(false, 0, &short_ip),
+            Reason::Truncated,
+        )
+        .learns(FAR_MAC, remote_at(REMOTE_VTEP)),
+    ]
+}
+
+/// Both families and groups reach the AF_XDP engine's socket.
+fn xsk_uplink_issue9_cases() -> Vec<Case> {
+    let inner = inner_unicast();
+    vec![
+        steered("IPv6 VXLAN for this VTEP", from_remote6(&inner)).setup(Datapath::dual_stack),
+        steered(
+            "IPv6 first fragment: the engine's to count",
+            vxlan6(
+                LOCAL_VTEP6,
+                0,
+                &[(NH_FRAGMENT, vec![0, 0, 0, 1, 0, 0, 0, 9])],
+                VNI,
+                &inner,
+            ),
+        )
+        .setup(Datapath::dual_stack),
+        steered("VXLAN to the VNI's group", to_group4(GROUP4, VNI, &inner))
+            .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        Case::new(
+            "VXLAN to another group: the host's",
+            to_group4(OTHER_GROUP4, VNI, &inner),
+            XDP_PASS,
+        )
+        .setup(Datapath::steer_port2)
+        .setup(|dp| dp.set_group(VtepAddr::v4(GROUP4))),
+        Case::new(
+            "IPv6 on an IPv4-only underlay",
+            from_remote6(&inner),
+            XDP_PASS,
+        )
+        .setup(Datapath::steer_port2),
+    ]
+}
+
+fn issue9_decap_cases() -> Vec<Case> {
+    ipv6_decap_cases()
+        .into_iter()
+        .chain(group_decap_cases())
+        .chain(ecn_decap_cases())
+        .collect()
+}
+
+#[test]
+fn uplink_decap_ipv6_groups_ecn() {
+    let _netns = Netns::enter();
+    run_table(programs::UPLINK_XDP, &issue9_decap_cases());
+}
+
+#[test]
+fn xsk_steering_ipv6_groups() {
+    let _netns = Netns::enter();
+    let _xsk = BoundXsk::bind();
+    run_table(programs::XSK_UPLINK, &xsk_uplink_issue9_cases());
 }

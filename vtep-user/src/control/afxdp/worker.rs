@@ -22,12 +22,12 @@ use std::{
 };
 
 use vtep_common::{
-    Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE, VtepAddr,
+    Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE,
     fdb::{Forward, Place, forward},
     header::{
         ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN,
         access_eth, csum_partial, encap_v4_header, flow_hash, flow_keys, is_valid_source,
-        parse_vxlan_v4, source_port, udp_checksum_v4,
+        parse_vxlan, source_port, udp_checksum_v4,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
@@ -346,18 +346,23 @@ impl Worker {
         Fate::Free
     }
 
-    /// Decap: the uplink classifier (`parse_vxlan_v4`), then as `decap.rs`.
+    /// Decap: the uplink classifier (`parse_vxlan`), then as `decap.rs`.
     fn decap(&mut self, desc: &mut FrameDesc) -> Fate {
         let ul = self.view.t.underlay;
         // The steering program sends only what the classifier calls VXLAN
         // for us; anything else comes of a change since, and is lost (the
         // engine cannot hand a frame back to the host).
-        let Some(local) = ul.local.as_v4() else {
+        if ul.local.as_v4().is_none() {
             return self.drop(Reason::StaleSteering);
-        };
+        }
         // SAFETY: a frame we own, just received.
         let data = unsafe { self.umem.data(desc) };
-        let d = match parse_vxlan_v4(data.contents(), local, ul.port) {
+        let d = match parse_vxlan(data.contents(), &ul) {
+            // This engine decapsulates IPv4 unicast VXLAN only, so far.
+            Uplink::Vxlan(d) if d.group.is_some() => return self.drop(Reason::UnknownGroup),
+            Uplink::Vxlan(d) if d.remote.as_v4().is_none() => {
+                return self.drop(Reason::StaleSteering);
+            }
             Uplink::Vxlan(d) => d,
             Uplink::Pass => return self.drop(Reason::StaleSteering),
             Uplink::Drop(r) => return self.drop(r),
@@ -371,7 +376,7 @@ impl Worker {
                 .t
                 .flood
                 .get(&d.vni)
-                .is_some_and(|l| l.contains(&d.remote))
+                .is_some_and(|l| d.remote.as_v4().is_some_and(|r| l.contains(&r)))
         {
             return self.drop(Reason::UnknownSourceVtep);
         }
@@ -382,11 +387,11 @@ impl Worker {
             return self.drop(Reason::BadSourceMac);
         }
         self.view
-            .learn(d.vni, src, Place::Vtep(VtepAddr::v4(d.remote)), self.now_ns);
+            .learn(d.vni, src, Place::Vtep(d.remote), self.now_ns);
         let c = self.view.vni_counters(d.vni);
         c.rx_packets += 1;
         c.rx_bytes += d.inner_len as u64;
-        let from = Place::Vtep(VtepAddr::v4(d.remote));
+        let from = Place::Vtep(d.remote);
         match forward(&from, self.view.dst_entry(d.vni, &dst)) {
             Ok(Forward::Flood) => {
                 self.view.count(Reason::Flooded);
@@ -503,6 +508,7 @@ impl Worker {
             src_ip: local,
             dst_ip: remote,
             ttl: ul.ttl,
+            tos: 0,
             src_port: source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max),
             dst_port: ul.port,
             vni,

@@ -82,6 +82,7 @@ pub(super) fn cost(args: &CostArgs, json: bool) -> Result<()> {
         src_ip: REMOTE_VTEP,
         dst_ip: LOCAL_VTEP,
         ttl: 64,
+        tos: 0,
         src_port: 49_152,
         dst_port: vtep_common::VXLAN_PORT,
         vni: VNI,
@@ -286,6 +287,7 @@ mod tests {
             src_ip: [198, 18, 0, 2],
             dst_ip: [198, 18, 0, 1],
             ttl: 64,
+            tos: 0,
             src_port: 49_152,
             dst_port: 4789,
             vni: 100,
@@ -293,9 +295,14 @@ mod tests {
         };
         let t = template(&plain(), 64, Some(&outer), 1024);
         assert_eq!(t.frame.len(), 64 + ENCAP_V4_LEN);
-        let vtep_common::header::Uplink::Vxlan(d) =
-            vtep_common::header::parse_vxlan_v4(&t.frame[..], [198, 18, 0, 1], 4789)
-        else {
+        let vtep_common::header::Uplink::Vxlan(d) = vtep_common::header::parse_vxlan(
+            &t.frame[..],
+            &vtep_common::Underlay {
+                local: vtep_common::VtepAddr::v4([198, 18, 0, 1]),
+                port: 4789,
+                ..vtep_common::Underlay::default()
+            },
+        ) else {
             panic!("not a VXLAN frame for 198.18.0.1");
         };
         assert_eq!(d.vni, 100);

@@ -361,6 +361,7 @@ fn template_of(args: &GenArgs, dev: &str) -> Result<Template> {
             src_ip: src.octets(),
             dst_ip: dst.octets(),
             ttl: 64,
+            tos: 0,
             src_port: 49_152,
             dst_port: args.outer_dst_port,
             vni: args.vni,
