@@ -43,17 +43,58 @@ pub struct FollowConfig {
 #[derive(Clone, Debug, Serialize)]
 pub struct Underlay {
     pub interface: String,
-    /// Empty: left out, for vtep to take it from the followed devices.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub local: String,
+    /// This VTEP's addresses: written as one string when there is one, as a
+    /// list (`["198.18.0.1", "2001:db8::1"]`) when there are two. Empty:
+    /// left out, for vtep to take it from the followed devices.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "one_or_list")]
+    pub local: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srcport: Option<[u16; 2]>,
+    /// `ttl = N` or `ttl = "auto"`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<u8>,
+    pub ttl: Option<Setting>,
+    /// `tos = N` or `tos = "inherit"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos: Option<Setting>,
+    /// `flowlabel = N`, `"hash"` or `"inherit"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flowlabel: Option<Setting>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp_checksum: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp6_zero_csum_tx: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp6_zero_csum_rx: Option<bool>,
+}
+
+/// A setting that takes a number or a word (`ttl = 64`, `ttl = "auto"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Setting {
+    Num(u32),
+    Word(String),
+}
+
+impl From<u32> for Setting {
+    fn from(n: u32) -> Self {
+        Setting::Num(n)
+    }
+}
+
+impl From<&str> for Setting {
+    fn from(w: &str) -> Self {
+        Setting::Word(w.to_owned())
+    }
+}
+
+/// `local`: one address as a string, two as a list.
+fn one_or_list<S: serde::Serializer>(local: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match local {
+        [one] => s.serialize_str(one),
+        all => all.serialize(s),
+    }
 }
 
 /// `[[vni]]`: one VXLAN segment, its access ports and its flood list.
@@ -62,6 +103,9 @@ pub struct VniConfig {
     pub id: u32,
     pub ports: Vec<String>,
     pub flood: Vec<String>,
+    /// The VNI's multicast group (`group = "239.1.1.1"` or `"ff05::100"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learning: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,11 +133,15 @@ impl VtepConfig {
         VtepConfig {
             underlay: Underlay {
                 interface: super::UPLINK.to_owned(),
-                local: local.to_owned(),
+                local: vec![local.to_owned()],
                 port: None,
                 srcport: None,
                 ttl: None,
+                tos: None,
+                flowlabel: None,
                 udp_checksum: None,
+                udp6_zero_csum_tx: None,
+                udp6_zero_csum_rx: None,
             },
             vnis: Vec::new(),
             fdb: Vec::new(),
@@ -133,6 +181,38 @@ impl VtepConfig {
     /// followed devices.
     pub fn local_from_link(mut self) -> VtepConfig {
         self.underlay.local.clear();
+        self
+    }
+
+    /// A second local address, of the other family: a dual-stack VTEP
+    /// (`local = ["198.18.0.1", "2001:db8::1"]`).
+    pub fn also_local(mut self, addr: &str) -> VtepConfig {
+        self.underlay.local.push(addr.to_owned());
+        self
+    }
+
+    /// `underlay.ttl` (`64`, or `"auto"`).
+    pub fn ttl(mut self, ttl: impl Into<Setting>) -> VtepConfig {
+        self.underlay.ttl = Some(ttl.into());
+        self
+    }
+
+    /// `underlay.tos` (`0..=255`, or `"inherit"`).
+    pub fn tos(mut self, tos: impl Into<Setting>) -> VtepConfig {
+        self.underlay.tos = Some(tos.into());
+        self
+    }
+
+    /// `underlay.flowlabel` (`"hash"`, `"inherit"`, or `0..=1048575`).
+    pub fn flowlabel(mut self, label: impl Into<Setting>) -> VtepConfig {
+        self.underlay.flowlabel = Some(label.into());
+        self
+    }
+
+    /// `underlay.udp6_zero_csum_tx` and `underlay.udp6_zero_csum_rx`.
+    pub fn udp6_zero_csum(mut self, tx: bool, rx: bool) -> VtepConfig {
+        self.underlay.udp6_zero_csum_tx = Some(tx);
+        self.underlay.udp6_zero_csum_rx = Some(rx);
         self
     }
 
@@ -182,6 +262,7 @@ impl VniConfig {
             id,
             ports: Vec::new(),
             flood: Vec::new(),
+            group: None,
             learning: None,
             ageing: None,
             maxaddress: None,
@@ -198,6 +279,13 @@ impl VniConfig {
     pub fn flood<S: AsRef<str>>(mut self, addrs: impl IntoIterator<Item = S>) -> VniConfig {
         self.flood
             .extend(addrs.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sends the VNI's BUM frames to the multicast group `addr` too, and
+    /// joins it on the uplink.
+    pub fn group(mut self, addr: &str) -> VniConfig {
+        self.group = Some(addr.to_owned());
         self
     }
 
@@ -259,6 +347,38 @@ mod tests {
         assert_eq!(value["fdb"][0]["dst"].as_str(), Some("198.18.0.2"));
         assert!(value["fdb"][0].get("port").is_none(), "{cfg}");
         assert!(value.get("follow").is_none(), "{cfg}");
+    }
+
+    #[test]
+    fn renders_the_issue_9_keys() {
+        let cfg = VtepConfig::new("198.18.0.1")
+            .also_local("2001:db8::1")
+            .ttl("auto")
+            .tos("inherit")
+            .flowlabel(7)
+            .udp6_zero_csum(true, false)
+            .vni(VniConfig::new(100).group("ff05::100"))
+            .to_string();
+        let value: toml::Value = toml::from_str(&cfg).expect("valid TOML");
+        let u = &value["underlay"];
+        let local: Vec<&str> = u["local"]
+            .as_array()
+            .expect("two addresses are a list")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(local, ["198.18.0.1", "2001:db8::1"], "{cfg}");
+        assert_eq!(u["ttl"].as_str(), Some("auto"), "{cfg}");
+        assert_eq!(u["tos"].as_str(), Some("inherit"), "{cfg}");
+        assert_eq!(u["flowlabel"].as_integer(), Some(7), "{cfg}");
+        assert_eq!(u["udp6_zero_csum_tx"].as_bool(), Some(true), "{cfg}");
+        assert_eq!(u["udp6_zero_csum_rx"].as_bool(), Some(false), "{cfg}");
+        assert_eq!(value["vni"][0]["group"].as_str(), Some("ff05::100"));
+        let plain = VtepConfig::new("198.18.0.1").to_string();
+        assert!(
+            !plain.contains("group") && !plain.contains("tos"),
+            "{plain}"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::{Context as _, Result};
 use vtep_common::{
     FDB_F_CONFIG, FDB_F_STATIC, FdbEntry, NeighEntry, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN,
-    UNDERLAY_F_UDP_CSUM, Underlay,
+    UNDERLAY_F_LABEL_FIXED, UNDERLAY_F_LABEL_INHERIT, UNDERLAY_F_TOS_INHERIT, UNDERLAY_F_UDP_CSUM,
+    UNDERLAY_F_UDP6_ZERO_CSUM_RX, UNDERLAY_F_UDP6_ZERO_CSUM_TX, Underlay, VtepAddr,
 };
 
 use crate::{
@@ -16,7 +17,7 @@ use crate::{
     },
     model::{
         addr::to_vtep,
-        config::{Config, ConfigError, ConfigErrors, FdbTarget},
+        config::{Config, ConfigError, ConfigErrors, FdbTarget, FlowLabel, Tos},
     },
     system::{
         iface::{self, FarEnd},
@@ -101,23 +102,39 @@ pub fn resolve(cfg: &Config) -> Result<Resolved, ConfigErrors> {
 /// The `UNDERLAY` entry of a config.
 pub fn underlay(cfg: &Config, r: &Resolved) -> Underlay {
     let u = &cfg.underlay;
+    let flag = |on: bool, f: u8| if on { f } else { 0 };
+    let (tos, tos_inherit) = match u.tos {
+        Tos::Fixed(t) => (t, false),
+        Tos::Inherit => (0, true),
+    };
+    let (flowlabel, label_flag) = match u.flowlabel {
+        FlowLabel::Hash => (0, 0),
+        FlowLabel::Inherit => (0, UNDERLAY_F_LABEL_INHERIT),
+        FlowLabel::Fixed(l) => (l, UNDERLAY_F_LABEL_FIXED),
+    };
     Underlay {
-        local: to_vtep(u.local),
+        local: u
+            .local
+            .v4
+            .map_or_else(VtepAddr::default, |a| to_vtep(a.into())),
+        local6: u
+            .local
+            .v6
+            .map_or_else(VtepAddr::default, |a| to_vtep(a.into())),
         uplink_ifindex: r.uplink,
+        flowlabel,
         port: u.port,
         srcport_min: u.srcport.0,
         srcport_max: u.srcport.1,
         ttl: u.ttl,
-        flags: if u.udp_checksum {
-            UNDERLAY_F_UDP_CSUM
-        } else {
-            0
-        } | if r.fib { UNDERLAY_F_FIB } else { 0 }
-            | if cfg.follow.is_some() {
-                UNDERLAY_F_KERNEL_VXLAN
-            } else {
-                0
-            },
+        tos,
+        flags: flag(u.udp_checksum, UNDERLAY_F_UDP_CSUM)
+            | flag(r.fib, UNDERLAY_F_FIB)
+            | flag(cfg.follow.is_some(), UNDERLAY_F_KERNEL_VXLAN)
+            | flag(u.udp6_zero_csum_tx, UNDERLAY_F_UDP6_ZERO_CSUM_TX)
+            | flag(u.udp6_zero_csum_rx, UNDERLAY_F_UDP6_ZERO_CSUM_RX)
+            | flag(tos_inherit, UNDERLAY_F_TOS_INHERIT)
+            | label_flag,
         uplink_mac: r.uplink_mac,
         mtu: r.uplink_mtu,
         ..Underlay::default()

@@ -53,7 +53,7 @@ mod underlay;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::IpAddr,
     os::fd::RawFd,
 };
 
@@ -74,7 +74,7 @@ use crate::{
     datapath::gateway::Gateway,
     model::{
         addr::{Mac, to_vtep},
-        config::{Config, FollowConfig},
+        config::{Config, FollowConfig, Locals},
     },
     system::{
         clock,
@@ -97,61 +97,11 @@ struct Followed {
     learning: bool,
 }
 
-/// The underlay's local addresses, at most one of each family: what a
-/// followed device's `local` must agree with, and which families of remote
-/// VTEPs vtep can send to.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Locals {
-    pub v4: Option<Ipv4Addr>,
-    pub v6: Option<Ipv6Addr>,
-}
-
-impl Locals {
-    /// The config's `underlay.local` (the unspecified address the config
-    /// holds while `[follow]` is to take it from the devices is none).
-    pub fn of(cfg: &Config) -> Locals {
-        let mut l = Locals::default();
-        l.add(cfg.underlay.local);
-        l
-    }
-
-    /// Writes the addresses into the config's `underlay.local`.
-    pub fn store(&self, cfg: &mut Config) -> Result<()> {
-        match (self.v4, self.v6) {
-            (Some(v4), None) => cfg.underlay.local = IpAddr::V4(v4),
-            (None, Some(v6)) => cfg.underlay.local = IpAddr::V6(v6),
-            (Some(v4), Some(v6)) => anyhow::bail!(
-                "the followed devices have local addresses of both families ({v4}, {v6}): \
-                 set underlay.local"
-            ),
-            (None, None) => {}
-        }
-        Ok(())
-    }
-
-    /// Adds `ip` as the address of its family (the unspecified address is
-    /// none).
-    pub fn add(&mut self, ip: IpAddr) {
-        match ip {
-            IpAddr::V4(a) if !a.is_unspecified() => self.v4 = Some(a),
-            IpAddr::V6(a) if !a.is_unspecified() => self.v6 = Some(a),
-            _ => {}
-        }
-    }
-
-    /// The local address of `ip`'s family.
-    pub fn like(&self, ip: &IpAddr) -> Option<IpAddr> {
-        match ip {
-            IpAddr::V4(_) => self.v4.map(IpAddr::V4),
-            IpAddr::V6(_) => self.v6.map(IpAddr::V6),
-        }
-    }
-
-    pub fn families(&self) -> Families {
-        Families {
-            v4: self.v4.is_some(),
-            v6: self.v6.is_some(),
-        }
+/// Which families of remote VTEPs the underlay `l` can send to.
+fn families(l: &Locals) -> Families {
+    Families {
+        v4: l.v4.is_some(),
+        v6: l.v6.is_some(),
     }
 }
 
@@ -208,7 +158,7 @@ impl Follower {
             .context("the config has no [follow] section")?;
         let events = Events::subscribe(&[libc::RTNLGRP_LINK, libc::RTNLGRP_NEIGH], follow.rcvbuf)?;
         Ok(Follower {
-            locals: Locals::of(cfg),
+            locals: cfg.underlay.local,
             port: cfg.underlay.port,
             udp_checksum: cfg.underlay.udp_checksum,
             uplink,

@@ -34,7 +34,7 @@ impl Follower {
             ));
         }
         if let Some(l) = vx.local {
-            match self.locals.like(&l) {
+            match self.locals.for_remote(l) {
                 None => {
                     return Some(format!(
                         "{name} has local {l}, and the underlay has no {} address: not \
@@ -183,7 +183,7 @@ impl Follower {
 
         // Tables for classifying FDB entries, and the bridges' ports.
         let mut t = Tables {
-            families: self.locals.families(),
+            families: super::families(&self.locals),
             ..Tables::default()
         };
         for (&ifindex, link) in &self.links {

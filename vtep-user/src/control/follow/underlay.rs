@@ -6,9 +6,8 @@ use std::{collections::BTreeSet, net::IpAddr};
 use anyhow::{Context as _, Result, bail};
 use netlink_packet_route::{RouteNetlinkMessage, link::LinkMessage};
 
-use super::Locals;
 use crate::{
-    model::config::Config,
+    model::config::{Config, Locals},
     system::netlink::{self, Vxlan, parse_link},
 };
 
@@ -45,8 +44,7 @@ pub fn complete_underlay(cfg: &mut Config) -> Result<()> {
         let with_local: Vec<&(String, Vxlan)> =
             devices.iter().filter(|(_, v)| v.local.is_some()).collect();
         let locals: BTreeSet<IpAddr> = with_local.iter().filter_map(|(_, v)| v.local).collect();
-        let taken = locals_of(&locals)?;
-        taken.store(cfg)?;
+        cfg.underlay.local = locals_of(&locals)?;
         log::info!(
             "underlay.local {}: taken from {} (not in the config)",
             locals
@@ -105,7 +103,7 @@ fn locals_of(found: &BTreeSet<IpAddr>) -> Result<Locals> {
             );
         }
         if let Some(ip) = of.first() {
-            locals.add(**ip);
+            locals.set(**ip);
         }
     }
     Ok(locals)

@@ -9,7 +9,7 @@
 
 use std::{
     fmt,
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     str::FromStr,
 };
 
@@ -191,11 +191,126 @@ impl FollowConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnderlayConfig {
     pub interface: String,
-    pub local: IpAddr,
+    /// This VTEP's addresses: one of each family at most (`local = IP` or
+    /// `local = [IPv4, IPv6]`).
+    pub local: Locals,
     pub port: u16,
     pub srcport: (u16, u16),
+    /// Outer TTL / hop limit; [`TTL_AUTO`] (`ttl = "auto"`, the default):
+    /// 64 to VTEPs, 1 to groups, as the kernel vxlan driver.
     pub ttl: u8,
+    /// The outer TOS / traffic class (`tos`).
+    pub tos: Tos,
+    /// The outer IPv6 flow label (`flowlabel`).
+    pub flowlabel: FlowLabel,
+    /// Outer UDP checksums over IPv4 (`udp_checksum`).
     pub udp_checksum: bool,
+    /// Zero UDP checksums sent over IPv6 (`udp6_zero_csum_tx`, the kernel's
+    /// `udp6zerocsumtx`).
+    pub udp6_zero_csum_tx: bool,
+    /// Zero UDP checksums accepted over IPv6 (`udp6_zero_csum_rx`, the
+    /// kernel's `udp6zerocsumrx`).
+    pub udp6_zero_csum_rx: bool,
+}
+
+/// This VTEP's underlay addresses: an IPv4 one, an IPv6 one, or both (a
+/// dual-stack VTEP reaches each remote VTEP from the address of its
+/// family).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Locals {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl Locals {
+    /// The one address `ip`.
+    pub fn one(ip: IpAddr) -> Self {
+        let mut l = Locals::default();
+        l.set(ip);
+        l
+    }
+
+    /// Sets the address of `ip`'s family to `ip`.
+    pub fn set(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => self.v4 = Some(v4),
+            IpAddr::V6(v6) => self.v6 = Some(v6),
+        }
+    }
+
+    /// The local address of `remote`'s family: the outer source toward it.
+    pub fn for_remote(&self, remote: IpAddr) -> Option<IpAddr> {
+        match remote {
+            IpAddr::V4(_) => self.v4.map(IpAddr::V4),
+            IpAddr::V6(_) => self.v6.map(IpAddr::V6),
+        }
+    }
+
+    /// Whether `ip` is one of these addresses.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.iter().any(|l| l == ip)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+
+    /// The addresses, IPv4 first.
+    pub fn iter(&self) -> impl Iterator<Item = IpAddr> + use<> {
+        self.v4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(self.v6.map(IpAddr::V6))
+    }
+
+    /// Why `remote` (a flood-list member, an FDB `dst`, a group) cannot be
+    /// reached from these addresses, if it cannot: it is of a family with
+    /// no local address.
+    pub fn unreachable(&self, remote: IpAddr) -> Option<String> {
+        if self.for_remote(remote).is_some() {
+            return None;
+        }
+        let family = if remote.is_ipv4() { "IPv4" } else { "IPv6" };
+        Some(format!(
+            "{remote} is {family} but underlay.local has no {family} address"
+        ))
+    }
+}
+
+impl fmt::Display for Locals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<String> = self.iter().map(|a| a.to_string()).collect();
+        if all.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&all.join(", "))
+        }
+    }
+}
+
+/// `tos`: the outer DS field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tos {
+    /// `tos = N` (its ECN bits are ignored: RFC 6040 sets them).
+    Fixed(u8),
+    /// `tos = "inherit"`: the inner IP packet's DS field.
+    Inherit,
+}
+
+/// `flowlabel`: the outer IPv6 flow label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowLabel {
+    /// `"hash"` (the default): the inner flow's hash, as RFC 6438 suggests.
+    Hash,
+    /// `"inherit"`: the inner IPv6 packet's (0 for other frames).
+    Inherit,
+    /// `N` (0..=1048575): the same for every packet.
+    Fixed(u32),
+}
+
+impl FlowLabel {
+    /// The largest flow label (20 bits).
+    pub const MAX: u32 = (1 << 20) - 1;
 }
 
 /// Default learned-entry lifetime, as the kernel bridge's `ageing_time`.
@@ -203,13 +318,17 @@ pub const DEFAULT_AGEING: u32 = 300;
 /// Default outer UDP source-port range (the kernel vxlan driver's default is
 /// the local port range; this is the IANA dynamic range).
 pub const DEFAULT_SRCPORT: (u16, u16) = (49152, 65535);
-pub const DEFAULT_TTL: u8 = 64;
+/// `Underlay::ttl` 0: "auto" (the kernel vxlan driver's rule).
+pub const TTL_AUTO: u8 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VniConfig {
     pub id: u32,
     pub ports: Vec<String>,
     pub flood: Vec<IpAddr>,
+    /// The multicast group BUM frames also go to (`group`), joined on the
+    /// uplink.
+    pub group: Option<IpAddr>,
     pub learning: bool,
     pub ageing: u32,
     pub maxaddress: u32,
@@ -223,6 +342,7 @@ impl VniConfig {
             id,
             ports: Vec::new(),
             flood: Vec::new(),
+            group: None,
             learning: true,
             ageing: DEFAULT_AGEING,
             maxaddress: 0,
@@ -274,7 +394,7 @@ impl FromStr for Config {
 
 mod validate;
 
-pub use validate::{check_ifname, check_vni, parse_vtep};
+pub use validate::{check_group, check_ifname, check_vni, parse_vtep};
 
 #[cfg(test)]
 mod tests;

@@ -61,7 +61,10 @@ fn defaults_apply() {
         .unwrap();
     assert_eq!(c.underlay.port, VXLAN_PORT);
     assert_eq!(c.underlay.srcport, DEFAULT_SRCPORT);
-    assert_eq!(c.underlay.ttl, DEFAULT_TTL);
+    assert_eq!(c.underlay.ttl, TTL_AUTO);
+    assert_eq!(c.underlay.tos, Tos::Fixed(0));
+    assert_eq!(c.underlay.flowlabel, FlowLabel::Hash);
+    assert!(!c.underlay.udp6_zero_csum_tx && !c.underlay.udp6_zero_csum_rx);
     assert_eq!(c.vnis[0], VniConfig::new(7));
 }
 
@@ -90,8 +93,36 @@ fn bad_configs_name_the_field() {
         ),
         (
             "local = \"198.18.0.1\"",
-            "local = \"2001:db8::1\"",
+            "local = \"ff05::100\"",
             "underlay.local",
+        ),
+        ("local = \"198.18.0.1\"", "local = []", "underlay.local"),
+        (
+            "local = \"198.18.0.1\"",
+            "local = [\"198.18.0.1\", \"198.18.0.9\"]",
+            "underlay.local[1]",
+        ),
+        ("ttl = 64", "ttl = \"inherit\"", "underlay.ttl"),
+        ("ttl = 64", "ttl = 64\ntos = 256", "underlay.tos"),
+        ("ttl = 64", "ttl = 64\ntos = \"copy\"", "underlay.tos"),
+        ("ttl = 64", "ttl = 64\nflowlabel = 7", "underlay.flowlabel"),
+        (
+            "ttl = 64",
+            "ttl = 64\nudp6_zero_csum_rx = true",
+            "underlay.udp6_zero_csum_rx",
+        ),
+        ("learning = true", "group = \"198.18.0.9\"", "vni[0].group"),
+        ("learning = true", "group = \"ff05::100\"", "vni[0].group"),
+        ("learning = true", "group = \"239.1.1\"", "vni[0].group"),
+        (
+            "flood = [\"198.18.0.2\"]",
+            "flood = [\"2001:db8::3\"]",
+            "vni[0].flood[0]",
+        ),
+        (
+            "dst = \"198.18.0.2\"",
+            "dst = \"2001:db8::2\"",
+            "fdb[0].dst",
         ),
         (
             "flood = [\"198.18.0.2\"]",
@@ -243,7 +274,7 @@ fn every_mistake_is_reported_at_once() {
         err.to_string(),
         "3 problems:\n  \
          underlay.port: 70000 is outside 1..=65535\n  \
-         vni[0].flood[0]: 2001:db8::2: an IPv6 underlay is not supported yet (use an IPv4 address)\n  \
+         vni[0].flood[0]: 2001:db8::2 is IPv6 but underlay.local has no IPv6 address\n  \
          fdb[0].mac: \"02:00:00:00:01\" is not a MAC address (expected six hex bytes, like 02:00:00:00:01:02)"
     );
     // The interfaces it names, for the checks against the system.
@@ -279,7 +310,15 @@ fn syntax_errors_name_the_line_once() {
         .unwrap_err();
     assert_eq!(
         typed.to_string(),
-        "underlay.ttl: line 7: invalid type: string \"x\", expected i64"
+        "underlay.ttl: \"x\": give 1..=255, or \"auto\" (64 to VTEPs, 1 to groups)"
+    );
+    let typed = GOOD
+        .replacen("udp_checksum = false", "udp_checksum = 1", 1)
+        .parse::<Config>()
+        .unwrap_err();
+    assert_eq!(
+        typed.to_string(),
+        "underlay.udp_checksum: line 8: invalid type: integer `1`, expected a boolean"
     );
 }
 
@@ -386,4 +425,184 @@ fn deep_nesting_and_huge_numbers_are_errors() {
         "2 problems:\n  underlay.port: 9223372036854775807 is outside 1..=65535\n  \
          underlay.ttl: -9223372036854775808 is outside 1..=255"
     );
+}
+
+/// The underlay of either family, or both: remote VTEPs and groups are
+/// checked against the local address of their family.
+#[test]
+fn an_underlay_of_either_family_or_both() {
+    let v6 = GOOD
+        .replace("198.18.0.1", "2001:db8::1")
+        .replace("198.18.0.2", "2001:db8::2");
+    let c: Config = v6.parse().expect("an IPv6 underlay");
+    assert_eq!(c.underlay.local.v6, Some("2001:db8::1".parse().unwrap()));
+    assert_eq!(c.underlay.local.v4, None);
+    assert_eq!(c.vnis[0].flood, ["2001:db8::2".parse::<IpAddr>().unwrap()]);
+
+    let dual = GOOD
+        .replace(
+            "local = \"198.18.0.1\"",
+            "local = [\"198.18.0.1\", \"2001:db8::1\"]",
+        )
+        .replace(
+            "flood = [\"198.18.0.2\"]",
+            "flood = [\"198.18.0.2\", \"2001:db8::3\"]",
+        );
+    let c: Config = dual.parse().expect("a dual-stack underlay");
+    let l = c.underlay.local;
+    assert_eq!(l.to_string(), "198.18.0.1, 2001:db8::1");
+    assert_eq!(
+        l.for_remote("2001:db8::3".parse().unwrap()),
+        Some("2001:db8::1".parse().unwrap())
+    );
+    assert!(l.contains("2001:db8::1".parse().unwrap()));
+    assert_eq!(c.vnis[0].flood.len(), 2);
+
+    // A VTEP's own IPv6 address is no flood-list member nor FDB dst.
+    let own = dual.replace("\"2001:db8::3\"]", "\"2001:db8::1\"]");
+    let err = own.parse::<Config>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vni[0].flood[1]: 2001:db8::1 is this VTEP (underlay.local)"
+    );
+
+    // The messages, word for word.
+    let cases = [
+        (
+            v6.replace("flood = [\"2001:db8::2\"]", "flood = [\"198.18.0.2\"]"),
+            "vni[0].flood[0]: 198.18.0.2 is IPv4 but underlay.local has no IPv4 address",
+        ),
+        (
+            GOOD.replace("flood = [\"198.18.0.2\"]", "flood = [\"2001:db8::3\"]"),
+            "vni[0].flood[0]: 2001:db8::3 is IPv6 but underlay.local has no IPv6 address",
+        ),
+        (
+            GOOD.replace("dst = \"198.18.0.2\"", "dst = \"2001:db8::2\""),
+            "fdb[0].dst: 2001:db8::2 is IPv6 but underlay.local has no IPv6 address",
+        ),
+        (
+            GOOD.replace(
+                "local = \"198.18.0.1\"",
+                "local = [\"2001:db8::1\", \"2001:db8::2\"]",
+            )
+            .replace("198.18.0.2", "2001:db8::5"),
+            "underlay.local[1]: 2001:db8::2: underlay.local has an IPv6 address already (one \
+             of each family at most)",
+        ),
+        (
+            GOOD.replace(
+                "local = \"198.18.0.1\"",
+                "local = [\"198.18.0.1\", \"2001:db8::1\", \"2001:db8::2\"]",
+            ),
+            "underlay.local: 3 addresses; give one, or one IPv4 and one IPv6 address",
+        ),
+        (
+            GOOD.replace("local = \"198.18.0.1\"", "local = \"::\""),
+            "underlay.local: :: is not a unicast address",
+        ),
+        (
+            GOOD.replace("learning = true", "group = \"ff05::100\""),
+            "vni[0].group: ff05::100 is IPv6 but underlay.local has no IPv6 address",
+        ),
+        (
+            GOOD.replace("learning = true", "group = \"198.18.0.9\""),
+            "vni[0].group: 198.18.0.9 is not a multicast address",
+        ),
+        (
+            GOOD.replace("ttl = 64", "flowlabel = 5"),
+            "underlay.flowlabel: applies to an IPv6 underlay, and underlay.local has no IPv6 \
+             address",
+        ),
+        (
+            v6.replace("ttl = 64", "flowlabel = 1048576"),
+            "underlay.flowlabel: 1048576 is outside 0..=1048575",
+        ),
+        (
+            v6.replace("ttl = 64", "flowlabel = \"random\""),
+            "underlay.flowlabel: \"random\": give \"hash\" (the inner flow's), \"inherit\" \
+             (the inner IPv6 packet's) or a label 0..=1048575",
+        ),
+        (
+            GOOD.replace("ttl = 64", "tos = -1"),
+            "underlay.tos: -1 is outside 0..=255",
+        ),
+        (
+            GOOD.replace("ttl = 64", "tos = \"copy\""),
+            "underlay.tos: \"copy\": give 0..=255, or \"inherit\" (the inner packet's DS field)",
+        ),
+        (
+            GOOD.replace("ttl = 64", "udp6_zero_csum_tx = true"),
+            "underlay.udp6_zero_csum_tx: applies to an IPv6 underlay, and underlay.local has no \
+             IPv6 address",
+        ),
+    ];
+    for (text, want) in cases {
+        let err = text.parse::<Config>().expect_err(want);
+        assert_eq!(err.to_string(), want);
+    }
+}
+
+/// `ttl`, `tos`, `flowlabel` and the zero-checksum switches, as the kernel
+/// vxlan device's options.
+#[test]
+fn outer_header_settings() {
+    let v6 = GOOD
+        .replace("198.18.0.1", "2001:db8::1")
+        .replace("198.18.0.2", "2001:db8::2");
+    let with = |lines: &str| -> UnderlayConfig {
+        v6.replace("ttl = 64", lines)
+            .parse::<Config>()
+            .unwrap_or_else(|e| panic!("{lines}: {e}"))
+            .underlay
+    };
+    assert_eq!(with("ttl = \"auto\"").ttl, TTL_AUTO);
+    assert_eq!(with("ttl = 1").ttl, 1);
+    assert_eq!(with("tos = 184").tos, Tos::Fixed(184));
+    assert_eq!(with("tos = \"inherit\"").tos, Tos::Inherit);
+    assert_eq!(with("flowlabel = \"hash\"").flowlabel, FlowLabel::Hash);
+    assert_eq!(
+        with("flowlabel = \"inherit\"").flowlabel,
+        FlowLabel::Inherit
+    );
+    assert_eq!(
+        with("flowlabel = 1048575").flowlabel,
+        FlowLabel::Fixed(FlowLabel::MAX)
+    );
+    let z = with("udp6_zero_csum_tx = true\nudp6_zero_csum_rx = true");
+    assert!(z.udp6_zero_csum_tx && z.udp6_zero_csum_rx);
+}
+
+/// A VNI's multicast group: either family, each needing a local address
+/// of its family; two VNIs may share one.
+#[test]
+fn vni_groups() {
+    let dual = GOOD.replace(
+        "local = \"198.18.0.1\"",
+        "local = [\"198.18.0.1\", \"2001:db8::1\"]",
+    );
+    let text = format!(
+        "{}\n[[vni]]\nid = 200\ngroup = \"ff05::100\"\n[[vni]]\nid = 300\ngroup = \"239.1.1.1\"\n",
+        dual.replace("learning = true", "group = \"239.1.1.1\"")
+    );
+    let c: Config = text.parse().expect("groups");
+    let groups: Vec<Option<IpAddr>> = c.vnis.iter().map(|v| v.group).collect();
+    let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+    assert_eq!(groups, [ip("239.1.1.1"), ip("ff05::100"), ip("239.1.1.1")]);
+    assert_eq!(GOOD.parse::<Config>().unwrap().vnis[0].group, None);
+    assert_eq!(check_group("group", "ff02::1").map(Some), Ok(ip("ff02::1")));
+    assert_eq!(
+        check_group("group", "2001:db8::1").unwrap_err().to_string(),
+        "group: 2001:db8::1 is not a multicast address"
+    );
+}
+
+/// With `[follow]` and no `underlay.local`, the local addresses come from
+/// the followed devices: remote addresses are not checked against them
+/// yet.
+#[test]
+fn families_are_not_checked_before_the_local_address_is_known() {
+    let text = "[underlay]\ninterface = \"eth0\"\n[follow]\nall = true\n\
+                [[vni]]\nid = 7\nflood = [\"2001:db8::2\"]\ngroup = \"239.1.1.1\"\n";
+    let c: Config = text.parse().expect("local from the link");
+    assert!(c.underlay.local.is_empty());
 }

@@ -57,11 +57,31 @@ struct RawAfxdp {
 #[serde(deny_unknown_fields)]
 struct RawUnderlay {
     interface: String,
-    local: Option<String>,
+    local: Option<OneOrMany>,
     port: Option<i64>,
     srcport: Option<Vec<i64>>,
-    ttl: Option<i64>,
+    ttl: Option<NumOrWord>,
+    tos: Option<NumOrWord>,
+    flowlabel: Option<NumOrWord>,
     udp_checksum: Option<bool>,
+    udp6_zero_csum_tx: Option<bool>,
+    udp6_zero_csum_rx: Option<bool>,
+}
+
+/// `local = "IP"` or `local = ["IP", "IP"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A number or a word (`ttl = 64` / `ttl = "auto"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum NumOrWord {
+    Num(i64),
+    Word(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +92,7 @@ struct RawVni {
     ports: Vec<String>,
     #[serde(default)]
     flood: Vec<String>,
+    group: Option<String>,
     learning: Option<bool>,
     ageing: Option<i64>,
     maxaddress: Option<i64>,
@@ -141,20 +162,129 @@ fn int<T: TryFrom<i64>>(field: &str, v: i64, min: i64, max: i64) -> Result<T, Co
     T::try_from(v).map_err(|_| ConfigError::new(field, format!("{v} is out of range")))
 }
 
-/// Parses a VTEP address: IPv4 (an IPv6 underlay is not supported yet).
+/// Parses a VTEP address: a unicast IPv4 or IPv6 address (whether the
+/// underlay has a local address of its family is checked by the caller).
 pub fn parse_vtep(field: &str, s: &str) -> Result<IpAddr, ConfigError> {
     let ip: IpAddr = s
         .parse()
         .map_err(|_| ConfigError::new(field, format!("{s:?} is not an IP address")))?;
-    match ip {
-        IpAddr::V4(v4) if v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast() => Err(
-            ConfigError::new(field, format!("{s} is not a unicast address")),
-        ),
-        IpAddr::V4(_) => Ok(ip),
-        IpAddr::V6(_) => Err(ConfigError::new(
+    let unicast = match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast() || v6.is_loopback()),
+    };
+    if !unicast {
+        return Err(ConfigError::new(
             field,
-            format!("{s}: an IPv6 underlay is not supported yet (use an IPv4 address)"),
-        )),
+            format!("{s} is not a unicast address"),
+        ));
+    }
+    Ok(ip)
+}
+
+/// Parses a VNI's multicast group: an IPv4 (224.0.0.0/4) or IPv6 (ff00::/8)
+/// multicast address.
+pub fn check_group(field: &str, s: &str) -> Result<IpAddr, ConfigError> {
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| ConfigError::new(field, format!("{s:?} is not an IP address")))?;
+    if !ip.is_multicast() {
+        return Err(ConfigError::new(
+            field,
+            format!("{ip} is not a multicast address"),
+        ));
+    }
+    Ok(ip)
+}
+
+/// `underlay.local`: one address, or a list of one of each family at most.
+fn parse_locals(p: &mut Problems, raw: &OneOrMany) -> Option<Locals> {
+    match raw {
+        OneOrMany::One(s) => p.check(parse_vtep("underlay.local", s)).map(Locals::one),
+        OneOrMany::Many(list) if list.is_empty() || list.len() > 2 => {
+            p.add(
+                "underlay.local",
+                format!(
+                    "{} addresses; give one, or one IPv4 and one IPv6 address",
+                    list.len()
+                ),
+            );
+            None
+        }
+        OneOrMany::Many(list) => {
+            let mut locals = Locals::default();
+            let mut ok = true;
+            for (i, s) in list.iter().enumerate() {
+                let field = format!("underlay.local[{i}]");
+                match p.check(parse_vtep(&field, s)) {
+                    Some(ip) if locals.for_remote(ip).is_some() => {
+                        p.add(
+                            field,
+                            format!(
+                                "{ip}: underlay.local has an {} address already (one of each \
+                                 family at most)",
+                                if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(ip) => locals.set(ip),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(locals)
+        }
+    }
+}
+
+/// `ttl`: 1..=255, or `"auto"` ([`TTL_AUTO`]).
+fn parse_ttl(p: &mut Problems, raw: &NumOrWord) -> Option<u8> {
+    match raw {
+        NumOrWord::Num(t) => p.check(int("underlay.ttl", *t, 1, 255)),
+        NumOrWord::Word(w) if w == "auto" => Some(TTL_AUTO),
+        NumOrWord::Word(w) => {
+            p.add(
+                "underlay.ttl",
+                format!("{w:?}: give 1..=255, or \"auto\" (64 to VTEPs, 1 to groups)"),
+            );
+            None
+        }
+    }
+}
+
+/// `tos`: 0..=255, or `"inherit"`.
+fn parse_tos(p: &mut Problems, raw: &NumOrWord) -> Option<Tos> {
+    match raw {
+        NumOrWord::Num(t) => p.check(int("underlay.tos", *t, 0, 255)).map(Tos::Fixed),
+        NumOrWord::Word(w) if w == "inherit" => Some(Tos::Inherit),
+        NumOrWord::Word(w) => {
+            p.add(
+                "underlay.tos",
+                format!("{w:?}: give 0..=255, or \"inherit\" (the inner packet's DS field)"),
+            );
+            None
+        }
+    }
+}
+
+/// `flowlabel`: `"hash"`, `"inherit"`, or 0..=1048575.
+fn parse_flowlabel(p: &mut Problems, raw: &NumOrWord) -> Option<FlowLabel> {
+    match raw {
+        NumOrWord::Num(n) => p
+            .check(int("underlay.flowlabel", *n, 0, i64::from(FlowLabel::MAX)))
+            .map(FlowLabel::Fixed),
+        NumOrWord::Word(w) if w == "hash" => Some(FlowLabel::Hash),
+        NumOrWord::Word(w) if w == "inherit" => Some(FlowLabel::Inherit),
+        NumOrWord::Word(w) => {
+            p.add(
+                "underlay.flowlabel",
+                format!(
+                    "{w:?}: give \"hash\" (the inner flow's), \"inherit\" (the inner IPv6 \
+                     packet's) or a label 0..={}",
+                    FlowLabel::MAX
+                ),
+            );
+            None
+        }
     }
 }
 
@@ -200,13 +330,23 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         interfaces.push(("underlay.interface".to_owned(), u.interface.clone()));
     }
     let local = match (&u.local, &raw.follow) {
-        (Some(l), _) => p.check(parse_vtep("underlay.local", l)),
+        (Some(l), _) => parse_locals(&mut p, l),
         // Taken from the followed vxlan devices when the daemon starts.
-        (None, Some(_)) => Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        (None, Some(_)) => Some(Locals::default()),
         (None, None) => {
-            p.add("underlay.local", "missing: give this VTEP's IPv4 address");
+            p.add(
+                "underlay.local",
+                "missing: give this VTEP's address (IPv4, IPv6, or [IPv4, IPv6])",
+            );
             None
         }
+    };
+    // Whether a remote address can be checked against the local ones: not
+    // when they are still to come from the followed devices.
+    let known_local = local.filter(|l| !l.is_empty());
+    let reachable = |p: &mut Problems, field: &str, ip: IpAddr| {
+        let why = known_local.and_then(|l| l.unreachable(ip));
+        why.map(|why| p.add(field, why)).is_none()
     };
     let follow = raw
         .follow
@@ -266,11 +406,38 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             }
         },
     };
-    let ttl = match u.ttl {
-        Some(t) => p.check(int("underlay.ttl", t, 1, 255)),
-        None => Some(DEFAULT_TTL),
+    let ttl = match &u.ttl {
+        Some(t) => parse_ttl(&mut p, t),
+        None => Some(TTL_AUTO),
+    };
+    let tos = match &u.tos {
+        Some(t) => parse_tos(&mut p, t),
+        None => Some(Tos::Fixed(0)),
+    };
+    let flowlabel = match &u.flowlabel {
+        Some(l) => parse_flowlabel(&mut p, l),
+        None => Some(FlowLabel::Hash),
     };
     let udp_checksum = u.udp_checksum.unwrap_or(false);
+    let udp6_zero_csum_tx = u.udp6_zero_csum_tx.unwrap_or(false);
+    let udp6_zero_csum_rx = u.udp6_zero_csum_rx.unwrap_or(false);
+    // IPv6-only settings on an underlay that has no IPv6 address say the
+    // config is not what its author thinks.
+    if known_local.is_some_and(|l| l.v6.is_none()) {
+        let v6_only = [
+            ("flowlabel", flowlabel.is_some_and(|l| l != FlowLabel::Hash)),
+            ("udp6_zero_csum_tx", udp6_zero_csum_tx),
+            ("udp6_zero_csum_rx", udp6_zero_csum_rx),
+        ];
+        for (key, set) in v6_only {
+            if set {
+                p.add(
+                    format!("underlay.{key}"),
+                    "applies to an IPv6 underlay, and underlay.local has no IPv6 address",
+                );
+            }
+        }
+    }
 
     let mut vnis = Vec::new();
     let mut seen_vni = BTreeSet::new();
@@ -322,14 +489,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             let Some(ip) = p.check(parse_vtep(&field, a)) else {
                 continue;
             };
-            if Some(ip) == local {
+            if local.is_some_and(|l| l.contains(ip)) {
                 p.add(field, format!("{ip} is this VTEP (underlay.local)"));
             } else if flood.contains(&ip) {
                 p.add(field, format!("{ip} is listed twice"));
-            } else {
+            } else if reachable(&mut p, &field, ip) {
                 flood.push(ip);
             }
         }
+        let group = match &v.group {
+            None => Some(None),
+            Some(g) => match p.check(check_group(&f("group"), g)) {
+                Some(ip) if reachable(&mut p, &f("group"), ip) => Some(Some(ip)),
+                _ => None,
+            },
+        };
         let ageing = match v.ageing {
             Some(a) => p.check(int(&f("ageing"), a, 0, i64::from(u32::MAX / 1000))),
             None => Some(DEFAULT_AGEING),
@@ -343,11 +517,14 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
             )),
             None => Some(0),
         };
-        if let (Some(id), Some(ageing), Some(maxaddress)) = (id, ageing, maxaddress) {
+        if let (Some(id), Some(ageing), Some(maxaddress), Some(group)) =
+            (id, ageing, maxaddress, group)
+        {
             vnis.push(VniConfig {
                 id,
                 ports: v.ports,
                 flood,
+                group,
                 learning: v.learning.unwrap_or(true),
                 ageing,
                 maxaddress,
@@ -379,10 +556,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         };
         let target = match (e.dst, e.port) {
             (Some(d), None) => match p.check(parse_vtep(&f("dst"), &d)) {
-                Some(ip) if Some(ip) == local => {
+                Some(ip) if local.is_some_and(|l| l.contains(ip)) => {
                     p.add(f("dst"), format!("{ip} is this VTEP"));
                     None
                 }
+                Some(ip) if !reachable(&mut p, &f("dst"), ip) => None,
                 ip => ip.map(FdbTarget::Remote),
             },
             (None, Some(port)) => {
@@ -437,12 +615,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
         Some(c) => p.check(int::<usize>("afxdp.cpu", c, 0, 4095)).map(Some),
         None => Some(None),
     };
-    match (local, port, srcport, ttl, afxdp_cpu, capacity, metrics) {
+    match (
+        local, port, srcport, ttl, tos, flowlabel, afxdp_cpu, capacity, metrics,
+    ) {
         (
             Some(local),
             Some(port),
             Some(srcport),
             Some(ttl),
+            Some(tos),
+            Some(flowlabel),
             Some(afxdp_cpu),
             Some(capacity),
             Some(metrics),
@@ -460,7 +642,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigErrors> {
                 port,
                 srcport,
                 ttl,
+                tos,
+                flowlabel,
                 udp_checksum,
+                udp6_zero_csum_tx,
+                udp6_zero_csum_rx,
             },
             vnis,
             fdb,
