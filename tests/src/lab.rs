@@ -23,6 +23,7 @@ mod cmd;
 mod config;
 mod frr;
 mod iperf;
+mod ipv6;
 mod netns;
 mod overlay;
 pub mod upgrade;
@@ -36,6 +37,7 @@ pub use cmd::{Proc, Run, pid_alive, quietly, run, run_ok, set_trace, try_run, wa
 pub use config::{FdbConfig, FollowConfig, Underlay, VniConfig, VtepConfig};
 pub use frr::{Frr, Peering, frr_installed};
 pub use iperf::Iperf;
+pub use ipv6::Interop6;
 pub use netns::{Host, LinkStats, Netns, Workload};
 pub use overlay::{Flood, Interop, InteropOptions, Overlay};
 pub use vtep::{Daemon, FdbEntry, ReasonCount, Stats, VniStats, vtep_bin};
@@ -52,10 +54,21 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// MTU of every workload interface: the rule is inner MTU = underlay MTU − 50,
 /// so that a full-size inner packet still fits the underlay once encapsulated.
 pub const OVERLAY_MTU: u32 = UNDERLAY_MTU - VXLAN_OVERHEAD;
+/// Bytes VXLAN over IPv6 adds to an inner Ethernet frame:
+/// outer IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14).
+pub const VXLAN6_OVERHEAD: u32 = 70;
+/// MTU of a workload whose overlay crosses an IPv6 underlay: inner MTU =
+/// underlay MTU − 70 (the MTU the kernel gives a vxlan device over IPv6).
+pub const OVERLAY6_MTU: u32 = UNDERLAY_MTU - VXLAN6_OVERHEAD;
 /// The VXLAN port (IANA).
 pub const VXLAN_PORT: u16 = 4789;
 /// The flood-list "MAC" of `fdb append` / `fdb show`.
 pub const FLOOD_MAC: &str = "00:00:00:00:00:00";
+
+/// The IPv4 multicast group of the lab's group-mode VNIs.
+pub const GROUP4: &str = "239.1.1.1";
+/// The IPv6 multicast group of the lab's group-mode VNIs (site-local scope).
+pub const GROUP6: &str = "ff05::100";
 
 /// Where the lab mounts one bpffs per vtep host (outside /sys, so that every
 /// `ip netns exec` sees the same instance).
@@ -76,6 +89,12 @@ const TOOLS: [&str; 6] = ["ip", "bridge", "ethtool", "ping", "iperf3", "mount"];
 /// The underlay address of host `n`.
 pub fn underlay_ip(n: u8) -> String {
     format!("198.18.0.{n}")
+}
+
+/// The IPv6 underlay address of host `n` (2001:db8::/64, documentation space),
+/// which [`Host::enable_ipv6`] gives its uplink.
+pub fn underlay_ip6(n: u8) -> String {
+    format!("2001:db8::{n}")
 }
 
 /// The /24 of tenant `t` (1, 2, 3): TEST-NET-1, -2, -3, without the last octet.
@@ -219,6 +238,12 @@ impl Lab {
         netns
     }
 
+    /// The namespace of the underlay switch (bridge [`UNDERLAY_BRIDGE`]),
+    /// created on first use.
+    pub fn underlay_switch(&self) -> Netns {
+        self.underlay()
+    }
+
     /// The underlay switch, created on first use.
     fn underlay(&self) -> Netns {
         if let Some(ul) = &self.state.borrow().underlay {
@@ -272,16 +297,29 @@ impl Lab {
     /// the access port `tMwK` up in the host. Nothing is done to the access
     /// port's peer beyond that (in particular no GRO): that is vtep's job.
     pub fn workload(&self, host: &Host, tenant: u8, k: u8, mac: &str, cidr: &str) -> Workload {
+        self.workload_mtu(host, (tenant, k), mac, cidr, OVERLAY_MTU)
+    }
+
+    /// Like [`Lab::workload`], `eth0` and the access port with MTU `mtu`
+    /// ([`OVERLAY6_MTU`] for an overlay over an IPv6 underlay).
+    pub fn workload_mtu(
+        &self,
+        host: &Host,
+        (tenant, k): (u8, u8),
+        mac: &str,
+        cidr: &str,
+        mtu: u32,
+    ) -> Workload {
         let netns = self.netns(&format!("h{}-t{tenant}-w{k}", host.n));
         let port = format!("t{tenant}w{k}");
         run_ok(&format!(
             "ip link add eth0 netns {} type veth peer name {port} netns {}",
             netns.name, host.name
         ));
-        netns.ip(&format!("link set eth0 address {mac} mtu {OVERLAY_MTU}"));
+        netns.ip(&format!("link set eth0 address {mac} mtu {mtu}"));
         netns.ip(&format!("addr add {cidr} dev eth0"));
         netns.ip("link set eth0 up");
-        host.ip(&format!("link set {port} mtu {OVERLAY_MTU} up"));
+        host.ip(&format!("link set {port} mtu {mtu} up"));
         let ip = cidr.split('/').next().unwrap_or(cidr).to_owned();
         Workload {
             netns,
@@ -318,6 +356,44 @@ impl Lab {
             }
         }
         host
+    }
+
+    /// Host `n` switching with the Linux vxlan driver, its uplink with IPv6
+    /// ([`Host::enable_ipv6`]): one `vxlan<vni>` in bridge `br<vni>`, made with
+    /// `ip link add vxlan<vni> type vxlan id <vni> <args>` (say `local
+    /// 2001:db8::2 dstport 4789`, or `group 239.1.1.1 dev uplink ...`), MTU
+    /// `mtu`, flooding head-end to each address of `peers`; the bridge up.
+    pub fn kernel_vxlan_host_raw(
+        &self,
+        n: u8,
+        vni: u32,
+        args: &str,
+        mtu: u32,
+        peers: &[&str],
+    ) -> Host {
+        let host = self.host(n);
+        host.enable_ipv6();
+        host.add_vxlan_bridge_raw(vni, args, mtu);
+        host.ip(&format!("link set br{vni} up"));
+        for peer in peers {
+            host.bridge(&format!("fdb append {FLOOD_MAC} dev vxlan{vni} dst {peer}"));
+        }
+        host
+    }
+
+    /// A workload on a kernel vxlan host, its access port in bridge `br<vni>`,
+    /// with MTU `mtu`.
+    pub fn kernel_workload_mtu(
+        &self,
+        host: &Host,
+        vni: u32,
+        (tenant, k): (u8, u8),
+        (mac, cidr): (&str, &str),
+        mtu: u32,
+    ) -> Workload {
+        let workload = self.workload_mtu(host, (tenant, k), mac, cidr, mtu);
+        host.ip(&format!("link set {} master br{vni}", workload.port));
+        workload
     }
 
     /// A workload on a [`Lab::kernel_vxlan_host`], its access port in bridge `br<vni>`.
@@ -573,5 +649,6 @@ mod tests {
     #[test]
     fn overlay_mtu_leaves_room_for_vxlan() {
         assert_eq!(OVERLAY_MTU, 1450);
+        assert_eq!(OVERLAY6_MTU, 1430);
     }
 }

@@ -15,6 +15,7 @@ pub mod event;
 pub mod fdb;
 pub mod frame;
 pub mod header;
+pub mod icmp;
 pub mod lab;
 pub mod layout;
 pub mod maps;

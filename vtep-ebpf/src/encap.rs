@@ -31,9 +31,9 @@ use vtep_common::{
     Underlay, VNI_F_FOLLOWED, VtepAddr,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4, IPPROTO_UDP, IPV4_LEN,
-        UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, flow_keys, is_multicast, is_valid_source,
-        source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ETH_P_8021AD, ETH_P_8021Q, EncapV4,
+        IPPROTO_UDP, IPV4_LEN, UDP_LEN, VXLAN_LEN, encap_v4_header, flow_hash, flow_keys,
+        is_multicast, is_valid_source, source_port, udp_checksum_v4,
     },
 };
 
@@ -42,6 +42,7 @@ use crate::{
     learn::{kernel_must_see, learn},
     maps::{Dir, NEIGH, PORT_TX, PORTS, VNIS, count_flood, count_vni, fdb_dst, underlay},
     parse::{CopyOut, Xdp, packet_csum, ptr_at_mut, read, set_meta},
+    pmtu,
 };
 
 pub fn try_access(ctx: &XdpContext) -> Result<u32, Reason> {
@@ -265,7 +266,12 @@ fn encap(
     let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
     let inner_len = len as u16;
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + inner_len;
-    let (hop, action) = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port)? {
+    let route = match next_hop(ctx.ctx.cast(), ul, remote, ip_len, src_port) {
+        // Too large: its path-MTU error goes back to the sender.
+        Err(Reason::MtuExceeded) => return pmtu::too_big(ctx, vni, ul.mtu, ENCAP_V4_MTU_OVERHEAD),
+        route => route?,
+    };
+    let (hop, action) = match route {
         Route::Resolved(hop) => (hop, 0),
         Route::NoNeighbour => (
             NextHop {

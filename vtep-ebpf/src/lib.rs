@@ -18,3 +18,4 @@ pub mod flood;
 pub mod learn;
 pub mod maps;
 pub mod parse;
+pub mod pmtu;

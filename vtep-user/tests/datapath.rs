@@ -2363,6 +2363,7 @@ fn tables() -> Vec<(&'static str, Vec<Case>)> {
         (programs::UPLINK_XDP, uplink_followed_cases()),
         (programs::ACCESS_XDP, access_cases()),
         (programs::ACCESS_XDP, access_followed_cases()),
+        (programs::ACCESS_XDP, pmtu_cases()),
         (programs::UPLINK_TC, tc_cases()),
         (programs::ACCESS_TC, tc_cases()),
         (fixture::UPLINK_TC, uplink_tc_cases()),
@@ -2388,7 +2389,6 @@ const NO_ROW: &[(Reason, &str)] = &[
     ),
     // Issue 9, under way: each leaves this list with the row that produces it.
     (Reason::FloodNoNeighbour, "ISSUE-9: flood rows to come"),
-    (Reason::PmtuSent, "ISSUE-9: PMTU rows to come"),
 ];
 
 /// Every reason is counted by at least one row of the tables (each table
@@ -3182,4 +3182,185 @@ fn xsk_steering_ipv6_groups() {
     let _netns = Netns::enter();
     let _xsk = BoundXsk::bind();
     run_table(programs::XSK_UPLINK, &xsk_uplink_issue9_cases());
+}
+
+// ---- Issue 9: path MTU errors ----
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
+const TENANT6_A: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+];
+const TENANT6_B: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+];
+/// The inner MTU of the fixtures' 1500-byte IPv4 underlay: 1500 - 50.
+const INNER_MTU: usize = 1450;
+
+/// A TCP-looking IPv4 packet of `total` bytes from TENANT_A to TENANT_B
+/// (fragment field `frag`), its payload a counting pattern.
+fn big_ipv4(total: usize, frag: u16) -> Vec<u8> {
+    let payload: Vec<u8> = (0..total - IPV4_LEN).map(|i| (i * 7 + 1) as u8).collect();
+    let mut p = ipv4(TENANT_A, TENANT_B, IPPROTO_TCP, &payload);
+    set_be16(&mut p, 6, frag);
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = ipv4_checksum(&p[..IPV4_LEN]);
+    p[10..12].copy_from_slice(&c);
+    p
+}
+
+/// WORKLOAD_MAC's IPv4 frame to REMOTE_MAC, `total` IP bytes.
+fn big_v4_frame(total: usize, frag: u16) -> Vec<u8> {
+    ether(REMOTE_MAC, WORKLOAD_MAC, ETH_P_IP, &big_ipv4(total, frag))
+}
+
+/// An IPv6 packet of `total` bytes from TENANT6_A to TENANT6_B, hop limit
+/// 63, traffic class and flow label set (the error's are 0).
+fn big_ipv6(total: usize) -> Vec<u8> {
+    let mut p = vec![0x6b, 0x81, 0x23, 0x45];
+    p.extend_from_slice(&be16(total - 40));
+    p.extend_from_slice(&[IPPROTO_UDP, 63]);
+    p.extend_from_slice(&TENANT6_A);
+    p.extend_from_slice(&TENANT6_B);
+    p.extend((0..total - 40).map(|i| (i * 5 + 3) as u8));
+    p
+}
+
+/// The ICMP "fragmentation needed" the kernel's vxlan driver sends back
+/// for `ip` (from TENANT_A): from TENANT_B, TTL 255, ID 0, DF, MTU 1450,
+/// quoting 548 bytes; built here byte by byte.
+fn frag_needed(ip: &[u8]) -> Vec<u8> {
+    let quote = &ip[..ip.len().min(548)];
+    let mut icmp = [&[3, 4, 0, 0, 0, 0][..], &be16(INNER_MTU), quote].concat();
+    let c = internet_checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut hdr = [
+        &[0x45, 0][..],
+        &be16(IPV4_LEN + icmp.len()),
+        &[0, 0],
+        &IPV4_DF.to_be_bytes(),
+        &[255, IPPROTO_ICMP, 0, 0],
+        &TENANT_B,
+        &TENANT_A,
+    ]
+    .concat();
+    let c = ipv4_checksum(&hdr);
+    hdr[10..12].copy_from_slice(&c);
+    ether(WORKLOAD_MAC, REMOTE_MAC, ETH_P_IP, &[hdr, icmp].concat())
+}
+
+/// The ICMPv6 "packet too big" for `ip`: from TENANT6_B, the original's
+/// hop limit, MTU 1450, quoting 1232 bytes, the checksum over the
+/// pseudo-header.
+fn packet_too_big(ip: &[u8]) -> Vec<u8> {
+    let quote = &ip[..ip.len().min(1232)];
+    let mut icmp = [&[2, 0, 0, 0][..], &(INNER_MTU as u32).to_be_bytes(), quote].concat();
+    let pseudo = [
+        &TENANT6_B[..],
+        &TENANT6_A,
+        &(icmp.len() as u32).to_be_bytes(),
+        &[0, 0, 0, IPPROTO_ICMPV6],
+        &icmp,
+    ]
+    .concat();
+    let c = internet_checksum(&pseudo);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let hdr = [
+        &[0x60, 0, 0, 0][..],
+        &be16(icmp.len()),
+        &[IPPROTO_ICMPV6, ip[7]],
+        &TENANT6_B,
+        &TENANT6_A,
+    ]
+    .concat();
+    ether(WORKLOAD_MAC, REMOTE_MAC, ETH_P_IPV6, &[hdr, icmp].concat())
+}
+
+/// A frame answered with its path-MTU error `error`, redirected back out of
+/// its port; counted under both reasons, WORKLOAD_MAC learned.
+fn answered(name: &'static str, input: Vec<u8>, error: Vec<u8>) -> Case {
+    Case::new(name, input, XDP_REDIRECT)
+        .output(Output::Frame(error))
+        .reason(Reason::MtuExceeded)
+        .reason(Reason::PmtuSent)
+        .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+/// Takes the access port out of `PORT_TX`, as for a port whose far end
+/// takes no XDP frames.
+fn port_not_in_port_tx(dp: &mut Datapath) {
+    dp.map::<DevMapHash<_>>(names::PORT_TX)
+        .remove(PORT1)
+        .expect("PORT_TX remove");
+}
+
+fn pmtu_cases() -> Vec<Case> {
+    let over = INNER_MTU + 30;
+    vec![
+        answered(
+            "IPv4 with DF over the MTU: fragmentation needed",
+            big_v4_frame(over, IPV4_DF),
+            frag_needed(&big_ipv4(over, IPV4_DF)),
+        ),
+        answered(
+            "IPv4 with DF one byte over the MTU",
+            big_v4_frame(INNER_MTU + 1, IPV4_DF),
+            frag_needed(&big_ipv4(INNER_MTU + 1, IPV4_DF)),
+        ),
+        Case::new(
+            "error to a port without XDP at its far end: skb delivery",
+            big_v4_frame(over, IPV4_DF),
+            XDP_PASS,
+        )
+        .setup(port_not_in_port_tx)
+        .output(Output::Frame(frag_needed(&big_ipv4(over, IPV4_DF))))
+        .meta(META_DELIVER, PORT1)
+        .reason(Reason::MtuExceeded)
+        .reason(Reason::PmtuSent)
+        .reason(Reason::SkbDelivery)
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        dropped_after_learning(
+            "IPv4 without DF over the MTU: dropped",
+            big_v4_frame(over, 0),
+            Reason::MtuExceeded,
+        ),
+        dropped_after_learning(
+            "IPv4 fragment over the MTU: dropped",
+            big_v4_frame(over, IPV4_DF | IPV4_MF),
+            Reason::MtuExceeded,
+        ),
+        answered(
+            "IPv6 over the MTU: packet too big",
+            ether(REMOTE_MAC, WORKLOAD_MAC, ETH_P_IPV6, &big_ipv6(over)),
+            packet_too_big(&big_ipv6(over)),
+        ),
+        dropped_after_learning(
+            "IPv6 over an inner MTU under 1280: dropped",
+            ether(REMOTE_MAC, WORKLOAD_MAC, ETH_P_IPV6, &big_ipv6(1300)),
+            Reason::MtuExceeded,
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.mtu = 1300)),
+        encapsulated_big(
+            "IPv4 with DF of exactly the MTU passes",
+            big_v4_frame(INNER_MTU, IPV4_DF),
+        ),
+        encapsulated_big(
+            "IPv6 of exactly the MTU passes",
+            ether(REMOTE_MAC, WORKLOAD_MAC, ETH_P_IPV6, &big_ipv6(INNER_MTU)),
+        ),
+    ]
+}
+
+/// `inner` (WORKLOAD_MAC's, to REMOTE_MAC) encapsulated and redirected.
+fn encapsulated_big(name: &'static str, inner: Vec<u8>) -> Case {
+    Case::new(name, inner.clone(), XDP_REDIRECT)
+        .output(Output::via_router(&inner))
+        .stats(tx(&inner))
+        .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+#[test]
+fn access_path_mtu() {
+    let _netns = Netns::enter();
+    run_table(programs::ACCESS_XDP, &pmtu_cases());
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{OVERLAY_MTU, Proc, Run, VXLAN_PORT, run, run_ok};
+use super::{OVERLAY_MTU, Proc, Run, UPLINK, VXLAN_PORT, run, run_ok, underlay_ip6};
 
 /// One network namespace of the lab.
 #[derive(Clone, Debug)]
@@ -124,6 +124,53 @@ impl Host {
     /// `br<vni>`, the device up, the bridge not yet.
     pub fn add_vxlan_bridge(&self, vni: u32) {
         self.add_vxlan_bridge_with(vni, "");
+    }
+
+    /// The uplink's IPv6 address once [`Host::enable_ipv6`] ran: 2001:db8::N.
+    pub fn underlay_ip6(&self) -> String {
+        underlay_ip6(self.n)
+    }
+
+    /// Turns IPv6 on for the uplink alone (the lab keeps it off everywhere
+    /// else) and gives it [`Host::underlay_ip6`]/64, without duplicate address
+    /// detection (usable at once) and without router solicitations (nothing
+    /// on the underlay answers them). Idempotent.
+    pub fn enable_ipv6(&self) {
+        self.exec_ok(&format!(
+            "sysctl -qw net.ipv6.conf.{UPLINK}.disable_ipv6=0 \
+             net.ipv6.conf.{UPLINK}.accept_ra=0 net.ipv6.conf.{UPLINK}.router_solicitations=0"
+        ));
+        self.ip(&format!(
+            "-6 addr replace {}/64 dev {UPLINK} nodad",
+            self.underlay_ip6()
+        ));
+    }
+
+    /// The multicast groups the uplink is a member of (`ip maddr show`: the
+    /// `inet` and `inet6` lines, without the link-layer ones).
+    pub fn uplink_groups(&self) -> Vec<String> {
+        self.ip(&format!("maddr show dev {UPLINK}"))
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                match words.next() {
+                    Some("inet" | "inet6") => words.next().map(str::to_owned),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The kernel's VXLAN for `vni` made with exactly `args` after `type
+    /// vxlan id <vni>`, MTU `mtu`, in bridge `br<vni>`; the device up, the
+    /// bridge not yet. The bridge does not snoop multicast: snooping makes it
+    /// join (and report) 224.0.0.106 itself, a report it would flood across
+    /// the overlay behind the test's back.
+    pub fn add_vxlan_bridge_raw(&self, vni: u32, args: &str, mtu: u32) {
+        self.ip(&format!("link add vxlan{vni} type vxlan id {vni} {args}"));
+        self.ip(&format!("link set vxlan{vni} mtu {mtu}"));
+        self.ip(&format!("link add br{vni} type bridge mcast_snooping 0"));
+        self.ip(&format!("link set vxlan{vni} master br{vni} up"));
     }
 
     /// Like [`Host::add_vxlan_bridge`], with more `ip link add … type vxlan`

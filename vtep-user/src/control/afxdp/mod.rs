@@ -4,12 +4,15 @@
 //! frames into AF_XDP sockets — one per interface and receive queue, keyed
 //! in `XSKS` by the interface's slot (`XSK_SLOTS`) and the queue — and the
 //! [`worker`] decapsulates, encapsulates, learns and floods with the same
-//! tables ([`view`]) and rules as the XDP engine. Sockets bind in zero-copy
-//! mode where the driver has it and in copy mode otherwise (veth).
+//! tables ([`view`]) and rules as the XDP engine — over an IPv4, IPv6 or
+//! dual-stack underlay, with multicast groups and RFC 6040 ECN — and
+//! answers oversize frames with path-MTU errors ([`pmtu`]). Sockets bind in
+//! zero-copy mode where the driver has it and in copy mode otherwise (veth).
 //!
 //! When the engine stops, the daemon puts the XDP engine's programs back on
 //! the links, so forwarding goes on while no daemon runs.
 
+pub mod pmtu;
 pub mod view;
 pub mod worker;
 

@@ -14,8 +14,8 @@
 //! moves — a CLI change, checked every [`WATCH`], or entries the daemon
 //! aged out — and, at most every [`RELOAD`], when another worker learned:
 //! an idle engine does not read a large FDB again and again. The other
-//! tables (small: VNIs, ports, flood lists, next hops the daemon resolves)
-//! are reloaded every [`RELOAD`].
+//! tables (small: VNIs, ports, flood lists, groups, next hops the daemon
+//! resolves) are reloaded every [`RELOAD`].
 
 use std::{
     collections::BTreeMap,
@@ -29,6 +29,7 @@ use std::{
 
 use vtep_common::{
     FdbEntry, FdbKey, MAX_FLOOD, MAX_VNI_PORTS, NeighEntry, Reason, Underlay, VniCounters, VniInfo,
+    VtepAddr,
     event::{EventKind, FdbEvent},
     fdb::{Inserted, Learn, Place, granted, learn_step},
     header::is_multicast,
@@ -93,10 +94,12 @@ pub struct Snapshot {
     pub ports: HashMap<u32, u32>,
     /// VNI → its access ports.
     pub vni_ports: HashMap<u32, Vec<u32>>,
-    /// VNI → flood list (IPv4 VTEPs).
-    pub flood: HashMap<u32, Vec<[u8; 4]>>,
-    /// Remote VTEP → next hop.
-    pub neigh: HashMap<[u8; 4], NeighEntry>,
+    /// VNI → flood list (VTEPs of either family).
+    pub flood: HashMap<u32, Vec<VtepAddr>>,
+    /// VNI → its multicast group (`VNI_GROUP`).
+    pub groups: HashMap<u32, VtepAddr>,
+    /// Remote VTEP (either family) → next hop.
+    pub neigh: HashMap<VtepAddr, NeighEntry>,
 }
 
 /// What the workers of one engine share.
@@ -205,14 +208,22 @@ impl View {
             .into_iter()
             .map(|(v, l)| {
                 let n = (l.len as usize).min(MAX_FLOOD);
-                (v, l.vteps[..n].iter().filter_map(|a| a.as_v4()).collect())
+                (
+                    v,
+                    l.vteps[..n]
+                        .iter()
+                        .copied()
+                        .filter(VtepAddr::is_set)
+                        .collect(),
+                )
             })
             .collect();
-        t.neigh = gw
-            .neigh_entries()
+        t.groups = gw
+            .vni_groups()
             .into_iter()
-            .filter_map(|(a, n)| Some((a.as_v4()?, n)))
+            .filter(|(_, g)| g.is_multicast())
             .collect();
+        t.neigh = gw.neigh_entries().into_iter().collect();
         self.tables_loaded = Instant::now();
         Ok(())
     }
@@ -282,9 +293,14 @@ impl View {
     }
 
     /// The flood list of `vni`, into `out` (cleared first).
-    pub fn flood_list_of(&self, vni: u32, out: &mut Vec<[u8; 4]>) {
+    pub fn flood_list_of(&self, vni: u32, out: &mut Vec<VtepAddr>) {
         out.clear();
         out.extend(self.t.flood.get(&vni).into_iter().flatten());
+    }
+
+    /// The multicast group of `vni`, if it has one.
+    pub fn group_of(&self, vni: u32) -> Option<VtepAddr> {
+        self.t.groups.get(&vni).copied()
     }
 
     /// The entry of destination `mac` in `vni`; none for a BUM frame,

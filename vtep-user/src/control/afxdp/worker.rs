@@ -10,7 +10,18 @@
 //! socket (`AF_PACKET`), a copy per frame. Rings are worked in batches; the
 //! free-frame pool and every scratch buffer are allocated once. The
 //! decisions are the XDP engine's, made with the same pure functions of
-//! `vtep_common::header`.
+//! `vtep_common::header` and `vtep_common::ecn`: the uplink classifier of
+//! both families (`parse_vxlan`), the outer header builders (`encap_v4`,
+//! `encap_v6`), RFC 6040 both ways.
+//!
+//! The underlay may be IPv4, IPv6 or both: a remote VTEP is reached from
+//! the local address of its family, a flood list may hold both, and a VNI
+//! with a multicast group gets one flood copy to it (group MAC, TTL 1
+//! unless `ttl` says otherwise). A packet whose next hop is not resolved
+//! yet — unicast or a flood copy — goes to the kernel through a raw socket
+//! of its family, which resolves the neighbour and queues the packet
+//! meanwhile (`no-neighbour`, `flood-no-neighbour`), as the XDP engine's
+//! `bpf_redirect_neigh` does.
 
 use std::{
     io::Write as _,
@@ -22,17 +33,23 @@ use std::{
 };
 
 use vtep_common::{
-    Reason, UNDERLAY_F_UDP_CSUM, VNI_F_CHECK_SOURCE,
+    AF_INET6, NeighEntry, Reason, UNDERLAY_F_UDP_CSUM, UNDERLAY_F_UDP6_ZERO_CSUM_TX, Underlay,
+    VNI_F_CHECK_SOURCE, VtepAddr, ecn,
     fdb::{Forward, Place, forward},
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN, UDP_LEN, Uplink, VXLAN_LEN,
-        access_eth, csum_partial, encap_v4_header, flow_hash, flow_keys, is_valid_source,
-        parse_vxlan, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
+        ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN, IPV6_LEN, Outer, UDP_LEN,
+        Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6,
+        encap_v6_header, flow_hash, flow_keys, is_valid_source, parse_vxlan, udp_checksum_v4,
+        udp_checksum_v6,
     },
 };
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
 
-use super::view::{HashMap, View};
+use super::{
+    pmtu,
+    view::{HashMap, View},
+};
 use crate::system::clock;
 
 /// Descriptors worked per ring per round.
@@ -106,15 +123,17 @@ pub struct Worker {
     packet: Vec<OwnedFd>,
     free: Vec<FrameDesc>,
     pub view: View,
-    /// Raw IPv4 socket: hands encapsulated packets with no resolved next
-    /// hop to the kernel, which resolves it (as `bpf_redirect_neigh` does).
-    raw: Option<OwnedFd>,
+    /// Raw IPv4 and IPv6 sockets: hand encapsulated packets with no
+    /// resolved next hop to the kernel, which resolves it (as
+    /// `bpf_redirect_neigh` does).
+    raw4: Option<OwnedFd>,
+    raw6: Option<OwnedFd>,
     busy_poll: bool,
     /// CLOCK_MONOTONIC at the start of the round (learning timestamps).
     now_ns: u64,
     /// Scratch lists for flooding (no allocation per packet).
     flood_ports: Vec<u32>,
-    flood_vteps: Vec<[u8; 4]>,
+    flood_vteps: Vec<VtepAddr>,
 }
 
 /// How a processed frame leaves.
@@ -152,16 +171,8 @@ impl Worker {
                 );
             }
         }
-        // SAFETY: plain socket call; IPPROTO_RAW implies IP_HDRINCL.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_RAW,
-            )
-        };
-        // SAFETY: a fresh fd we own.
-        let raw = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) });
+        let raw4 = raw_socket(libc::AF_INET);
+        let raw6 = raw_socket(libc::AF_INET6);
         Ok(Worker {
             queue,
             umem,
@@ -170,7 +181,8 @@ impl Worker {
             packet,
             free,
             view,
-            raw,
+            raw4,
+            raw6,
             busy_poll,
             now_ns: 0,
             flood_ports: Vec::with_capacity(vtep_common::MAX_VNI_PORTS),
@@ -346,27 +358,27 @@ impl Worker {
         Fate::Free
     }
 
-    /// Decap: the uplink classifier (`parse_vxlan`), then as `decap.rs`.
+    /// Decap: the uplink classifier of both families (`parse_vxlan`), then
+    /// as `decap.rs`: the VNI, its group, the source check, learning behind
+    /// the outer source, RFC 6040 on the inner packet, delivery or flood.
     fn decap(&mut self, desc: &mut FrameDesc) -> Fate {
         let ul = self.view.t.underlay;
+        // SAFETY: a frame we own, just received.
+        let mut m = unsafe { self.umem.data_mut(desc) };
         // The steering program sends only what the classifier calls VXLAN
         // for us; anything else comes of a change since, and is lost (the
         // engine cannot hand a frame back to the host).
-        if ul.local.as_v4().is_none() {
-            return self.drop(Reason::StaleSteering);
-        }
-        // SAFETY: a frame we own, just received.
-        let data = unsafe { self.umem.data(desc) };
-        let d = match parse_vxlan(data.contents(), &ul) {
-            // This engine decapsulates IPv4 unicast VXLAN only, so far.
-            Uplink::Vxlan(d) if d.group.is_some() => return self.drop(Reason::UnknownGroup),
-            Uplink::Vxlan(d) if d.remote.as_v4().is_none() => {
-                return self.drop(Reason::StaleSteering);
-            }
+        let d = match parse_vxlan(m.contents(), &ul) {
             Uplink::Vxlan(d) => d,
             Uplink::Pass => return self.drop(Reason::StaleSteering),
             Uplink::Drop(r) => return self.drop(r),
         };
+        // Group-addressed VXLAN only for the group of its own VNI.
+        if let Some(group) = d.group
+            && self.view.group_of(d.vni) != Some(group)
+        {
+            return self.drop(Reason::UnknownGroup);
+        }
         let Some(info) = self.view.t.vnis.get(&d.vni).copied() else {
             return self.drop(Reason::UnknownVni);
         };
@@ -376,22 +388,31 @@ impl Worker {
                 .t
                 .flood
                 .get(&d.vni)
-                .is_some_and(|l| d.remote.as_v4().is_some_and(|r| l.contains(&r)))
+                .is_some_and(|l| l.contains(&d.remote))
         {
             return self.drop(Reason::UnknownSourceVtep);
         }
-        let inner = &data.contents()[d.inner_offset..d.inner_offset + d.inner_len];
+        let inner = &m.contents()[d.inner_offset..d.inner_offset + d.inner_len];
         let dst: [u8; 6] = inner[0..6].try_into().unwrap_or_default();
         let src: [u8; 6] = inner[6..12].try_into().unwrap_or_default();
         if !is_valid_source(&src) {
             return self.drop(Reason::BadSourceMac);
         }
-        self.view
-            .learn(d.vni, src, Place::Vtep(d.remote), self.now_ns);
+        // RFC 6040, judged before learning as `decap.rs` does: an outer CE
+        // over a Not-ECT inner packet is dropped (`ecn-error`).
+        let mark = match ecn::decap_mark(m.contents(), d.inner_offset, d.inner_len, d.outer_ecn) {
+            Ok(mark) => mark,
+            Err(r) => return self.drop(r),
+        };
+        if let Some(mark) = mark {
+            // `decap_mark` found the inner IP header inside the frame.
+            ecn::apply_mark(m.contents_mut(), &mark);
+        }
+        let from = Place::Vtep(d.remote);
+        self.view.learn(d.vni, src, from, self.now_ns);
         let c = self.view.vni_counters(d.vni);
         c.rx_packets += 1;
         c.rx_bytes += d.inner_len as u64;
-        let from = Place::Vtep(d.remote);
         match forward(&from, self.view.dst_entry(d.vni, &dst)) {
             Ok(Forward::Flood) => {
                 self.view.count(Reason::Flooded);
@@ -416,7 +437,8 @@ impl Worker {
                 Fate::Send(s)
             }
             Err(r) => self.drop(r),
-            // Not from `forward`: a frame of the underlay never goes back to it.
+            // Not from `forward`: a frame of the underlay never goes back to
+            // it (nor does a group frame: it is flooded to ports only).
             Ok(Forward::Vtep(_)) => self.drop(Reason::SplitHorizon),
         }
     }
@@ -444,24 +466,7 @@ impl Worker {
         self.view.learn(vni, src, Place::Port(ifindex), self.now_ns);
         match forward(&Place::Port(ifindex), self.view.dst_entry(vni, &dst)) {
             Ok(Forward::Flood) => {
-                self.view.count(Reason::Flooded);
-                self.view.vni_counters(vni).flood_packets += 1;
-                let mut ports = std::mem::take(&mut self.flood_ports);
-                self.view.ports_of(vni, &mut ports);
-                for &p in ports.iter().filter(|&&p| p != ifindex) {
-                    self.copy_to(desc, 0, len, p, None);
-                    let c = self.view.vni_counters(vni);
-                    c.local_packets += 1;
-                    c.local_bytes += len as u64;
-                }
-                self.flood_ports = ports;
-                let mut vteps = std::mem::take(&mut self.flood_vteps);
-                self.view.flood_list_of(vni, &mut vteps);
-                let uplink = self.view.t.underlay.uplink_ifindex;
-                for &vtep in &vteps {
-                    self.copy_to(desc, 0, len, uplink, Some((vni, vtep)));
-                }
-                self.flood_vteps = vteps;
+                self.flood(desc, ifindex, vni, len);
                 Fate::Free
             }
             Ok(Forward::Port(port)) => {
@@ -473,107 +478,135 @@ impl Worker {
                 c.local_bytes += len as u64;
                 Fate::Send(s)
             }
-            Ok(Forward::Vtep(remote)) => {
-                let Some(remote) = remote.as_v4() else {
-                    return self.drop(Reason::NoRoute);
-                };
-                match self.encap(desc, vni, remote) {
-                    Ok(s) => Fate::Send(s),
-                    Err(r) => self.drop(r),
+            Ok(Forward::Vtep(remote)) => match self.encap(desc, vni, &remote) {
+                Ok(s) => Fate::Send(s),
+                // Too large: its path-MTU error back out of its port.
+                Err(Reason::MtuExceeded) => {
+                    let overhead = if remote.as_v4().is_some() {
+                        ENCAP_V4_MTU_OVERHEAD
+                    } else {
+                        ENCAP_V6_MTU_OVERHEAD
+                    };
+                    match self.tx_sock.get(&ifindex) {
+                        Some(&s)
+                            if pmtu::answer(
+                                &self.umem,
+                                desc,
+                                self.view.t.underlay.mtu,
+                                overhead,
+                            ) =>
+                        {
+                            self.view.count(Reason::MtuExceeded);
+                            self.view.count(Reason::PmtuSent);
+                            Fate::Send(s)
+                        }
+                        _ => self.drop(Reason::MtuExceeded),
+                    }
                 }
-            }
+                Err(r) => self.drop(r),
+            },
             Err(r) => self.drop(r),
         }
     }
 
-    /// Encapsulates the frame in `desc` to `remote` in place. Returns the
-    /// socket to send it from; a frame handed to the kernel (no next hop
-    /// yet) or refused comes back as an error reason.
-    fn encap(&mut self, desc: &mut FrameDesc, vni: u32, remote: [u8; 4]) -> Result<Out, Reason> {
+    /// Floods the BUM frame in `desc` (`len` bytes, from access port
+    /// `ifindex` of `vni`): a copy to every other access port of the VNI,
+    /// one to every flood-list member (either family), and one to the
+    /// VNI's group when it has one, as `flood.rs` does.
+    fn flood(&mut self, desc: &FrameDesc, ifindex: u32, vni: u32, len: usize) {
+        self.view.count(Reason::Flooded);
+        self.view.vni_counters(vni).flood_packets += 1;
+        let mut ports = std::mem::take(&mut self.flood_ports);
+        self.view.ports_of(vni, &mut ports);
+        for &p in ports.iter().filter(|&&p| p != ifindex) {
+            self.copy_to(desc, 0, len, p, None);
+            let c = self.view.vni_counters(vni);
+            c.local_packets += 1;
+            c.local_bytes += len as u64;
+        }
+        self.flood_ports = ports;
+        let mut vteps = std::mem::take(&mut self.flood_vteps);
+        self.view.flood_list_of(vni, &mut vteps);
+        vteps.extend(self.view.group_of(vni));
+        let uplink = self.view.t.underlay.uplink_ifindex;
+        for vtep in &vteps {
+            self.copy_to(desc, 0, len, uplink, Some((vni, *vtep)));
+        }
+        self.flood_vteps = vteps;
+    }
+
+    /// Encapsulates the frame in `desc` to `remote` (a VTEP or a group) in
+    /// place. Returns the socket to send it from; a frame handed to the
+    /// kernel (no next hop yet: `no-neighbour`) or refused comes back as an
+    /// error reason.
+    fn encap(&mut self, desc: &mut FrameDesc, vni: u32, remote: &VtepAddr) -> Result<Out, Reason> {
         let ul = self.view.t.underlay;
-        let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
+        let hop = next_hop(&ul, remote, self.view.t.neigh.get(remote));
         // SAFETY: a frame we own.
         let mut m = unsafe { self.umem.data_mut(desc) };
         let len = m.contents().len();
-        let keys = flow_keys(m.contents(), 0).unwrap_or_default();
-        let ip_len = IPV4_LEN + UDP_LEN + VXLAN_LEN + len;
-        if ip_len > usize::from(ul.mtu) {
-            return Err(Reason::MtuExceeded);
-        }
-        let hop = self.view.t.neigh.get(&remote).copied();
-        let (dmac, smac) = hop.map(|n| (n.dmac, n.smac)).unwrap_or_default();
-        let mut hdr = encap_v4_header(&EncapV4 {
-            dst_mac: dmac,
-            src_mac: smac,
-            src_ip: local,
-            dst_ip: remote,
-            ttl: ul.ttl,
-            tos: 0,
-            src_port: source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max),
-            dst_port: ul.port,
-            vni,
-            inner_len: len as u16,
-        });
-        if ul.flags & UNDERLAY_F_UDP_CSUM != 0 {
-            let c = udp_checksum_v4(&hdr, csum_partial(m.contents(), 0));
-            hdr[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
-        }
+        let outer = outer_header(&ul, remote, &hop.unwrap_or_default(), vni, m.contents())?;
+        let head = outer.len;
         let mut cur = m.cursor();
-        cur.set_pos(len + ENCAP_V4_LEN);
-        if cur.pos() != len + ENCAP_V4_LEN {
+        cur.set_pos(len + head);
+        if cur.pos() != len + head {
             return Err(Reason::MtuExceeded);
         }
         let buf = m.contents_mut();
-        buf.copy_within(0..len, ENCAP_V4_LEN);
-        buf[..ENCAP_V4_LEN].copy_from_slice(&hdr);
+        buf.copy_within(0..len, head);
+        buf[..head].copy_from_slice(outer.bytes());
         let c = self.view.vni_counters(vni);
         c.tx_packets += 1;
-        c.tx_bytes += (len + ENCAP_V4_LEN) as u64;
+        c.tx_bytes += (len + head) as u64;
         let out = hop.map_or(ul.uplink_ifindex, |n| n.ifindex);
         match (hop, self.tx_sock.get(&out)) {
             (Some(_), Some(&s)) => Ok(s),
             _ => {
-                self.to_kernel(&m.contents()[ETH_LEN..], remote);
+                if !self.to_kernel(&m.contents()[ETH_LEN..], remote) {
+                    return Err(Reason::RedirectFailed);
+                }
                 Err(Reason::NoNeighbour)
             }
         }
     }
 
-    /// Sends an outer IPv4 packet through the kernel's routing and
-    /// neighbour resolution.
-    fn to_kernel(&self, ip_packet: &[u8], dst: [u8; 4]) {
-        let Some(raw) = &self.raw else { return };
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(dst),
-            },
-            sin_zero: [0; 8],
+    /// Sends an outer IP packet (of `dst`'s family) through the kernel's
+    /// routing and neighbour resolution; false when the kernel refused it
+    /// (or there is no raw socket of that family).
+    fn to_kernel(&self, ip_packet: &[u8], dst: &VtepAddr) -> bool {
+        let (fd, sa) = match dst.as_v4() {
+            Some(v4) => (&self.raw4, SockAddr::v4(v4)),
+            None if dst.family == AF_INET6 => (&self.raw6, SockAddr::v6(dst.addr)),
+            None => return false,
         };
-        // SAFETY: valid buffer and address of the right length.
-        unsafe {
+        let Some(fd) = fd else { return false };
+        let (ptr, len) = sa.as_ptr();
+        // SAFETY: valid buffer, and an address of the length given.
+        let rc = unsafe {
             libc::sendto(
-                raw.as_raw_fd(),
+                fd.as_raw_fd(),
                 ip_packet.as_ptr().cast(),
                 ip_packet.len(),
                 libc::MSG_DONTWAIT,
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                ptr,
+                len,
             )
         };
+        rc >= 0
     }
 
     /// Copies `len` bytes at `offset` of `desc` into a free frame and sends
     /// it out of `ifindex` — encapsulated to `encap.1` in VNI `encap.0`
-    /// when given (a flood copy to a remote VTEP).
+    /// when given (a flood copy to a remote VTEP or a group). A copy whose
+    /// next hop is not resolved yet is not lost: [`Worker::encap`] hands it
+    /// to the kernel's neighbour resolution, counted `flood-no-neighbour`.
     fn copy_to(
         &mut self,
         desc: &FrameDesc,
         offset: usize,
         len: usize,
         ifindex: u32,
-        encap: Option<(u32, [u8; 4])>,
+        encap: Option<(u32, VtepAddr)>,
     ) {
         let Some(&s) = self.tx_sock.get(&ifindex) else {
             self.view.count(Reason::FloodFailed);
@@ -597,19 +630,113 @@ impl Worker {
         }
         match encap {
             None => self.emit(s, copy),
-            Some((vni, vtep)) => match self.encap(&mut copy, vni, vtep) {
+            Some((vni, vtep)) => match self.encap(&mut copy, vni, &vtep) {
                 Ok(out) => self.emit(out, copy),
                 Err(r) => {
                     self.free.push(copy);
-                    self.view.count(if r == Reason::NoNeighbour {
-                        r
-                    } else {
-                        Reason::FloodFailed
+                    self.view.count(match r {
+                        Reason::NoNeighbour => Reason::FloodNoNeighbour,
+                        _ => Reason::FloodFailed,
                     });
                 }
             },
         }
     }
+}
+
+/// The next hop toward `remote`: for a group its MAC (01:00:5e:… /
+/// 33:33:…) from the uplink's, out of the uplink — always known; for a VTEP
+/// the one the daemon resolved (`NEIGH`), if any.
+pub fn next_hop(
+    ul: &Underlay,
+    remote: &VtepAddr,
+    resolved: Option<&NeighEntry>,
+) -> Option<NeighEntry> {
+    match remote.group_mac() {
+        Some(dmac) => Some(NeighEntry {
+            dmac,
+            smac: ul.uplink_mac,
+            ifindex: ul.uplink_ifindex,
+        }),
+        None => resolved.copied(),
+    }
+}
+
+/// An outer header as [`outer_header`] builds it: 50 bytes (IPv4) or 70
+/// (IPv6).
+pub struct OuterHeader {
+    buf: [u8; ENCAP_V6_LEN],
+    pub len: usize,
+}
+
+impl OuterHeader {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// The outer header to put in front of `inner` (an Ethernet frame) to send
+/// it to `remote` (a VTEP or a group, of either family) in `vni` through
+/// `hop`, with the builders the XDP engine uses (`vtep_common::header`):
+/// source the local address of `remote`'s family, TTL / hop limit
+/// `ul.ttl_to(remote)`, DS field by RFC 6040 and `tos`, flow label and
+/// source port from the inner flow's hash, the UDP checksum as configured
+/// (IPv4: `udp_checksum`; IPv6: always, unless `udp6_zero_csum_tx`).
+///
+/// `no-underlay` when this VTEP has no address of `remote`'s family;
+/// `mtu-exceeded` when the outer IP packet would not fit the uplink's MTU
+/// (inner MTU = underlay MTU − 50 over IPv4, − 70 over IPv6).
+pub fn outer_header(
+    ul: &Underlay,
+    remote: &VtepAddr,
+    hop: &NeighEntry,
+    vni: u32,
+    inner: &[u8],
+) -> Result<OuterHeader, Reason> {
+    let len = inner.len();
+    let keys = flow_keys(inner, 0).unwrap_or_default();
+    let o = Outer {
+        dst_mac: hop.dmac,
+        src_mac: hop.smac,
+        vni,
+        inner_len: len as u16,
+        hash: flow_hash(&keys),
+        ..Outer::default()
+    }
+    .with_inner_ip(inner, 0);
+    let fits = |ip_header: usize| ip_header + UDP_LEN + VXLAN_LEN + len <= usize::from(ul.mtu);
+    let mut h = OuterHeader {
+        buf: [0; ENCAP_V6_LEN],
+        len: 0,
+    };
+    if let Some(r) = remote.as_v4() {
+        let e = encap_v4(ul, r, &o).ok_or(Reason::NoUnderlay)?;
+        if !fits(IPV4_LEN) {
+            return Err(Reason::MtuExceeded);
+        }
+        let mut hdr = encap_v4_header(&e);
+        if ul.flags & UNDERLAY_F_UDP_CSUM != 0 {
+            let c = udp_checksum_v4(&hdr, csum_partial(inner, 0));
+            hdr[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
+        }
+        h.buf[..ENCAP_V4_LEN].copy_from_slice(&hdr);
+        h.len = ENCAP_V4_LEN;
+    } else if remote.family == AF_INET6 {
+        let e = encap_v6(ul, &remote.addr, &o).ok_or(Reason::NoUnderlay)?;
+        if !fits(IPV6_LEN) {
+            return Err(Reason::MtuExceeded);
+        }
+        let mut hdr = encap_v6_header(&e);
+        if ul.flags & UNDERLAY_F_UDP6_ZERO_CSUM_TX == 0 {
+            let c = udp_checksum_v6(&hdr, csum_partial(inner, 0));
+            hdr[ENCAP_V6_UDP_CSUM..ENCAP_V6_UDP_CSUM + 2].copy_from_slice(&c);
+        }
+        h.buf = hdr;
+        h.len = ENCAP_V6_LEN;
+    } else {
+        return Err(Reason::NoUnderlay);
+    }
+    Ok(h)
 }
 
 /// Stops a worker thread when dropped.
@@ -647,4 +774,277 @@ fn packet_socket(ifindex: u32) -> std::io::Result<OwnedFd> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// A raw socket of `family` that sends whole IP packets (IPPROTO_RAW
+/// implies IP_HDRINCL, and for IPv6 the kernel's equivalent); none when the
+/// kernel refuses one (IPv6 disabled, say): packets of that family with no
+/// next hop are then counted but not sent.
+fn raw_socket(family: libc::c_int) -> Option<OwnedFd> {
+    // SAFETY: plain socket call.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_RAW,
+        )
+    };
+    if fd < 0 {
+        log::warn!(
+            "afxdp: no raw socket of family {family} ({}): packets to VTEPs of that family \
+             with no resolved next hop will not be sent",
+            std::io::Error::last_os_error()
+        );
+        return None;
+    }
+    // SAFETY: a fresh fd we own.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The destination of a raw send, of either family.
+enum SockAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl SockAddr {
+    fn v4(addr: [u8; 4]) -> Self {
+        SockAddr::V4(libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(addr),
+            },
+            sin_zero: [0; 8],
+        })
+    }
+
+    fn v6(addr: [u8; 16]) -> Self {
+        SockAddr::V6(libc::sockaddr_in6 {
+            sin6_family: libc::AF_INET6 as libc::sa_family_t,
+            sin6_port: 0,
+            sin6_flowinfo: 0,
+            sin6_addr: libc::in6_addr { s6_addr: addr },
+            sin6_scope_id: 0,
+        })
+    }
+
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            SockAddr::V4(sa) => (
+                (sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            SockAddr::V6(sa) => (
+                (sa as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vtep_common::{
+        UNDERLAY_F_TOS_INHERIT,
+        header::{ETH_P_IP, ETH_P_IPV6, IPPROTO_UDP, ipv4_checksum},
+    };
+
+    use super::*;
+
+    const LOCAL: [u8; 4] = [198, 18, 0, 1];
+    const REMOTE: [u8; 4] = [198, 18, 0, 2];
+    const LOCAL6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const REMOTE6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    const UPLINK_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+    const HOP: NeighEntry = NeighEntry {
+        dmac: [0x02, 0, 0, 0, 0, 0x02],
+        smac: UPLINK_MAC,
+        ifindex: 7,
+    };
+
+    /// A dual-stack underlay, TTL auto, MTU 1500.
+    fn ul() -> Underlay {
+        Underlay {
+            local: VtepAddr::v4(LOCAL),
+            local6: VtepAddr::v6(LOCAL6),
+            uplink_ifindex: 7,
+            port: 4789,
+            srcport_min: 49152,
+            srcport_max: 65535,
+            uplink_mac: UPLINK_MAC,
+            mtu: 1500,
+            ..Underlay::default()
+        }
+    }
+
+    /// An inner IPv4/UDP frame with TOS `tos`, `len` bytes in all.
+    fn inner_v4(tos: u8, len: usize) -> Vec<u8> {
+        let mut f = vec![0u8; len];
+        f[0..6].copy_from_slice(&[0x02, 0xaa, 0, 0, 0, 1]);
+        f[6..12].copy_from_slice(&[0x02, 0xbb, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
+        f[14] = 0x45;
+        f[15] = tos;
+        f[16..18].copy_from_slice(&((len - ETH_LEN) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = IPPROTO_UDP;
+        f[26..30].copy_from_slice(&[192, 0, 2, 1]);
+        f[30..34].copy_from_slice(&[192, 0, 2, 2]);
+        for (i, b) in f[34..].iter_mut().enumerate() {
+            *b = (i * 7 + 3) as u8;
+        }
+        f
+    }
+
+    /// The Internet checksum of `data`, summed 16 bits at a time as RFC
+    /// 1071 writes it (independent of `csum_partial`).
+    fn textbook_checksum(data: &[u8]) -> u16 {
+        let mut sum: u64 = 0;
+        for pair in data.chunks(2) {
+            let hi = u64::from(pair[0]) << 8;
+            let lo = pair.get(1).map_or(0, |&b| u64::from(b));
+            sum += hi | lo;
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    #[test]
+    fn ipv4_outer_header_is_the_common_builders() {
+        let inner = inner_v4(0x03, 98);
+        let remote = VtepAddr::v4(REMOTE);
+        let h = outer_header(&ul(), &remote, &HOP, 100, &inner).expect("IPv4 encap");
+        assert_eq!(h.len, ENCAP_V4_LEN);
+        let b = h.bytes();
+        assert_eq!(&b[0..6], &HOP.dmac);
+        assert_eq!(&b[6..12], &UPLINK_MAC);
+        assert_eq!(&b[12..14], &ETH_P_IP.to_be_bytes());
+        // Inner CE: outer ECT(0) (RFC 6040), TOS 0; TTL auto to a VTEP: 64.
+        assert_eq!(b[15], ecn::ECT_0);
+        assert_eq!(b[22], 64);
+        assert_eq!(&b[26..30], &LOCAL);
+        assert_eq!(&b[30..34], &REMOTE);
+        let ip: [u8; IPV4_LEN] = b[14..34].try_into().unwrap();
+        assert_eq!(u16::from_be_bytes([ip[10], ip[11]]), ipv4_checksum(&ip));
+        // Without udp_checksum the UDP checksum is 0 (RFC 7348).
+        assert_eq!(&b[40..42], &[0, 0]);
+        assert_eq!(&b[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0]);
+    }
+
+    #[test]
+    fn ipv4_outer_takes_tos_inherit_and_udp_checksum() {
+        let mut u = ul();
+        u.flags = UNDERLAY_F_TOS_INHERIT | UNDERLAY_F_UDP_CSUM;
+        let inner = inner_v4(0x89, 98);
+        let h = outer_header(&u, &VtepAddr::v4(REMOTE), &HOP, 100, &inner).expect("encap");
+        assert_eq!(h.bytes()[15], 0x89);
+        let mut packet = h.bytes()[ETH_LEN..].to_vec();
+        packet.extend_from_slice(&inner);
+        // UDP over its pseudo-header sums to zero with the checksum in.
+        let udp = &packet[IPV4_LEN..];
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&LOCAL);
+        pseudo.extend_from_slice(&REMOTE);
+        pseudo.extend_from_slice(&[0, IPPROTO_UDP]);
+        pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+        pseudo.extend_from_slice(udp);
+        assert_ne!(&udp[6..8], &[0, 0]);
+        assert_eq!(textbook_checksum(&pseudo), 0);
+    }
+
+    #[test]
+    fn ipv6_outer_header_has_a_checksum_unless_told_otherwise() {
+        let inner = inner_v4(0x01, 99);
+        let remote = VtepAddr::v6(REMOTE6);
+        let h = outer_header(&ul(), &remote, &HOP, 0x12_3456, &inner).expect("IPv6 encap");
+        assert_eq!(h.len, ENCAP_V6_LEN);
+        let b = h.bytes();
+        assert_eq!(&b[12..14], &ETH_P_IPV6.to_be_bytes());
+        // Version 6, traffic class ECT(1) from the inner packet.
+        assert_eq!(b[14] >> 4, 6);
+        assert_eq!(((b[14] & 0x0f) << 4) | (b[15] >> 4), ecn::ECT_1);
+        assert_eq!(b[20], IPPROTO_UDP);
+        assert_eq!(b[21], 64);
+        assert_eq!(&b[22..38], &LOCAL6);
+        assert_eq!(&b[38..54], &REMOTE6);
+        let mut udp = b[ETH_LEN + IPV6_LEN..].to_vec();
+        udp.extend_from_slice(&inner);
+        assert_eq!(u16::from_be_bytes([b[18], b[19]]) as usize, udp.len());
+        let mut pseudo = Vec::new();
+        pseudo.extend_from_slice(&LOCAL6);
+        pseudo.extend_from_slice(&REMOTE6);
+        pseudo.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_UDP]);
+        pseudo.extend_from_slice(&udp);
+        assert_ne!(&udp[6..8], &[0, 0]);
+        assert_eq!(textbook_checksum(&pseudo), 0);
+
+        let mut u = ul();
+        u.flags = UNDERLAY_F_UDP6_ZERO_CSUM_TX;
+        let h = outer_header(&u, &remote, &HOP, 0x12_3456, &inner).expect("IPv6 encap");
+        assert_eq!(&h.bytes()[60..62], &[0, 0]);
+    }
+
+    #[test]
+    fn group_copies_go_to_the_group_mac_with_ttl_1() {
+        let u = ul();
+        let g4 = VtepAddr::v4([239, 1, 1, 1]);
+        let hop = next_hop(&u, &g4, None).expect("a group needs no neighbour");
+        assert_eq!(hop.dmac, [0x01, 0x00, 0x5e, 0x01, 0x01, 0x01]);
+        assert_eq!((hop.smac, hop.ifindex), (UPLINK_MAC, 7));
+        let h = outer_header(&u, &g4, &hop, 100, &inner_v4(0, 60)).expect("encap");
+        assert_eq!(&h.bytes()[0..6], &hop.dmac);
+        assert_eq!(h.bytes()[22], 1);
+        assert_eq!(&h.bytes()[30..34], &[239, 1, 1, 1]);
+
+        let mut g6 = [0u8; 16];
+        g6[0..2].copy_from_slice(&[0xff, 0x05]);
+        g6[15] = 0x01;
+        g6[14] = 0x01;
+        let g6 = VtepAddr::v6(g6);
+        let hop = next_hop(&u, &g6, None).expect("a group needs no neighbour");
+        assert_eq!(hop.dmac, [0x33, 0x33, 0, 0, 0x01, 0x01]);
+        let h = outer_header(&u, &g6, &hop, 100, &inner_v4(0, 60)).expect("encap");
+        assert_eq!(h.bytes()[21], 1);
+        // A configured TTL holds for groups too, as the kernel's does.
+        let mut u = ul();
+        u.ttl = 8;
+        let h = outer_header(&u, &g6, &hop, 100, &inner_v4(0, 60)).expect("encap");
+        assert_eq!(h.bytes()[21], 8);
+        // A unicast VTEP's next hop is the resolved one, or none.
+        let r = VtepAddr::v6(REMOTE6);
+        assert_eq!(next_hop(&u, &r, None), None);
+        assert_eq!(next_hop(&u, &r, Some(&HOP)), Some(HOP));
+    }
+
+    #[test]
+    fn a_family_without_a_local_address_is_no_underlay() {
+        let mut v4_only = ul();
+        v4_only.local6 = VtepAddr::NONE;
+        let inner = inner_v4(0, 60);
+        let r = outer_header(&v4_only, &VtepAddr::v6(REMOTE6), &HOP, 1, &inner);
+        assert_eq!(r.err(), Some(Reason::NoUnderlay));
+        let mut v6_only = ul();
+        v6_only.local = VtepAddr::NONE;
+        let r = outer_header(&v6_only, &VtepAddr::v4(REMOTE), &HOP, 1, &inner);
+        assert_eq!(r.err(), Some(Reason::NoUnderlay));
+        let r = outer_header(&ul(), &VtepAddr::NONE, &HOP, 1, &inner);
+        assert_eq!(r.err(), Some(Reason::NoUnderlay));
+    }
+
+    /// Inner MTU = underlay MTU − 50 over IPv4, − 70 over IPv6: an inner
+    /// frame of exactly that many bytes goes, one more is refused.
+    #[test]
+    fn mtu_rule_per_family() {
+        let u = ul();
+        for (remote, overhead) in [(VtepAddr::v4(REMOTE), 50usize), (VtepAddr::v6(REMOTE6), 70)] {
+            let max = usize::from(u.mtu) - overhead + ETH_LEN;
+            assert!(outer_header(&u, &remote, &HOP, 1, &inner_v4(0, max)).is_ok());
+            let r = outer_header(&u, &remote, &HOP, 1, &inner_v4(0, max + 1));
+            assert_eq!(r.err(), Some(Reason::MtuExceeded), "overhead {overhead}");
+        }
+    }
 }

@@ -48,6 +48,22 @@ impl Gateway {
         self.neigh.iter().filter_map(|r| r.ok()).collect()
     }
 
+    /// The multicast group of every VNI that has one (`VNI_GROUP`). Read
+    /// through the pin, so a gateway handle opened before the map existed
+    /// (a gateway of an older layout) sees none rather than failing.
+    pub fn vni_groups(&self) -> Vec<(u32, VtepAddr)> {
+        let path = self.pins.map(names::VNI_GROUP);
+        let Ok(data) = MapData::from_pin(&path) else {
+            return Vec::new();
+        };
+        let Ok(map) =
+            Map::from_map_data(data).and_then(HashMap::<MapData, u32, VtepAddr>::try_from)
+        else {
+            return Vec::new();
+        };
+        map.iter().filter_map(|r| r.ok()).collect()
+    }
+
     /// Learned MACs of `vni`, as the datapath counts them.
     pub fn learned(&self, vni: u32) -> Option<u64> {
         self.learned.get(&vni, 0).ok()
