@@ -23,17 +23,12 @@ fn vni_group_map(gw: &Gateway) -> Result<HashMap<MapData, u32, VtepAddr>, String
         .map_err(|e| format!("{}: {e}", names::VNI_GROUP))
 }
 
-/// Sets (`Some`) or removes (`None`) the group of `vni`; a group already
-/// there, or one already absent, is not a change.
-pub(super) fn set_vni_group(
-    gw: &Gateway,
-    vni: u32,
-    group: Option<VtepAddr>,
-) -> Result<bool, String> {
+/// Sets (`Some`) or removes (`None`) the group of `vni`; nothing is
+/// written when the map has it so already.
+pub(super) fn set_vni_group(gw: &Gateway, vni: u32, group: Option<VtepAddr>) -> Result<(), String> {
     let mut map = vni_group_map(gw)?;
-    let now = map.get(&vni, 0).ok();
-    if now == group {
-        return Ok(false);
+    if map.get(&vni, 0).ok() == group {
+        return Ok(());
     }
     match group {
         Some(g) => map.insert(vni, g, 0).map_err(|e| e.to_string())?,
@@ -43,7 +38,7 @@ pub(super) fn set_vni_group(
             Err(e) => return Err(e.to_string()),
         },
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The group to mirror of the groups the kernel has for a VNI: the first
@@ -53,9 +48,12 @@ pub(super) fn first_group(groups: &BTreeSet<IpAddr>) -> Option<IpAddr> {
 }
 
 impl Follower {
-    /// Makes `VNI_GROUP[vni]` the first of `groups` (none: removed).
-    pub(super) fn write_group(&mut self, gw: &mut Gateway, vni: u32, groups: &BTreeSet<IpAddr>) {
-        let group = first_group(groups);
+    /// Makes `groups` the kernel's groups of `vni` and `VNI_GROUP[vni]` the
+    /// first of them (none: removed); says in the log when the VNI's group
+    /// changes.
+    pub(super) fn set_groups(&mut self, gw: &mut Gateway, vni: u32, groups: BTreeSet<IpAddr>) {
+        let before = self.groups.get(&vni).and_then(first_group);
+        let group = first_group(&groups);
         if groups.len() > 1 {
             let all: Vec<String> = groups.iter().map(ToString::to_string).collect();
             self.warn_once(format!(
@@ -65,17 +63,23 @@ impl Follower {
                 group.map_or_else(String::new, |g| g.to_string())
             ));
         }
-        match set_vni_group(gw, vni, group.map(to_vtep)) {
-            Ok(true) => match group {
-                Some(g) => log::info!("follow: VNI {vni}: group {g}"),
-                None => log::info!("follow: VNI {vni}: no group"),
-            },
-            Ok(false) => {}
-            Err(e) => self.warn_once(format!(
+        if let Err(e) = set_vni_group(gw, vni, group.map(to_vtep)) {
+            self.warn_once(format!(
                 "VNI {vni}: writing its group into {}: {e} (the group's VXLAN takes the kernel \
                  path)",
                 names::VNI_GROUP
-            )),
+            ));
+        }
+        if before != group {
+            match group {
+                Some(g) => log::info!("follow: VNI {vni}: group {g}"),
+                None => log::info!("follow: VNI {vni}: no group"),
+            }
+        }
+        if groups.is_empty() {
+            self.groups.remove(&vni);
+        } else {
+            self.groups.insert(vni, groups);
         }
     }
 }

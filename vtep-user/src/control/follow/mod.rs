@@ -343,8 +343,7 @@ impl Follower {
                     set.insert(group)
                 };
                 if changed {
-                    self.write_group(gw, vni, &set);
-                    self.groups.insert(vni, set);
+                    self.set_groups(gw, vni, set);
                     self.stats.changes += 1;
                     log::debug!("follow: {verb} group {group} vni {vni}");
                 }

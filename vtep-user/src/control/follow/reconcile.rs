@@ -127,9 +127,7 @@ impl Follower {
                 log::warn!("follow: removing VNI {}: {e}", f.vni);
             }
             self.flood.remove(&f.vni);
-            if self.groups.remove(&f.vni).is_some() {
-                self.write_group(gw, f.vni, &BTreeSet::new());
-            }
+            self.set_groups(gw, f.vni, BTreeSet::new());
         }
         // Followed VNIs of an earlier run whose device is not followed now.
         let vnis: BTreeSet<u32> = want.values().map(|f| f.vni).collect();
@@ -139,7 +137,7 @@ impl Follower {
                 if let Err(e) = gw.vni_unfollow(vni) {
                     log::warn!("follow: removing VNI {vni}: {e}");
                 }
-                self.write_group(gw, vni, &BTreeSet::new());
+                self.set_groups(gw, vni, BTreeSet::new());
             }
         }
         // Devices followed from now on.

@@ -104,11 +104,10 @@ impl Follower {
             self.write_flood(gw, vni, list);
         }
         self.flood = flood;
-        for (&vni, set) in &groups {
-            self.write_group(gw, vni, set);
-        }
         let with_group = groups.values().filter(|g| !g.is_empty()).count();
-        self.groups = groups;
+        for (vni, set) in groups {
+            self.set_groups(gw, vni, set);
+        }
         self.stats.changes += (written + removed) as u64;
         log::info!(
             "follow: resync ({why}): {} VNI(s) {}, {} entries mirrored ({written} written, \
