@@ -2,13 +2,16 @@
 //! link` by hand on a host whose vxlan device and bridge vtep mirrors.
 //! Adds, replaces and deletes follow within a second; ports follow the
 //! bridge; the CLI cannot change what the kernel owns; an overrun of the
-//! event socket ends in a full resync.
+//! event socket ends in a full resync. Devices over an IPv6 underlay
+//! (`local 2001:db8::1`, IPv6 `dst` entries) and in multicast group mode
+//! (`group 239.1.1.1 dev uplink`, the group as the VNI's) are followed too.
 
 use std::time::{Duration, Instant};
 
 use vtep_tests::lab::{
-    Daemon, FLOOD_MAC, FdbEntry, Host, Lab, VtepConfig, Workload, mac, require_xdp_engine,
-    tenant_net, wait_until,
+    Daemon, FLOOD_MAC, FdbEntry, GROUP4, Host, Lab, OVERLAY_MTU, OVERLAY6_MTU, UPLINK, VXLAN_PORT,
+    VtepConfig, Workload, mac, require_xdp_engine, tenant_net, underlay_ip, underlay_ip6,
+    wait_until,
 };
 
 const VNI: u32 = 100;
@@ -358,4 +361,214 @@ fn devices_that_appear_and_go_are_followed() {
         "VNI 200 still followed after vxlan200 went\n{}",
         lab.diagnostics()
     );
+}
+
+/// h1: `vxlan100` over the IPv6 underlay (`local 2001:db8::1`, nolearning)
+/// in `br100` with workload w1, followed by vtep, which takes its IPv6
+/// local address from the device; h2: the kernel's vxlan driver at
+/// 2001:db8::2 flooding to h1, with w2.
+fn setup6(lab: &Lab) -> (Setup, Daemon) {
+    let args = |n| format!("local {} dstport {VXLAN_PORT} nolearning", underlay_ip6(n));
+    let h1 = lab.kernel_vxlan_host_raw(1, VNI, &args(1), OVERLAY6_MTU, &[]);
+    let h2 = lab.kernel_vxlan_host_raw(2, VNI, &args(2), OVERLAY6_MTU, &[&underlay_ip6(1)]);
+    let net = tenant_net(1);
+    let w = |h: &Host| {
+        let n = h.n;
+        let cidr = format!("{net}.{n}/24");
+        lab.kernel_workload_mtu(h, VNI, (1, 1), (&mac(n, 1, 1), &cidr), OVERLAY6_MTU)
+    };
+    let (w1, w2) = (w(&h1), w(&h2));
+    let daemon = lab.start_vtep(
+        &h1,
+        VtepConfig::new(&h1.underlay_ip6())
+            .local_from_link()
+            .follow([VXLAN]),
+    );
+    (Setup { h1, h2, w1, w2 }, daemon)
+}
+
+#[test]
+fn a_device_over_an_ipv6_underlay_is_followed_with_its_ipv6_entries() {
+    if skip() {
+        return;
+    }
+    let lab = Lab::new("follow ipv6");
+    let (s, daemon) = setup6(&lab);
+    let (h1, h2) = (&s.h1, &s.h2);
+    let (local6, remote6) = (h1.underlay_ip6(), h2.underlay_ip6());
+    assert!(
+        daemon
+            .log()
+            .contains(&format!("underlay.local {local6}: taken from {VXLAN}")),
+        "{}",
+        daemon.log()
+    );
+
+    h1.bridge(&format!("fdb append {FLOOD_MAC} dev {VXLAN} dst {remote6}"));
+    follows(
+        &lab,
+        h1,
+        FLOOD_MAC,
+        "an IPv6 flood-list member",
+        FOLLOW_TIME,
+        |e| {
+            e.is_some_and(|e| {
+                e.is_followed() && e.is_flood() && e.dst.as_deref() == Some(remote6.as_str())
+            })
+        },
+    );
+    let w2 = &s.w2.mac;
+    h1.bridge(&format!("fdb add {w2} dev {VXLAN} dst {remote6}"));
+    follows(
+        &lab,
+        h1,
+        w2,
+        "added",
+        FOLLOW_TIME,
+        remote_at_followed(&remote6),
+    );
+    h1.bridge(&format!("fdb replace {w2} dev {VXLAN} dst 2001:db8::3"));
+    follows(&lab, h1, w2, "replaced", FOLLOW_TIME, |e| {
+        e.is_some_and(|e| e.dst.as_deref() == Some("2001:db8::3"))
+    });
+    h1.bridge(&format!("fdb replace {w2} dev {VXLAN} dst {remote6}"));
+    follows(
+        &lab,
+        h1,
+        w2,
+        "replaced back",
+        FOLLOW_TIME,
+        remote_at_followed(&remote6),
+    );
+
+    // `vtep fdb show` says it as `bridge fdb show` does.
+    let show = lab.vtep_ok(h1, &format!("fdb show vni {VNI}"));
+    assert!(
+        show.lines()
+            .any(|l| l.starts_with(w2.as_str()) && l.contains(&format!("dst {remote6}"))),
+        "`vtep fdb show` does not list {w2} dst {remote6}:\n{show}"
+    );
+
+    h1.bridge(&format!("fdb del {w2} dev {VXLAN}"));
+    follows(&lab, h1, w2, "deleted", FOLLOW_TIME, |e| e.is_none());
+    h1.bridge(&format!("fdb del {FLOOD_MAC} dev {VXLAN} dst {remote6}"));
+    follows(
+        &lab,
+        h1,
+        FLOOD_MAC,
+        "flood list emptied",
+        FOLLOW_TIME,
+        |e| e.is_none(),
+    );
+}
+
+#[test]
+fn traffic_of_a_followed_ipv6_device_takes_the_xdp_path() {
+    if skip() {
+        return;
+    }
+    let lab = Lab::new("follow ipv6 traffic");
+    let (s, _daemon) = setup6(&lab);
+    let (h1, h2) = (&s.h1, &s.h2);
+    let remote6 = h2.underlay_ip6();
+    h1.bridge(&format!("fdb append {FLOOD_MAC} dev {VXLAN} dst {remote6}"));
+    h1.bridge(&format!("fdb add {} dev {VXLAN} dst {remote6}", s.w2.mac));
+    follows(
+        &lab,
+        h1,
+        &s.w2.mac,
+        "added",
+        FOLLOW_TIME,
+        remote_at_followed(&remote6),
+    );
+    // The bridge learns w1 on its port from what vtep passes it.
+    lab.assert_ping(&s.w1, &s.w2.ip);
+    follows(&lab, h1, &s.w1.mac, "local", FOLLOW_TIME, |e| {
+        e.is_some_and(|e| e.is_followed() && e.ifname.as_deref() == Some(s.w1.port.as_str()))
+    });
+    let before = lab.stats(h1).vni(VNI);
+    lab.assert_ping(&s.w1, &s.w2.ip);
+    let after = lab.stats(h1).vni(VNI);
+    assert!(
+        after.tx_packets > before.tx_packets && after.rx_packets > before.rx_packets,
+        "the pings over IPv6 did not take vtep's XDP path: {before:?} -> {after:?}\n{}",
+        lab.diagnostics()
+    );
+}
+
+#[test]
+fn a_group_devices_group_is_the_vnis_group() {
+    if skip() {
+        return;
+    }
+    let lab = Lab::new("follow group");
+    // h1 learns (group mode needs it: the group carries what is unknown);
+    // h2 does not, so its unicast to w1 goes to the group as well.
+    let args = |n, extra| {
+        format!(
+            "group {GROUP4} dev {UPLINK} local {} dstport {VXLAN_PORT}{extra}",
+            underlay_ip(n)
+        )
+    };
+    let h1 = lab.kernel_vxlan_host_raw(1, VNI, &args(1, ""), OVERLAY_MTU, &[]);
+    let h2 = lab.kernel_vxlan_host_raw(2, VNI, &args(2, " nolearning"), OVERLAY_MTU, &[]);
+    let net = tenant_net(1);
+    let w1 = lab.kernel_workload(&h1, VNI, (1, 1), &mac(1, 1, 1), &format!("{net}.1/24"));
+    let w2 = lab.kernel_workload(&h2, VNI, (1, 1), &mac(2, 1, 1), &format!("{net}.2/24"));
+    let daemon = lab.start_vtep(&h1, VtepConfig::new(&h1.underlay_ip).follow([VXLAN]));
+    assert!(
+        wait_until(FOLLOW_TIME, || daemon
+            .log()
+            .contains(&format!("VNI {VNI}: group {GROUP4}"))),
+        "the group was not mirrored:\n{}",
+        daemon.log()
+    );
+    // Not a flood-list member.
+    assert!(
+        lab.fdb(&h1, Some(VNI))
+            .iter()
+            .all(|e| !(e.is_flood() && e.dst.as_deref() == Some(GROUP4))),
+        "the group is in the flood list\n{}",
+        lab.diagnostics()
+    );
+
+    // w2's frames reach h1 through the group (h2 learns nothing); vtep
+    // decapsulates those to w1 on its XDP path, since the group is the
+    // VNI's; the kernel's device learns w2 behind h2, and vtep mirrors it.
+    lab.assert_ping(&w2, &w1.ip);
+    follows(
+        &lab,
+        &h1,
+        &w2.mac,
+        "learned by the kernel",
+        FOLLOW_TIME,
+        |e| e.is_some_and(|e| e.is_followed() && e.dst.as_deref() == Some(h2.underlay_ip.as_str())),
+    );
+    let before = lab.stats(&h1).vni(VNI);
+    lab.assert_ping(&w2, &w1.ip);
+    let after = lab.stats(&h1).vni(VNI);
+    assert!(
+        after.rx_packets > before.rx_packets,
+        "no frame sent to {GROUP4} was decapsulated by vtep: {before:?} -> {after:?}\n{}",
+        lab.diagnostics()
+    );
+    assert!(
+        after.tx_packets > before.tx_packets,
+        "w1's replies did not take vtep's XDP path: {before:?} -> {after:?}\n{}",
+        lab.diagnostics()
+    );
+
+    // The device goes: so does the group.
+    h1.ip(&format!("link del {VXLAN}"));
+    assert!(
+        wait_until(FOLLOW_TIME, || daemon
+            .log()
+            .contains(&format!("VNI {VNI}: no group"))),
+        "the group stayed after {VXLAN} went:\n{}",
+        daemon.log()
+    );
+}
+
+fn remote_at_followed(vtep: &str) -> impl Fn(Option<&FdbEntry>) -> bool + '_ {
+    move |e| e.is_some_and(|e| e.is_followed() && e.dst.as_deref() == Some(vtep))
 }

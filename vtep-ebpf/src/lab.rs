@@ -22,8 +22,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use vtep_common::{
-    header::{ENCAP_V4_LEN, ETH_LEN, IPV4_LEN},
-    lab::{FlowFields, GenConfig, SinkCounters, flow_fields},
+    header::{ENCAP_V4_LEN, ENCAP_V6_LEN, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN},
+    lab::{
+        FlowFields, GEN_VXLAN_V4, GEN_VXLAN_V6, GenConfig, OUTER6_UDP_SPORT, SinkCounters,
+        flow_fields,
+    },
 };
 
 #[map(name = "LAB_GEN")]
@@ -95,11 +98,17 @@ fn generate(ctx: &XdpContext) -> Option<u32> {
             n
         };
         let f = flow_fields(cfg, (n % u64::from(cfg.flows)) as u32);
-        if cfg.vxlan != 0 {
-            write_inner::<ENCAP_V4_LEN>(ctx, &f)?;
-            write(ctx, UDP_SPORT, f.outer_src_port.to_be_bytes())?;
-        } else {
-            write_inner::<0>(ctx, &f)?;
+        match cfg.vxlan {
+            GEN_VXLAN_V4 => {
+                write_inner::<ENCAP_V4_LEN>(ctx, &f)?;
+                write(ctx, UDP_SPORT, f.outer_src_port.to_be_bytes())?;
+            }
+            GEN_VXLAN_V6 => {
+                write_inner::<ENCAP_V6_LEN>(ctx, &f)?;
+                write(ctx, OUTER6_UDP_SPORT, f.outer_src_port.to_be_bytes())?;
+                write(ctx, ENCAP_V6_UDP_CSUM, f.outer_udp_csum.to_be_bytes())?;
+            }
+            _ => write_inner::<0>(ctx, &f)?,
         }
     }
     Some(XDP_TX)

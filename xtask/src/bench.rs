@@ -4,7 +4,9 @@
 //! BPF_PROG_TEST_RUN live frames) and the same sink (`vtep pktgen sink`, an
 //! XDP counter at the far end).
 //!
-//! Per cell (contender × direction × frame size × flows): the packet rate the
+//! Per cell (contender × underlay family × direction × frame size × flows;
+//! IPv6-underlay cells at 64 bytes, each contender on a bed of its own with
+//! `local 2001:db8::1`): the packet rate the
 //! sink received over the generator's sending time, Gbit/s of tenant frames,
 //! the loss (1 − received/sent) and the ratio to the kernel's rate in the
 //! same cell. Next to them, each XDP program's cost per packet from
@@ -13,8 +15,9 @@
 //!
 //! Output: a table on stdout, `target/bench/results.json` (a list of rows),
 //! `target/bench/results.svg` (the chart) and `target/bench/cost.json`.
-//! `--quick` (64-byte frames, 1 flow, both directions, short cells) is the
-//! CI smoke test: it checks that the lab works and asserts no number.
+//! `--quick` (64-byte frames, 1 flow, both directions over IPv4 and decap
+//! over IPv6, short cells) is the CI smoke test: it checks that the lab
+//! works and asserts no number.
 //!
 //! After the packet rates: the follower's scale ([`follow`], not with
 //! `--quick`) and a large FDB ([`scale`]: 1,000,000 entries, with `--quick`
@@ -38,7 +41,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use vtep_tests::lab::{self, Lab, Netns};
 
-use self::bed::{Bed, Contender};
+use self::bed::{Bed, Contender, Family};
 use crate::cmd::{self, cargo};
 use crate::setup;
 
@@ -95,6 +98,7 @@ impl Direction {
 /// One cell of the matrix.
 #[derive(Clone, Copy, Debug)]
 struct Cell {
+    underlay: Family,
     direction: Direction,
     size: usize,
     flows: u32,
@@ -104,8 +108,11 @@ struct Cell {
 #[derive(Clone, Debug, Serialize)]
 struct Row {
     contender: &'static str,
+    /// The underlay's family: "ipv4" or "ipv6".
+    underlay: Family,
     direction: Direction,
-    /// Tenant frame size in bytes (without FCS); the underlay carries 50 more.
+    /// Tenant frame size in bytes (without FCS); the underlay carries 50
+    /// more over IPv4, 70 over IPv6.
     size: usize,
     flows: u32,
     /// Received at the sink, per second of sending. `null` when the
@@ -165,9 +172,16 @@ struct CostResult {
 struct ProgramCost {
     program: String,
     direction: String,
+    /// "ipv4" or "ipv6" (absent from an older vtep: IPv4).
+    #[serde(default = "ipv4")]
+    underlay: String,
     size: usize,
     ns: f64,
     ratio_to_floor: f64,
+}
+
+fn ipv4() -> String {
+    Family::V4.name().to_owned()
 }
 
 /// What one measured cell gave.
@@ -253,40 +267,53 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             }
             continue;
         }
-        let bar = spinner(&format!("{}: starting the gateway", contender.name()));
-        let bed = Bed::new(&lab, contender, cpus);
-        bar.finish_and_clear();
-        warm_up(&bed, &vtep, options.threads)?;
-        for cell in &cells {
-            let label = format!(
-                "{:<7} {} {:>4} B {:>4} flow(s)",
+        for family in [Family::V4, Family::V6] {
+            let of_family: Vec<&Cell> = cells.iter().filter(|c| c.underlay == family).collect();
+            if of_family.is_empty() {
+                continue;
+            }
+            let bar = spinner(&format!(
+                "{} over {}: starting the gateway",
                 contender.name(),
-                cell.direction.name(),
-                cell.size,
-                cell.flows
-            );
-            let bar = spinner(&format!("{label}: sending for {seconds} s"));
-            let m = measure(&bed, &vtep, cell, seconds, options.threads)
-                .with_context(|| format!("bench cell {label}"))?;
-            let mpps = m.received as f64 / m.seconds / 1e6;
-            let done = format!(
-                "{label}: {mpps:>6.3} Mpps received, {:.3} Mpps offered, loss {:.2}%",
-                m.offered_pps / 1e6,
-                loss(&m) * 100.0
-            );
-            if bar.is_hidden() {
-                // Not a terminal (CI's log): one plain line per cell.
-                println!("{done}");
+                family.name()
+            ));
+            let bed = Bed::new(&lab, contender, family, cpus);
+            bar.finish_and_clear();
+            let mut directions: Vec<Direction> = of_family.iter().map(|c| c.direction).collect();
+            directions.dedup();
+            warm_up(&bed, &vtep, &directions, options.threads)?;
+            for cell in of_family {
+                let label = format!(
+                    "{:<7} {} {} {:>4} B {:>4} flow(s)",
+                    contender.name(),
+                    family.name(),
+                    cell.direction.name(),
+                    cell.size,
+                    cell.flows
+                );
+                let bar = spinner(&format!("{label}: sending for {seconds} s"));
+                let m = measure(&bed, &vtep, cell, seconds, options.threads)
+                    .with_context(|| format!("bench cell {label}"))?;
+                let mpps = m.received as f64 / m.seconds / 1e6;
+                let done = format!(
+                    "{label}: {mpps:>6.3} Mpps received, {:.3} Mpps offered, loss {:.2}%",
+                    m.offered_pps / 1e6,
+                    loss(&m) * 100.0
+                );
+                if bar.is_hidden() {
+                    // Not a terminal (CI's log): one plain line per cell.
+                    println!("{done}");
+                }
+                bar.finish_with_message(done);
+                let r = row(contender, cell, &m, &cost);
+                if contender == Contender::Ceiling {
+                    ceiling.push(r);
+                } else {
+                    rows.push(r);
+                }
             }
-            bar.finish_with_message(done);
-            let r = row(contender, cell, &m, &cost);
-            if contender == Contender::Ceiling {
-                ceiling.push(r);
-            } else {
-                rows.push(r);
-            }
+            drop(bed);
         }
-        drop(bed);
     }
     drop(lab);
     fill_ratios(&mut rows, &ceiling);
@@ -323,22 +350,32 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The matrix: both directions; 64, 512, 1500 bytes; 1 and 1024 flows.
+/// The matrix: over IPv4 both directions, 64, 512, 1500 bytes, 1 and 1024
+/// flows; over IPv6 both directions at 64 bytes, 1 and 1024 flows. Quick:
+/// 64 bytes, 1 flow, both directions over IPv4 and decap over IPv6.
 fn cells(quick: bool) -> Vec<Cell> {
     let (sizes, flows): (&[usize], &[u32]) = if quick {
         (&[64], &[1])
     } else {
         (&[64, 512, 1500], &[1, 1024])
     };
+    let both = [Direction::Encap, Direction::Decap];
+    let v6_directions: &[Direction] = if quick { &[Direction::Decap] } else { &both };
     let mut cells = Vec::new();
-    for direction in [Direction::Encap, Direction::Decap] {
-        for &size in sizes {
-            for &flows in flows {
-                cells.push(Cell {
-                    direction,
-                    size,
-                    flows,
-                });
+    for (underlay, directions, sizes) in [
+        (Family::V4, &both[..], sizes),
+        (Family::V6, v6_directions, &[64][..]),
+    ] {
+        for &direction in directions {
+            for &size in sizes {
+                for &flows in flows {
+                    cells.push(Cell {
+                        underlay,
+                        direction,
+                        size,
+                        flows,
+                    });
+                }
             }
         }
     }
@@ -382,11 +419,14 @@ fn pktgen_line(vtep: &std::path::Path, cell: &Cell, seconds: f64, threads: usize
         Direction::Encap => format!(
             "{common} --dst-mac {REMOTE_WORKLOAD_MAC} --src-ip {TENANT_IP} --dst-ip {REMOTE_WORKLOAD_IP}"
         ),
-        Direction::Decap => format!(
-            "{common} --vxlan --vni {VNI} --outer-src {REMOTE_VTEP} --outer-dst {LOCAL_VTEP} \
-             --outer-dst-mac {UPLINK_MAC} --src-mac {REMOTE_WORKLOAD_MAC} --dst-mac {TENANT_MAC} \
-             --src-ip {REMOTE_WORKLOAD_IP} --dst-ip {TENANT_IP}"
-        ),
+        Direction::Decap => {
+            let (local, remote) = cell.underlay.vteps();
+            format!(
+                "{common} --vxlan --vni {VNI} --outer-src {remote} --outer-dst {local} \
+                 --outer-dst-mac {UPLINK_MAC} --src-mac {REMOTE_WORKLOAD_MAC} \
+                 --dst-mac {TENANT_MAC} --src-ip {REMOTE_WORKLOAD_IP} --dst-ip {TENANT_IP}"
+            )
+        }
     }
 }
 
@@ -398,12 +438,18 @@ fn ends(bed: &Bed, direction: Direction) -> (&Netns, &Netns) {
     }
 }
 
-/// Short runs in both directions before measuring: learning, neighbour
+/// Short runs in `directions` before measuring: learning, neighbour
 /// tables and caches settle.
-fn warm_up(bed: &Bed, vtep: &std::path::Path, threads: usize) -> anyhow::Result<()> {
+fn warm_up(
+    bed: &Bed,
+    vtep: &std::path::Path,
+    directions: &[Direction],
+    threads: usize,
+) -> anyhow::Result<()> {
     let bar = spinner(&format!("{}: warming up", bed.contender.name()));
-    for direction in [Direction::Encap, Direction::Decap] {
+    for &direction in directions {
         let cell = Cell {
+            underlay: bed.family,
             direction,
             size: 64,
             flows: 1,
@@ -480,22 +526,34 @@ fn measure_cost(
     sizes.dedup();
     let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
     let repeat = if quick { 1_000_000 } else { 5_000_000 };
-    let run = ns.exec(&format!(
-        "{} pktgen cost -j --repeat {repeat} --sizes {}",
-        vtep.display(),
-        sizes.join(",")
-    ));
-    bar.finish_and_clear();
-    if !run.success() {
-        bail!("vtep pktgen cost failed: {run}");
+    let run = |underlays: &str| {
+        ns.exec(&format!(
+            "{} pktgen cost -j --repeat {repeat} --sizes {} --underlays {underlays}",
+            vtep.display(),
+            sizes.join(",")
+        ))
+    };
+    let mut out = run("ipv4,ipv6");
+    if !out.success() {
+        // A vtep whose XDP programs do not take IPv6 yet: IPv4 alone.
+        let v4 = run("ipv4");
+        if v4.success() {
+            println!("program cost over IPv6 not measured: {}", out.stderr.trim());
+        }
+        out = v4;
     }
-    serde_json::from_str(run.stdout.trim())
-        .with_context(|| format!("`vtep pktgen cost -j` printed no result: {}", run.stdout))
+    bar.finish_and_clear();
+    if !out.success() {
+        bail!("vtep pktgen cost failed: {out}");
+    }
+    serde_json::from_str(out.stdout.trim())
+        .with_context(|| format!("`vtep pktgen cost -j` printed no result: {}", out.stdout))
 }
 
 fn absent(contender: Contender, cell: &Cell, why: &str) -> Row {
     Row {
         contender: contender.name(),
+        underlay: cell.underlay,
         direction: cell.direction,
         size: cell.size,
         flows: cell.flows,
@@ -522,9 +580,11 @@ fn row(contender: Contender, cell: &Cell, m: &Measured, cost: &CostResult) -> Ro
     let mpps = m.received as f64 / m.seconds / 1e6;
     let program = (contender == Contender::Xdp)
         .then(|| {
-            cost.programs
-                .iter()
-                .find(|p| p.direction == cell.direction.name() && p.size == cell.size)
+            cost.programs.iter().find(|p| {
+                p.direction == cell.direction.name()
+                    && p.size == cell.size
+                    && p.underlay == cell.underlay.name()
+            })
         })
         .flatten();
     Row {
@@ -547,25 +607,25 @@ fn row(contender: Contender, cell: &Cell, m: &Measured, cost: &CostResult) -> Ro
 
 /// Each row's rate over the kernel's and the ceiling's in the same cell.
 fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
-    let kernel: Vec<(Direction, usize, u32, f64)> = rows
+    let same = |a: &Row, b: &Row| {
+        a.underlay == b.underlay
+            && a.direction == b.direction
+            && a.size == b.size
+            && a.flows == b.flows
+    };
+    let kernel: Vec<Row> = rows
         .iter()
         .filter(|r| r.contender == Contender::Kernel.name())
-        .filter_map(|r| Some((r.direction, r.size, r.flows, r.mpps?)))
+        .cloned()
         .collect();
     for r in rows.iter_mut() {
-        let k = kernel
-            .iter()
-            .find(|k| k.0 == r.direction && k.1 == r.size && k.2 == r.flows)
-            .map(|k| k.3);
+        let k = kernel.iter().find(|k| same(k, r)).and_then(|k| k.mpps);
         if let (Some(mpps), Some(k)) = (r.mpps, k)
             && k > 0.0
         {
             r.ratio_vs_kernel = Some(mpps / k);
         }
-        r.ceiling_mpps = ceiling
-            .iter()
-            .find(|c| c.direction == r.direction && c.size == r.size && c.flows == r.flows)
-            .and_then(|c| c.mpps);
+        r.ceiling_mpps = ceiling.iter().find(|c| same(c, r)).and_then(|c| c.mpps);
         if let (Some(mpps), Some(c)) = (r.mpps, r.ceiling_mpps)
             && c > 0.0
         {
@@ -578,9 +638,9 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| contender | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | program ns/pkt (× floor) |"
+        "| contender | underlay | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | program ns/pkt (× floor) |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let program = match (r.program_ns, r.program_vs_floor) {
             (Some(ns), Some(x)) => format!("{ns:.1} ({x:.1}×)"),
@@ -594,8 +654,9 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {program} |",
+                    "| {} | {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {program} |",
                     r.contender,
+                    r.underlay.name(),
                     r.direction.name(),
                     r.size,
                     r.flows,
@@ -607,8 +668,9 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
             _ => {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | | | | | |",
+                    "| {} | {} | {} | {} | {} | {} | | | | | |",
                     r.contender,
+                    r.underlay.name(),
                     r.direction.name(),
                     r.size,
                     r.flows,
@@ -626,8 +688,8 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
     for p in &cost.programs {
         let _ = writeln!(
             out,
-            "  {:<12} {:<5} {:>5} B: {:>6.1} ns ({:.1}× floor)",
-            p.program, p.direction, p.size, p.ns, p.ratio_to_floor
+            "  {:<12} {:<5} {:<4} {:>5} B: {:>6.1} ns ({:.1}× floor)",
+            p.program, p.direction, p.underlay, p.size, p.ns, p.ratio_to_floor
         );
     }
     out
@@ -639,7 +701,11 @@ fn targets(rows: &[Row], cost: &CostResult) -> String {
     let ratio = |contender: &str, direction: Direction| {
         rows.iter()
             .find(|r| {
-                r.contender == contender && r.direction == direction && r.size == 64 && r.flows == 1
+                r.contender == contender
+                    && r.underlay == Family::V4
+                    && r.direction == direction
+                    && r.size == 64
+                    && r.flows == 1
             })
             .and_then(|r| r.ratio_vs_kernel)
     };
@@ -659,9 +725,10 @@ fn targets(rows: &[Row], cost: &CostResult) -> String {
     for p in cost.programs.iter().filter(|p| p.size == 64) {
         let _ = writeln!(
             out,
-            "  {} ({}) ≤ 2× floor: {:.1}× ({})",
+            "  {} ({} over {}) ≤ 2× floor: {:.1}× ({})",
             p.program,
             p.direction,
+            p.underlay,
             p.ratio_to_floor,
             if p.ratio_to_floor <= 2.0 {
                 "met"
@@ -679,10 +746,16 @@ fn chart_title(seconds: f64, threads: usize) -> String {
     )
 }
 
+/// A cell's label in the chart: `encap 64B 1f`, and ` v6` over IPv6.
+fn group_label(r: &Row) -> String {
+    let v6 = if r.underlay == Family::V6 { " v6" } else { "" };
+    format!("{} {}B {}f{v6}", r.direction.name(), r.size, r.flows)
+}
+
 fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
     let mut groups: Vec<String> = Vec::new();
     for r in rows {
-        let g = format!("{} {}B {}f", r.direction.name(), r.size, r.flows);
+        let g = group_label(r);
         if !groups.contains(&g) {
             groups.push(g);
         }
@@ -696,10 +769,7 @@ fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
                 .map(|g| {
                     rows.iter()
                         .chain(ceiling)
-                        .find(|r| {
-                            r.contender == c.name()
-                                && format!("{} {}B {}f", r.direction.name(), r.size, r.flows) == *g
-                        })
+                        .find(|r| r.contender == c.name() && group_label(r) == *g)
                         .and_then(|r| r.mpps)
                 })
                 .collect();

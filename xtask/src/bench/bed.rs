@@ -14,6 +14,10 @@
 //! remote VTEP's neighbour entry is permanent, so nothing is resolved while
 //! a cell runs. Every veth has one queue per CPU, so each sending thread's
 //! frames are processed on its own CPU all along the chain.
+//!
+//! Over an IPv6 underlay ([`Family::V6`]: a bed of its own, since a kernel
+//! vxlan device has one local address) the VTEPs are 2001:db8::1 and
+//! 2001:db8::2 and the underlay carries 70 bytes per frame, not 50.
 
 use std::path::Path;
 
@@ -24,6 +28,8 @@ use vtep_tests::lab::{self, Daemon, Host, Lab, Netns, Proc, VniConfig, VtepConfi
 pub const VNI: u32 = 100;
 pub const LOCAL_VTEP: &str = "198.18.0.1";
 pub const REMOTE_VTEP: &str = "198.18.0.2";
+pub const LOCAL_VTEP6: &str = "2001:db8::1";
+pub const REMOTE_VTEP6: &str = "2001:db8::2";
 /// The tenant side's interface (a workload behind the access port).
 pub const TENANT_MAC: &str = "02:00:00:00:01:01";
 pub const TENANT_IP: &str = "192.0.2.1";
@@ -34,8 +40,35 @@ pub const ACCESS_MAC: &str = "02:00:00:00:02:01";
 pub const UPLINK_MAC: &str = "02:00:00:00:02:02";
 /// The underlay side's interface: the remote VTEP (or its router).
 pub const UNDERLAY_MAC: &str = "02:00:00:00:03:01";
-/// Underlay MTU: room for a 1500-byte tenant frame plus the 50 bytes of VXLAN.
+/// Underlay MTU: room for a 1500-byte tenant frame plus the 50 (IPv4) or
+/// 70 (IPv6) bytes of VXLAN.
 pub const UNDERLAY_MTU: u32 = 1600;
+
+/// The underlay's address family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Family {
+    #[serde(rename = "ipv4")]
+    V4,
+    #[serde(rename = "ipv6")]
+    V6,
+}
+
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::V4 => "ipv4",
+            Family::V6 => "ipv6",
+        }
+    }
+
+    /// This VTEP's address and the remote VTEP's.
+    pub fn vteps(self) -> (&'static str, &'static str) {
+        match self {
+            Family::V4 => (LOCAL_VTEP, REMOTE_VTEP),
+            Family::V6 => (LOCAL_VTEP6, REMOTE_VTEP6),
+        }
+    }
+}
 
 /// What forwards in the gateway namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +111,7 @@ impl Contender {
 /// One contender's three namespaces, its gateway up.
 pub struct Bed {
     pub contender: Contender,
+    pub family: Family,
     pub tenant: Netns,
     _gateway: Netns,
     pub underlay: Netns,
@@ -96,9 +130,13 @@ fn veth(ns_a: &Netns, a: &str, ns_b: &Netns, b: &str, queues: usize) {
 }
 
 impl Bed {
-    /// Builds the namespaces of `contender` in `lab` and starts its gateway.
-    pub fn new(lab: &Lab, contender: Contender, queues: usize) -> Bed {
-        let c = &contender.name()[..1];
+    /// Builds the namespaces of `contender` over a `family` underlay in
+    /// `lab` and starts its gateway.
+    pub fn new(lab: &Lab, contender: Contender, family: Family, queues: usize) -> Bed {
+        let c = match family {
+            Family::V4 => contender.name()[..1].to_owned(),
+            Family::V6 => format!("{}6", &contender.name()[..1]),
+        };
         let tenant = lab.netns(&format!("{c}-t"));
         let gateway = lab.netns(&format!("{c}-g"));
         let underlay = lab.netns(&format!("{c}-u"));
@@ -113,24 +151,41 @@ impl Bed {
         underlay.ip(&format!(
             "link set eth0 address {UNDERLAY_MAC} mtu {UNDERLAY_MTU} up"
         ));
-        underlay.ip(&format!("addr add {REMOTE_VTEP}/24 dev eth0"));
+        let (local, remote) = family.vteps();
+        let prefix = match family {
+            Family::V4 => 24,
+            Family::V6 => {
+                for (ns, dev) in [(&underlay, "eth0"), (&gateway, lab::UPLINK)] {
+                    ns.exec_ok(&format!(
+                        "sysctl -qw net.ipv6.conf.{dev}.disable_ipv6=0 \
+                         net.ipv6.conf.{dev}.accept_ra=0"
+                    ));
+                }
+                64
+            }
+        };
+        let nodad = if family == Family::V6 { " nodad" } else { "" };
+        underlay.ip(&format!("addr add {remote}/{prefix} dev eth0{nodad}"));
         gateway.ip(&format!("link set access address {ACCESS_MAC} up"));
         gateway.ip(&format!(
             "link set {} address {UPLINK_MAC} mtu {UNDERLAY_MTU} up",
             lab::UPLINK
         ));
-        gateway.ip(&format!("addr add {LOCAL_VTEP}/24 dev {}", lab::UPLINK));
         gateway.ip(&format!(
-            "neigh replace {REMOTE_VTEP} lladdr {UNDERLAY_MAC} dev {} nud permanent",
+            "addr add {local}/{prefix} dev {}{nodad}",
+            lab::UPLINK
+        ));
+        gateway.ip(&format!(
+            "neigh replace {remote} lladdr {UNDERLAY_MAC} dev {} nud permanent",
             lab::UPLINK
         ));
         let (daemon, forwarder) = match contender {
             Contender::Kernel => {
-                kernel_gateway(&gateway);
+                kernel_gateway(&gateway, family);
                 (None, None)
             }
             Contender::Xdp | Contender::Afxdp => {
-                (Some(vtep_gateway(lab, &gateway, contender)), None)
+                (Some(vtep_gateway(lab, &gateway, contender, family)), None)
             }
             Contender::Ceiling => {
                 // It forwards decap's 1550-byte VXLAN frames untouched.
@@ -140,6 +195,7 @@ impl Bed {
         };
         Bed {
             contender,
+            family,
             tenant,
             _gateway: gateway,
             underlay,
@@ -149,14 +205,15 @@ impl Bed {
     }
 }
 
-/// The kernel's VTEP: `vxlan100` (no learning) and the access port in
-/// bridge `br100`, static entries for both workloads, GRO on the gateway's
-/// ports (a veth takes the generator's XDP frames only with GRO or an XDP
-/// program on the receiving end).
-fn kernel_gateway(g: &Netns) {
+/// The kernel's VTEP: `vxlan100` (no learning, `local` of the bed's
+/// family) and the access port in bridge `br100`, static entries for both
+/// workloads, GRO on the gateway's ports (a veth takes the generator's XDP
+/// frames only with GRO or an XDP program on the receiving end).
+fn kernel_gateway(g: &Netns, family: Family) {
     let ul = lab::UPLINK;
+    let (local, remote) = family.vteps();
     g.ip(&format!(
-        "link add vxlan{VNI} type vxlan id {VNI} local {LOCAL_VTEP} dstport {} nolearning dev {ul}",
+        "link add vxlan{VNI} type vxlan id {VNI} local {local} dstport {} nolearning dev {ul}",
         lab::VXLAN_PORT
     ));
     g.ip(&format!("link set vxlan{VNI} mtu 1500"));
@@ -165,7 +222,7 @@ fn kernel_gateway(g: &Netns) {
     g.ip(&format!("link set access master br{VNI}"));
     g.ip(&format!("link set br{VNI} up"));
     g.bridge(&format!(
-        "fdb add {REMOTE_WORKLOAD_MAC} dev vxlan{VNI} dst {REMOTE_VTEP} self permanent"
+        "fdb add {REMOTE_WORKLOAD_MAC} dev vxlan{VNI} dst {remote} self permanent"
     ));
     g.bridge(&format!(
         "fdb add {REMOTE_WORKLOAD_MAC} dev vxlan{VNI} master static"
@@ -176,16 +233,18 @@ fn kernel_gateway(g: &Netns) {
 }
 
 /// vtep in the gateway namespace: VNI 100 on the access port, static
-/// entries for both workloads, the remote VTEP in the flood list.
-fn vtep_gateway(lab: &Lab, g: &Netns, contender: Contender) -> Daemon {
-    let config = VtepConfig::new(LOCAL_VTEP)
-        .vni(VniConfig::new(VNI).port("access").flood([REMOTE_VTEP]))
-        .fdb_remote(REMOTE_WORKLOAD_MAC, VNI, REMOTE_VTEP)
+/// entries for both workloads, the remote VTEP in the flood list, over the
+/// bed's family.
+fn vtep_gateway(lab: &Lab, g: &Netns, contender: Contender, family: Family) -> Daemon {
+    let (local, remote) = family.vteps();
+    let config = VtepConfig::new(local)
+        .vni(VniConfig::new(VNI).port("access").flood([remote]))
+        .fdb_remote(REMOTE_WORKLOAD_MAC, VNI, remote)
         .fdb_local(TENANT_MAC, VNI, "access");
     let host = Host {
         n: 1,
         netns: g.clone(),
-        underlay_ip: LOCAL_VTEP.to_owned(),
+        underlay_ip: local.to_owned(),
         pin_path: Path::new(lab::PIN_ROOT).join(&g.name),
         cli: None,
     };

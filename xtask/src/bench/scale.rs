@@ -192,12 +192,13 @@ fn learned_macs(h: &Host) -> u64 {
         .unwrap_or(0)
 }
 
-/// `vtep pktgen cost` of the encap program (64-byte frames) with `n`
-/// entries in its FDB: ns per packet, and the floor of the same run.
+/// `vtep pktgen cost` of the encap program (64-byte frames, IPv4
+/// underlay) with `n` entries in its FDB: ns per packet, and the floor of
+/// the same run.
 fn encap_cost(lab: &Lab, n: usize, repeat: u32) -> anyhow::Result<(f64, f64)> {
     let ns = lab.netns(&format!("cost{n}"));
     let run = ns.exec(&format!(
-        "{} pktgen cost -j --repeat {repeat} --sizes 64 --fdb-entries {n}",
+        "{} pktgen cost -j --repeat {repeat} --sizes 64 --fdb-entries {n} --underlays ipv4",
         lab::vtep_bin().display()
     ));
     if !run.success() {

@@ -20,6 +20,10 @@ pub enum Mirror {
     },
     /// `vtep` is in the flood list of `vni`.
     Flood { vni: u32, vtep: IpAddr },
+    /// `group` is a multicast group of `vni` (a `group` device's default
+    /// `00:00:00:00:00:00 dst GROUP` entry): the VNI's group, not a
+    /// flood-list member.
+    Group { vni: u32, group: IpAddr },
     /// `mac` in `vni` is behind the local (bridge) port `port`.
     Local { vni: u32, mac: [u8; 6], port: u32 },
     /// Not mirrored, and why (the kernel keeps forwarding it).
@@ -39,6 +43,26 @@ pub struct Tables {
     /// Every vxlan device (followed or not): their bridge entries are not
     /// local MACs.
     pub vxlan_devices: BTreeSet<u32>,
+    /// The underlay has a local IPv4 / IPv6 address: remote VTEPs and
+    /// groups of a family without one cannot be sent to by vtep.
+    pub families: Families,
+}
+
+/// Which address families the underlay has a local address of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Families {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Families {
+    /// The underlay has a local address of `ip`'s family.
+    pub fn has(&self, ip: &IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => self.v4,
+            IpAddr::V6(_) => self.v6,
+        }
+    }
 }
 
 impl Tables {
@@ -56,10 +80,22 @@ impl Tables {
             if r.port.is_some_and(|p| p != port) {
                 return Mirror::Ignore("entry with a UDP port of its own (NDA_PORT)");
             }
-            if !matches!(dst, IpAddr::V4(v4) if !v4.is_multicast() && !v4.is_unspecified()) {
-                return Mirror::Ignore("destination is not a unicast IPv4 address");
+            if dst.is_unspecified() || is_unusable(&dst) {
+                return Mirror::Ignore("destination is not a VTEP address");
+            }
+            if !self.families.has(&dst) {
+                return Mirror::Ignore("destination of a family the underlay has no address of");
             }
             let mac = Mac(r.mac);
+            if dst.is_multicast() {
+                // The kernel sends the VNI's BUM frames to the group and
+                // receives on it; a unicast MAC behind a group is a
+                // configuration vtep does not carry.
+                if mac.is_zero() {
+                    return Mirror::Group { vni, group: dst };
+                }
+                return Mirror::Ignore("a MAC behind a multicast destination");
+            }
             if mac.is_zero() {
                 return Mirror::Flood { vni, vtep: dst };
             }
@@ -99,9 +135,18 @@ impl Tables {
     }
 }
 
+/// Destinations no remote VTEP has: loopback, and IPv6 link-local (a
+/// link-local `dst` needs an interface scope the maps do not carry).
+fn is_unusable(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unicast_link_local(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     use netlink_packet_route::{
         AddressFamily, RouteNetlinkMessage,
@@ -126,6 +171,7 @@ mod tests {
             bridges: [(BRIDGE, 100)].into(),
             ports: [(PORT, BRIDGE)].into(),
             vxlan_devices: [VXLAN, OTHER_VXLAN].into(),
+            families: Families { v4: true, v6: true },
         }
     }
 
@@ -149,6 +195,12 @@ mod tests {
     fn dst(ip: Ipv4Addr) -> NeighbourAttribute {
         NeighbourAttribute::Destination(NeighbourAddress::Other(ip.octets().to_vec()))
     }
+
+    fn dst6(ip: Ipv6Addr) -> NeighbourAttribute {
+        NeighbourAttribute::Destination(NeighbourAddress::Other(ip.octets().to_vec()))
+    }
+
+    const VTEP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
     fn classify(m: &NeighbourMessage) -> Mirror {
         tables().classify(&parse_fdb(m).expect("a bridge FDB record"))
@@ -211,15 +263,19 @@ mod tests {
                 own,
                 vec![dst(VTEP), NeighbourAttribute::Port(8472)],
             ),
-            fdb(VXLAN, [0; 6], own, vec![dst(Ipv4Addr::new(239, 1, 1, 1))]),
             fdb(VXLAN, [1, 0, 0x5e, 0, 0, 1], own, vec![dst(VTEP)]),
+            // A unicast MAC behind a group.
+            fdb(VXLAN, MAC, own, vec![dst(Ipv4Addr::new(239, 1, 1, 1))]),
+            // Addresses no remote VTEP has.
+            fdb(VXLAN, MAC, own, vec![dst(Ipv4Addr::UNSPECIFIED)]),
+            fdb(VXLAN, MAC, own, vec![dst(Ipv4Addr::LOCALHOST)]),
+            fdb(VXLAN, MAC, own, vec![dst6(Ipv6Addr::UNSPECIFIED)]),
+            fdb(VXLAN, MAC, own, vec![dst6(Ipv6Addr::LOCALHOST)]),
             fdb(
                 VXLAN,
                 MAC,
                 own,
-                vec![NeighbourAttribute::Destination(NeighbourAddress::Other(
-                    vec![0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-                ))],
+                vec![dst6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2))],
             ),
             // Another vxlan device's entries.
             fdb(OTHER_VXLAN, MAC, own, vec![dst(VTEP)]),
@@ -232,6 +288,77 @@ mod tests {
                 "{m:?} must not be mirrored"
             );
         }
+    }
+
+    #[test]
+    fn ipv6_destinations_and_groups_are_mirrored() {
+        let own = NeighbourFlags::Own;
+        assert_eq!(
+            classify(&fdb(VXLAN, MAC, own, vec![dst6(VTEP6)])),
+            Mirror::Remote {
+                vni: 100,
+                mac: MAC,
+                vtep: IpAddr::V6(VTEP6)
+            }
+        );
+        assert_eq!(
+            classify(&fdb(VXLAN, [0; 6], own, vec![dst6(VTEP6)])),
+            Mirror::Flood {
+                vni: 100,
+                vtep: IpAddr::V6(VTEP6)
+            }
+        );
+        // A `group` device's default entry: the VNI's group, either family.
+        let group = Ipv4Addr::new(239, 1, 1, 1);
+        assert_eq!(
+            classify(&fdb(VXLAN, [0; 6], own, vec![dst(group)])),
+            Mirror::Group {
+                vni: 100,
+                group: IpAddr::V4(group)
+            }
+        );
+        let group6 = Ipv6Addr::new(0xff05, 0, 0, 0, 0, 0, 0, 0x100);
+        assert_eq!(
+            classify(&fdb(VXLAN, [0; 6], own, vec![dst6(group6)])),
+            Mirror::Group {
+                vni: 100,
+                group: IpAddr::V6(group6)
+            }
+        );
+    }
+
+    #[test]
+    fn destinations_of_a_family_without_a_local_address_are_the_kernels() {
+        let own = NeighbourFlags::Own;
+        let v4_only = Tables {
+            families: Families {
+                v4: true,
+                v6: false,
+            },
+            ..tables()
+        };
+        let v6_only = Tables {
+            families: Families {
+                v4: false,
+                v6: true,
+            },
+            ..tables()
+        };
+        let rec = |m: &NeighbourMessage| parse_fdb(m).expect("a bridge FDB record");
+        let to_v6 = rec(&fdb(VXLAN, MAC, own, vec![dst6(VTEP6)]));
+        let to_v4 = rec(&fdb(VXLAN, MAC, own, vec![dst(VTEP)]));
+        let group6 = rec(&fdb(
+            VXLAN,
+            [0; 6],
+            own,
+            vec![dst6(Ipv6Addr::new(0xff05, 0, 0, 0, 0, 0, 0, 0x100))],
+        ));
+        assert!(matches!(v4_only.classify(&to_v6), Mirror::Ignore(_)));
+        assert!(matches!(v4_only.classify(&group6), Mirror::Ignore(_)));
+        assert!(matches!(v4_only.classify(&to_v4), Mirror::Remote { .. }));
+        assert!(matches!(v6_only.classify(&to_v4), Mirror::Ignore(_)));
+        assert!(matches!(v6_only.classify(&to_v6), Mirror::Remote { .. }));
+        assert!(matches!(v6_only.classify(&group6), Mirror::Group { .. }));
     }
 
     #[test]
@@ -282,6 +409,10 @@ mod tests {
             bridges: [(2, 100)].into(),
             ports: BTreeMap::new(),
             vxlan_devices: [3].into(),
+            families: Families {
+                v4: true,
+                v6: false,
+            },
         };
         let mut mirrored = Vec::new();
         walk(&fixtures::bytes(fixtures::DUMP_FIRST), |m| {

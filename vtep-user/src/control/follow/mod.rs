@@ -13,16 +13,22 @@
 //! - remote MACs: the device's own (`self`) entries with a `dst`, static,
 //!   learned or `extern_learn` (EVPN type-2 routes);
 //! - the flood list: its `00:00:00:00:00:00` entries, one message per remote
-//!   VTEP (EVPN type-3 routes, or `bridge fdb append`);
+//!   VTEP (EVPN type-3 routes, or `bridge fdb append`), of either family;
+//! - the multicast group of a `group` device (its `00:00:00:00:00:00 dst
+//!   GROUP` entry), as the VNI's group (`VNI_GROUP`), so VXLAN the kernel
+//!   device's group carries is decapsulated on the fast path; the kernel
+//!   device has joined the group already;
 //! - the ports of its bridge, as access ports of the VNI, and the local MACs
 //!   behind them (the bridge's `master` entries, except its own `permanent`
 //!   addresses), so decapsulated frames go straight to the port.
 //!
 //! What vtep cannot represent stays the kernel's, by not being mirrored (a
 //! miss costs the kernel path, never a packet): entries with their own VNI
-//! or UDP port (`NDA_VNI`/`NDA_PORT` other than the device's), IPv6 or
-//! multicast destinations, devices in `external` (collect_metadata) mode,
-//! devices whose port or local address differ from the underlay's.
+//! or UDP port (`NDA_VNI`/`NDA_PORT` other than the device's), destinations
+//! of a family the underlay has no local address of, unicast MACs behind a
+//! group, groups beyond the first of a VNI, devices in `external`
+//! (collect_metadata) mode, devices whose port or local address differ from
+//! the underlay's.
 //!
 //! Events are applied in the order the kernel sent them; the dumps run on a
 //! socket of their own while events queue on the subscribed one, so that
@@ -36,10 +42,11 @@
 //! this module keeps the decisions, as FRR's `zebra_vxlan.c` does: what an
 //! entry means ([`Tables::classify`], `classify.rs`), which devices and
 //! ports are followed (`reconcile.rs`), the resync (`resync.rs`), the
-//! underlay taken from the devices (`underlay.rs`), and applying events
-//! (here).
+//! underlay taken from the devices (`underlay.rs`), the VNIs' groups
+//! (`group.rs`), and applying events (here).
 
 mod classify;
+mod group;
 mod reconcile;
 mod resync;
 mod underlay;
@@ -59,7 +66,7 @@ use vtep_common::{
     event::{EventKind, FdbEvent},
 };
 
-pub use classify::{Mirror, Tables};
+pub use classify::{Families, Mirror, Tables};
 pub use underlay::complete_underlay;
 
 use crate::{
@@ -90,6 +97,14 @@ struct Followed {
     learning: bool,
 }
 
+/// Which families of remote VTEPs the underlay `l` can send to.
+fn families(l: &Locals) -> Families {
+    Families {
+        v4: l.v4.is_some(),
+        v6: l.v6.is_some(),
+    }
+}
+
 /// What the follower has done, for logs and the benchmark.
 #[derive(Clone, Debug, Default)]
 pub struct FollowStats {
@@ -106,10 +121,10 @@ pub struct FollowStats {
 /// The follower: its event socket and its view of the kernel.
 pub struct Follower {
     cfg: FollowConfig,
-    /// The underlay's address and port, which a device must agree with,
+    /// The underlay's addresses and port, which a device must agree with,
     /// and whether vtep sends UDP checksums (said in the log when a device
     /// does and vtep does not).
-    local: Locals,
+    locals: Locals,
     port: u16,
     udp_checksum: bool,
     uplink: u32,
@@ -122,6 +137,9 @@ pub struct Follower {
     tables: Tables,
     /// The flood list of each followed VNI, as the kernel has it.
     flood: BTreeMap<u32, BTreeSet<IpAddr>>,
+    /// The multicast groups of each followed VNI, as the kernel has them
+    /// (the first is mirrored).
+    groups: BTreeMap<u32, BTreeSet<IpAddr>>,
     /// Warnings given, so each is logged once.
     warned: BTreeSet<String>,
     /// A device started being followed: its entries need a dump.
@@ -140,7 +158,7 @@ impl Follower {
             .context("the config has no [follow] section")?;
         let events = Events::subscribe(&[libc::RTNLGRP_LINK, libc::RTNLGRP_NEIGH], follow.rcvbuf)?;
         Ok(Follower {
-            local: cfg.underlay.local,
+            locals: cfg.underlay.local,
             port: cfg.underlay.port,
             udp_checksum: cfg.underlay.udp_checksum,
             uplink,
@@ -152,6 +170,7 @@ impl Follower {
             followed: BTreeMap::new(),
             tables: Tables::default(),
             flood: BTreeMap::new(),
+            groups: BTreeMap::new(),
             warned: BTreeSet::new(),
             needs_resync: None,
             stats: FollowStats::default(),
@@ -314,6 +333,19 @@ impl Follower {
                     self.flood.insert(vni, list);
                     self.stats.changes += 1;
                     log::debug!("follow: {verb} flood-list member {vtep} vni {vni}");
+                }
+            }
+            Mirror::Group { vni, group } => {
+                let mut set = self.groups.get(&vni).cloned().unwrap_or_default();
+                let changed = if deleted {
+                    set.remove(&group)
+                } else {
+                    set.insert(group)
+                };
+                if changed {
+                    self.set_groups(gw, vni, set);
+                    self.stats.changes += 1;
+                    log::debug!("follow: {verb} group {group} vni {vni}");
                 }
             }
             Mirror::Ignore(why) => {

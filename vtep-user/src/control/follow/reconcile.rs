@@ -33,13 +33,22 @@ impl Follower {
                 vx.port, self.port
             ));
         }
-        if let Some(l) = vx.local
-            && !self.local.contains(l)
-        {
-            return Some(format!(
-                "{name} has local {l}, the underlay {}: not followed",
-                self.local
-            ));
+        if let Some(l) = vx.local {
+            match self.locals.for_remote(l) {
+                None => {
+                    return Some(format!(
+                        "{name} has local {l}, and the underlay has no {} address: not \
+                         followed (set underlay.local)",
+                        if l.is_ipv6() { "IPv6" } else { "IPv4" }
+                    ));
+                }
+                Some(ours) if ours != l => {
+                    return Some(format!(
+                        "{name} has local {l}, the underlay {ours}: not followed"
+                    ));
+                }
+                Some(_) => {}
+            }
         }
         None
     }
@@ -118,6 +127,7 @@ impl Follower {
                 log::warn!("follow: removing VNI {}: {e}", f.vni);
             }
             self.flood.remove(&f.vni);
+            self.set_groups(gw, f.vni, BTreeSet::new());
         }
         // Followed VNIs of an earlier run whose device is not followed now.
         let vnis: BTreeSet<u32> = want.values().map(|f| f.vni).collect();
@@ -127,6 +137,7 @@ impl Follower {
                 if let Err(e) = gw.vni_unfollow(vni) {
                     log::warn!("follow: removing VNI {vni}: {e}");
                 }
+                self.set_groups(gw, vni, BTreeSet::new());
             }
         }
         // Devices followed from now on.
@@ -169,7 +180,10 @@ impl Follower {
         self.followed = want;
 
         // Tables for classifying FDB entries, and the bridges' ports.
-        let mut t = Tables::default();
+        let mut t = Tables {
+            families: super::families(&self.locals),
+            ..Tables::default()
+        };
         for (&ifindex, link) in &self.links {
             if link.vxlan.is_some() {
                 t.vxlan_devices.insert(ifindex);

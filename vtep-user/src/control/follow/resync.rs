@@ -43,6 +43,7 @@ impl Follower {
         let mut want: HashMap<FdbKey, FdbEntry> = HashMap::new();
         let mut flood: BTreeMap<u32, BTreeSet<IpAddr>> =
             vnis.iter().map(|&v| (v, BTreeSet::new())).collect();
+        let mut groups = flood.clone();
         let tables = &self.tables;
         let mut ms = NeighbourMessage::default();
         ms.header.family = AddressFamily::Bridge;
@@ -68,6 +69,9 @@ impl Follower {
                 }
                 Mirror::Flood { vni, vtep } => {
                     flood.entry(vni).or_default().insert(vtep);
+                }
+                Mirror::Group { vni, group } => {
+                    groups.entry(vni).or_default().insert(group);
                 }
                 Mirror::Ignore(_) => {}
             }
@@ -100,10 +104,14 @@ impl Follower {
             self.write_flood(gw, vni, list);
         }
         self.flood = flood;
+        let with_group = groups.values().filter(|g| !g.is_empty()).count();
+        for (vni, set) in groups {
+            self.set_groups(gw, vni, set);
+        }
         self.stats.changes += (written + removed) as u64;
         log::info!(
             "follow: resync ({why}): {} VNI(s) {}, {} entries mirrored ({written} written, \
-             {removed} removed), {members} flood-list member(s), in {} ms",
+             {removed} removed), {members} flood-list member(s), {with_group} group(s), in {} ms",
             vnis.len(),
             self.describe(),
             want.len(),

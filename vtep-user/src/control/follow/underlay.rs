@@ -44,35 +44,16 @@ pub fn complete_underlay(cfg: &mut Config) -> Result<()> {
         let with_local: Vec<&(String, Vxlan)> =
             devices.iter().filter(|(_, v)| v.local.is_some()).collect();
         let locals: BTreeSet<IpAddr> = with_local.iter().filter_map(|(_, v)| v.local).collect();
-        match locals.len() {
-            0 => bail!(
-                "underlay.local is not in the config and no followed vxlan device has a local \
-                 address (`ip link add ... type vxlan ... local IP`): set underlay.local"
-            ),
-            1 => {
-                let local = *locals.iter().next().expect("one address");
-                if local.is_ipv6() {
-                    bail!(
-                        "the followed devices' local address {local} is IPv6, which vtep's \
-                         underlay does not support yet"
-                    );
-                }
-                cfg.underlay.local = Locals::one(local);
-                log::info!(
-                    "underlay.local {local}: taken from {} (not in the config)",
-                    names(&with_local)
-                );
-            }
-            _ => bail!(
-                "underlay.local is not in the config and the followed devices disagree on it \
-                 ({}): set underlay.local",
-                locals
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
+        cfg.underlay.local = locals_of(&locals)?;
+        log::info!(
+            "underlay.local {}: taken from {} (not in the config)",
+            locals
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            names(&with_local)
+        );
     }
     if follow.port_from_link {
         let ports: BTreeSet<u16> = devices.iter().map(|(_, v)| v.port).collect();
@@ -97,4 +78,67 @@ pub fn complete_underlay(cfg: &mut Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The underlay's local addresses from the followed devices' `local`s: one
+/// of each family at most (a dual-stack VTEP has one of each).
+fn locals_of(found: &BTreeSet<IpAddr>) -> Result<Locals> {
+    if found.is_empty() {
+        bail!(
+            "underlay.local is not in the config and no followed vxlan device has a local \
+             address (`ip link add ... type vxlan ... local IP`): set underlay.local"
+        );
+    }
+    let mut locals = Locals::default();
+    for family in [false, true] {
+        let of: Vec<&IpAddr> = found.iter().filter(|ip| ip.is_ipv6() == family).collect();
+        if of.len() > 1 {
+            bail!(
+                "underlay.local is not in the config and the followed devices disagree on it \
+                 ({}): set underlay.local",
+                of.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let Some(ip) = of.first() {
+            locals.set(**ip);
+        }
+    }
+    Ok(locals)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    const V4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+
+    #[test]
+    fn one_local_address_of_each_family_is_taken() {
+        let l = locals_of(&[IpAddr::V6(V6)].into()).expect("one IPv6 address");
+        assert_eq!((l.v4, l.v6), (None, Some(V6)));
+        let l = locals_of(&[IpAddr::V4(V4), IpAddr::V6(V6)].into()).expect("dual stack");
+        assert_eq!((l.v4, l.v6), (Some(V4), Some(V6)));
+    }
+
+    #[test]
+    fn no_address_or_two_of_a_family_is_refused() {
+        let said = |r: Result<Locals>| r.expect_err("refused").to_string();
+        assert!(said(locals_of(&BTreeSet::new())).contains("no followed vxlan device"));
+        let two6 = [
+            IpAddr::V6(V6),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)),
+            IpAddr::V4(V4),
+        ];
+        let msg = said(locals_of(&two6.into()));
+        assert!(
+            msg.contains("disagree") && msg.contains("2001:db8::9") && !msg.contains("198.18"),
+            "{msg}"
+        );
+    }
 }

@@ -20,6 +20,9 @@ pub struct GenResult {
     /// Bytes per frame on the wire (without FCS).
     pub wire_size: usize,
     pub vxlan: bool,
+    /// The underlay family of a VXLAN run: "ipv4" or "ipv6" (none without
+    /// --vxlan).
+    pub underlay: Option<&'static str>,
     pub flows: u32,
     pub threads: usize,
     pub batch: u32,
@@ -176,6 +179,11 @@ pub(super) fn generate(args: &GenArgs, json: bool) -> Result<()> {
         size: args.size,
         wire_size,
         vxlan: args.vxlan,
+        underlay: match t.config.vxlan {
+            lab::GEN_VXLAN_V4 => Some("ipv4"),
+            lab::GEN_VXLAN_V6 => Some("ipv6"),
+            _ => None,
+        },
         flows: args.flows,
         threads,
         batch: args.batch,
@@ -205,7 +213,10 @@ fn print_gen(r: &GenResult) {
         r.threads,
         r.batch,
         r.dev,
-        if r.vxlan { "  vxlan" } else { "" }
+        match r.underlay {
+            Some(family) => format!("  vxlan over {family}"),
+            None => String::new(),
+        }
     );
     for t in &r.per_thread {
         println!(

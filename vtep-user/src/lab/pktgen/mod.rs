@@ -7,9 +7,11 @@
 //!   the method of xdp-trafficgen): the lab's `lab_gen` program runs on a
 //!   template frame "received" on IF and returns `XDP_TX`, so the kernel sends
 //!   the frame out of IF, `--batch` at a time, without an skb. Plain
-//!   Ethernet/IPv4/UDP, or VXLAN-encapsulated (`--vxlan`); `--flows N` varies
-//!   the inner source address and port (and so the outer source port) per
-//!   packet. One loop per `--threads`, each pinned to its own CPU. Prints its
+//!   Ethernet/IPv4/UDP, or VXLAN-encapsulated (`--vxlan`) over an IPv4 or
+//!   an IPv6 underlay (the family of `--outer-src`/`--outer-dst`; over IPv6
+//!   with the UDP checksum IPv6 requires); `--flows N` varies the inner
+//!   source address and port (and so the outer source port, and over IPv6
+//!   the outer checksum) per packet. One loop per `--threads`, each pinned to its own CPU. Prints its
 //!   result as the kernel's pktgen does (`-j`: JSON).
 //! - `vtep pktgen sink --dev IF` attaches `lab_sink` to IF: every frame that
 //!   arrives is counted (per CPU) and dropped; the totals are printed when
@@ -25,7 +27,7 @@
 //! namespace of the interface (`ip netns exec NS vtep pktgen ...`).
 
 use std::{
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr},
     thread,
     time::{Duration, Instant},
 };
@@ -42,7 +44,8 @@ use vtep_common::{
     FDB_F_STATIC, FdbEntry, FdbKey, NeighEntry, PortInfo, PortKey, Underlay, VNI_F_LEARNING,
     VniCounters, VniInfo, VtepAddr,
     header::{
-        ETH_LEN, ETH_P_IP, EncapV4, IPPROTO_UDP, IPV4_LEN, UDP_LEN, encap_v4_header, ipv4_checksum,
+        ENCAP_V6_UDP_CSUM, ETH_LEN, ETH_P_IP, EncapV4, EncapV6, IPPROTO_UDP, IPV4_LEN, UDP_LEN,
+        csum_partial, encap_v4_header, encap_v6_header, ipv4_checksum, udp_checksum_v6,
     },
     lab::{self, GenConfig, SinkCounters},
     names, programs,
@@ -106,7 +109,7 @@ pub struct GenArgs {
     #[arg(long, value_name = "IFNAME", required = true)]
     pub dev: Option<String>,
     /// Frame size in bytes, without FCS; with --vxlan the inner frame's (the
-    /// wire carries 50 bytes more).
+    /// wire carries 50 bytes more over an IPv4 underlay, 70 over IPv6).
     #[arg(long, default_value_t = 64)]
     pub size: usize,
     /// Frames to send (all threads together) [default: 1000000 unless --duration].
@@ -149,18 +152,19 @@ pub struct GenArgs {
     /// UDP destination port.
     #[arg(long, value_name = "PORT", default_value_t = 9)]
     pub dst_port: u16,
-    /// Encapsulate in VXLAN (IPv4 underlay).
+    /// Encapsulate in VXLAN, over the underlay family of --outer-src and
+    /// --outer-dst (IPv4: UDP checksum 0; IPv6: with its checksum).
     #[arg(long)]
     pub vxlan: bool,
     /// VNI of the VXLAN header.
     #[arg(long, default_value_t = 100, requires = "vxlan")]
     pub vni: u32,
-    /// Outer source IPv4 (the sending VTEP).
+    /// Outer source address (the sending VTEP), IPv4 or IPv6.
     #[arg(long, value_name = "IP", requires = "vxlan")]
-    pub outer_src: Option<Ipv4Addr>,
-    /// Outer destination IPv4 (the receiving VTEP).
+    pub outer_src: Option<IpAddr>,
+    /// Outer destination address (the receiving VTEP), of the same family.
     #[arg(long, value_name = "IP", requires = "vxlan")]
-    pub outer_dst: Option<Ipv4Addr>,
+    pub outer_dst: Option<IpAddr>,
     /// Outer source MAC [default: the interface's].
     #[arg(long, value_name = "MAC", requires = "vxlan")]
     pub outer_src_mac: Option<String>,
@@ -193,10 +197,13 @@ pub struct CostArgs {
     /// Inner frame sizes to time the programs at.
     #[arg(long, value_delimiter = ',', default_value = "64,512,1500")]
     pub sizes: Vec<usize>,
-    /// FDB entries in the table while the programs run (the two they look
+    /// FDB entries in the table while the programs run (the three they look
     /// up among them; the map is made big enough to hold them).
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N")]
     pub fdb_entries: u32,
+    /// Underlay families to time encap and decap over.
+    #[arg(long, value_delimiter = ',', default_value = "ipv4,ipv6")]
+    pub underlays: Vec<cost::Family>,
 }
 
 pub fn main(args: PktgenArgs, json: bool) -> Result<()> {
@@ -254,32 +261,65 @@ pub fn plain_frame(p: &Plain, size: usize) -> Vec<u8> {
     f
 }
 
+/// The outer header of a VXLAN template, of either underlay family.
+#[derive(Clone, Copy, Debug)]
+pub enum Encap {
+    V4(EncapV4),
+    V6(EncapV6),
+}
+
+impl Encap {
+    fn src_port(&self) -> u16 {
+        match self {
+            Encap::V4(e) => e.src_port,
+            Encap::V6(e) => e.src_port,
+        }
+    }
+}
+
 /// The generator's view of a plain frame: flow 0 is the frame itself.
-pub fn template(inner: &Plain, size: usize, outer: Option<&EncapV4>, flows: u32) -> Template {
+/// Over IPv6 the outer UDP checksum is filled in (the generator keeps it
+/// right per flow).
+pub fn template(inner: &Plain, size: usize, outer: Option<&Encap>, flows: u32) -> Template {
     let plain = plain_frame(inner, size);
     let ip: [u8; IPV4_LEN] = plain[ETH_LEN..ETH_LEN + IPV4_LEN]
         .try_into()
         .expect("20 bytes");
     let mut ip_zero_csum = ip;
     ip_zero_csum[10..12].fill(0);
-    let config = GenConfig {
+    let mut config = GenConfig {
         flows,
-        vxlan: u32::from(outer.is_some()),
+        vxlan: lab::GEN_PLAIN,
         src_ip: inner.src_ip.octets(),
         ip_sum: lab::ip_sum_without_source(&ip_zero_csum),
         src_port: inner.src_port,
-        outer_port_min: outer.map_or(0, |o| o.src_port),
+        outer_port_min: outer.map_or(0, Encap::src_port),
         outer_port_span: if outer.is_some() { 16_384 } else { 0 },
         _pad: 0,
+        udp_sum: 0,
     };
     let frame = match outer {
         None => plain,
-        Some(o) => {
+        Some(Encap::V4(o)) => {
+            config.vxlan = lab::GEN_VXLAN_V4;
             let hdr = encap_v4_header(&EncapV4 {
                 inner_len: size as u16,
                 ..*o
             });
             [&hdr[..], &plain].concat()
+        }
+        Some(Encap::V6(o)) => {
+            config.vxlan = lab::GEN_VXLAN_V6;
+            let mut hdr = encap_v6_header(&EncapV6 {
+                inner_len: size as u16,
+                ..*o
+            });
+            let csum = udp_checksum_v6(&hdr, csum_partial(&plain, 0));
+            hdr[ENCAP_V6_UDP_CSUM..ENCAP_V6_UDP_CSUM + 2].copy_from_slice(&csum);
+            let frame = [&hdr[..], &plain].concat();
+            config.udp_sum =
+                lab::udp6_sum_without_flow(&frame).expect("an IPv6 VXLAN frame of MIN_FRAME");
+            frame
         }
     };
     Template { frame, config }
@@ -352,20 +392,43 @@ fn template_of(args: &GenArgs, dev: &str) -> Result<Template> {
             "--vni {}: a VNI is 1..=16777215",
             args.vni
         );
-        Some(EncapV4 {
-            dst_mac: mac("--outer-dst-mac", outer_dst_mac)?,
-            src_mac: args
-                .outer_src_mac
-                .as_deref()
-                .map_or(Ok(dev_mac), |m| mac("--outer-src-mac", m))?,
-            src_ip: src.octets(),
-            dst_ip: dst.octets(),
-            ttl: 64,
-            tos: 0,
-            src_port: 49_152,
-            dst_port: args.outer_dst_port,
-            vni: args.vni,
-            inner_len: 0,
+        let dst_mac = mac("--outer-dst-mac", outer_dst_mac)?;
+        let src_mac = args
+            .outer_src_mac
+            .as_deref()
+            .map_or(Ok(dev_mac), |m| mac("--outer-src-mac", m))?;
+        Some(match (src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => Encap::V4(EncapV4 {
+                dst_mac,
+                src_mac,
+                src_ip: src.octets(),
+                dst_ip: dst.octets(),
+                ttl: 64,
+                tos: 0,
+                src_port: 49_152,
+                dst_port: args.outer_dst_port,
+                vni: args.vni,
+                inner_len: 0,
+            }),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => Encap::V6(EncapV6 {
+                dst_mac,
+                src_mac,
+                src_ip: src.octets(),
+                dst_ip: dst.octets(),
+                hop_limit: 64,
+                tclass: 0,
+                // No flow label: the generator's flows differ in the outer
+                // UDP source port, as a VTEP's do.
+                flowlabel: 0,
+                src_port: 49_152,
+                dst_port: args.outer_dst_port,
+                vni: args.vni,
+                inner_len: 0,
+            }),
+            _ => bail!(
+                "--outer-src {src} and --outer-dst {dst}: one underlay family for both \
+                 (IPv4 or IPv6)"
+            ),
         })
     } else {
         None
