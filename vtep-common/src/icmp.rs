@@ -131,19 +131,13 @@ const fn v4_not_unicast(a: [u8; 4]) -> bool {
 
 /// What the Ethernet frame `frame` (an access port's, untagged), too large
 /// for an underlay whose inner MTU is `mtu`, gets back: see the module's
-/// rules. A frame whose IP packet fits `mtu` gets nothing.
+/// rules.
 #[inline(always)]
 pub fn answer<F: Frame + ?Sized>(frame: &F, mtu: u32) -> Answer {
     let Some(ether_type) = frame.read_at::<[u8; 2]>(ETH_LEN - 2) else {
         return Answer::None;
     };
     let ip_len = frame.len().saturating_sub(ETH_LEN);
-    // Only a packet the MTU refuses: an error that announced an MTU the
-    // packet fits would have it sent again as it was (encap also refuses
-    // a frame a route's lower MTU refuses, which `mtu` does not say).
-    if ip_len <= mtu as usize {
-        return Answer::None;
-    }
     match u16::from_be_bytes(ether_type) {
         ETH_P_IP => answer_v4(frame, mtu, ip_len),
         ETH_P_IPV6 => answer_v6(frame, mtu, ip_len),
@@ -346,10 +340,9 @@ pub fn finish_v6(hdr: &mut [u8; V6_HDR], quote_sum: u32) {
 
 /// Turns the frame in the first `len` bytes of `buf` (too large for an
 /// underlay whose inner MTU is `mtu`) into its path-MTU error, in place:
-/// the error's length, or `None` when the frame gets none ([`answer`]).
-/// The error is shorter than the frame (an IP packet over an MTU of at
-/// least 576 / 1280 bytes, against 576 / 1280 of error), so `buf` needs no
-/// room beyond it. Nothing is changed when `None`.
+/// the error's length, or `None` when the frame gets none ([`answer`]) or
+/// `buf` has no room for it (the error is up to [`V4_GROW`] / [`V6_GROW`]
+/// bytes longer than a short frame). Nothing is changed when `None`.
 pub fn build(buf: &mut [u8], len: usize, mtu: u32) -> Option<usize> {
     let frame = buf.get(..len)?;
     let a = answer(frame, mtu);
@@ -493,16 +486,16 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_one_byte_over_the_least_mtu() {
-        // An inner MTU of 576 and a packet of 577: quoted to 548 bytes, as
-        // every error is (a packet over an MTU of at least 576 is longer).
-        let ip = ipv4(A4, B4, 17, IPV4_DF, 577, 7);
+    fn ipv4_short_quote_is_the_whole_packet() {
+        // An inner MTU of 600 and a packet of 601: all of it is quoted.
+        let ip = ipv4(A4, B4, 17, IPV4_DF, 541, 7);
         let frame = eth(ETH_P_IP, &ip);
         let got = built(&frame, 576).expect("an error");
-        assert_eq!(got.len(), ETH_LEN + 576);
-        assert_eq!(&got[42..], &ip[..548]);
-        assert_eq!(&got[16..18], &576u16.to_be_bytes());
+        assert_eq!(got.len(), ETH_LEN + V4_GROW + 541);
+        assert_eq!(&got[42..], &ip[..]);
+        assert_eq!(&got[16..18], &(28u16 + 541).to_be_bytes());
         assert_eq!(&got[40..42], &576u16.to_be_bytes());
+        // An odd quote: the checksum pads the last byte.
         assert_eq!(rfc1071(&got[34..]), 0xffff);
     }
 
@@ -541,11 +534,6 @@ mod tests {
         // An MTU of exactly 576 does.
         let f = eth(ETH_P_IP, &ipv4(A4, B4, 6, IPV4_DF, 1480, 0));
         assert_eq!(answer(&f[..], 576), Answer::V4 { quote: 548 });
-        // A packet that fits the MTU does not.
-        assert_eq!(answer(&f[..], 1480), Answer::None);
-        assert_eq!(answer(&f[..], 1479), Answer::V4 { quote: 548 });
-        let f6 = eth(ETH_P_IPV6, &ipv6(A6, B6, 6, 1500, 0));
-        assert_eq!(answer(&f6[..], 1500), Answer::None);
     }
 
     #[test]
@@ -579,12 +567,14 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_one_byte_over_the_least_mtu() {
-        let ip = ipv6(A6, B6, 17, 1281, 9);
-        let got = built(&eth(ETH_P_IPV6, &ip), 1280).expect("an error");
+    fn ipv6_odd_quote_checksum() {
+        let ip = ipv6(A6, B6, 17, 1301, 9);
+        let frame = eth(ETH_P_IPV6, &ip);
+        let got = built(&frame, 1280).expect("an error");
         assert_eq!(got.len(), ETH_LEN + 1280);
-        assert_eq!(&got[58..62], &1280u32.to_be_bytes());
-        assert_eq!(&got[62..], &ip[..1232]);
+        let ip = ipv6(A6, B6, 17, 1201, 9);
+        let got = built(&eth(ETH_P_IPV6, &ip), 1280).expect("an error");
+        assert_eq!(got.len(), ETH_LEN + V6_GROW + 1201);
         let len = (got.len() - 54) as u32;
         let pseudo = [
             &got[22..54],
@@ -642,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn the_error_fits_in_the_frame() {
+    fn build_needs_room() {
         // An oversize frame is longer than its error (more than the MTU,
         // at least 576 or 1280, against a quote of 548 or 1232 bytes): a
         // buffer that holds only the frame is enough.
@@ -652,12 +642,13 @@ mod tests {
         let frame = eth(ETH_P_IPV6, &ipv6(A6, B6, 6, 1281, 0));
         let mut buf = frame.clone();
         assert_eq!(build(&mut buf, frame.len(), 1280), Some(ETH_LEN + 1280));
-        // A frame that is not too large is left as it was.
-        let frame = eth(ETH_P_IP, &ipv4(A4, B4, 6, IPV4_DF, 576, 0));
+        // A shorter one, quoted whole, needs 28 bytes more.
+        let frame = eth(ETH_P_IP, &ipv4(A4, B4, 6, IPV4_DF, 541, 0));
         let mut buf = frame.clone();
-        buf.resize(2048, 0);
         assert_eq!(build(&mut buf, frame.len(), 576), None);
-        assert_eq!(&buf[..frame.len()], &frame[..]);
+        assert_eq!(buf, frame, "left as it was");
+        buf.resize(frame.len() + V4_GROW, 0);
+        assert_eq!(build(&mut buf, frame.len(), 576), Some(V4_HDR + 541));
     }
 
     #[test]

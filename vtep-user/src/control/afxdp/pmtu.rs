@@ -16,14 +16,18 @@ use xsk_rs::{FrameDesc, Umem};
 /// `pmtu-sent`), false when the frame gets no error (it is left as it was,
 /// and dropped, `mtu-exceeded`).
 pub fn answer(umem: &Umem, desc: &mut FrameDesc, uplink_mtu: u16, overhead: usize) -> bool {
-    let mtu = u32::from(uplink_mtu).saturating_sub(overhead as u32);
+    let mtu = usize::from(uplink_mtu).saturating_sub(overhead);
     // SAFETY: a frame the worker owns, not in any ring.
     let mut m = unsafe { umem.data_mut(desc) };
     let len = m.contents().len();
-    // Only a frame the MTU refuses gets an error (encap also refuses one
-    // its UMEM frame has no room to encapsulate); the error, shorter than
-    // the frame, is built in the frame's own bytes.
-    let Some(n) = icmp::build(m.contents_mut(), len, mtu) else {
+    // Only a frame the MTU really refuses (encap also refuses one its
+    // UMEM frame has no room to encapsulate).
+    if len.saturating_sub(vtep_common::header::ETH_LEN) <= mtu {
+        return false;
+    }
+    // An oversize frame is longer than its error: it is built in the
+    // frame's own bytes.
+    let Some(n) = icmp::build(m.contents_mut(), len, mtu as u32) else {
         return false;
     };
     m.cursor().set_pos(n);
