@@ -11,8 +11,9 @@
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::VlanHdr, vxlan::VxlanHdr};
 
 use crate::{
-    AF_INET, AF_INET6, UNDERLAY_F_LABEL_FIXED, UNDERLAY_F_LABEL_INHERIT, UNDERLAY_F_TOS_INHERIT,
-    UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay, VtepAddr, ecn, frame::Frame, reason::Reason,
+    AF_INET, AF_INET6, TTL_AUTO_GROUP, TTL_AUTO_UNICAST, UNDERLAY_F_LABEL_FIXED,
+    UNDERLAY_F_LABEL_INHERIT, UNDERLAY_F_TOS_INHERIT, UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay,
+    VtepAddr, ecn, frame::Frame, reason::Reason,
 };
 
 pub const ETH_LEN: usize = 14;
@@ -80,8 +81,10 @@ pub const fn csum_fold(mut sum: u32) -> u16 {
 /// Adds two 32-bit partial one's-complement sums, carrying around.
 #[inline(always)]
 pub const fn csum_add(a: u32, b: u32) -> u32 {
-    let (s, carry) = a.overflowing_add(b);
-    s + carry as u32
+    // Without a branch on the carry: in eBPF each such branch over an
+    // unknown value doubles the paths the verifier walks.
+    let s = a as u64 + b as u64;
+    ((s & 0xffff_ffff) + (s >> 32)) as u32
 }
 
 /// The partial one's-complement sum of `data` added to `sum`, over
@@ -249,6 +252,10 @@ pub const fn flow_label(hash: u32) -> u32 {
 }
 
 /// What the outer header of an IPv4 encapsulation carries.
+/// `repr(C)`, aligned to 4: the addresses sit at 4-aligned offsets, so
+/// LLVM copies them as words (on the BPF target, an unaligned copy is byte
+/// by byte, each byte a register, most of them spilled to the stack).
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EncapV4 {
     pub dst_mac: [u8; 6],
@@ -274,44 +281,57 @@ pub struct EncapV4 {
 #[inline(always)]
 pub fn encap_v4_header(e: &EncapV4) -> [u8; ENCAP_V4_LEN] {
     let mut h = [0u8; ENCAP_V4_LEN];
-    let mut i = 0;
-    while i < 6 {
-        h[i] = e.dst_mac[i];
-        h[6 + i] = e.src_mac[i];
-        i += 1;
-    }
+    encap_v4_header_into(&mut h, e);
+    h
+}
+
+/// [`encap_v4_header`] written into `h` (every byte of it), wherever it is:
+/// a per-CPU scratch buffer of an eBPF program, whose stack has no room.
+#[inline(always)]
+pub fn encap_v4_header_into(h: &mut [u8; ENCAP_V4_LEN], e: &EncapV4) {
+    h[0..6].copy_from_slice(&e.dst_mac);
+    h[6..12].copy_from_slice(&e.src_mac);
     h[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
 
     let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
-    let mut ip = [0u8; IPV4_LEN];
-    ip[0] = 0x45;
-    ip[1] = e.tos;
-    ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
-    ip[6..8].copy_from_slice(&IPV4_DF.to_be_bytes());
-    ip[8] = e.ttl;
-    ip[9] = IPPROTO_UDP;
-    ip[12..16].copy_from_slice(&e.src_ip);
-    ip[16..20].copy_from_slice(&e.dst_ip);
-    let csum = ipv4_checksum(&ip);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    h[ETH_LEN..ETH_LEN + IPV4_LEN].copy_from_slice(&ip);
+    // Built in place (no 20-byte copy on an eBPF stack), checksum last.
+    let ip = ETH_LEN;
+    h[ip..ip + 2].copy_from_slice(&[0x45, e.tos]);
+    h[ip + 2..ip + 4].copy_from_slice(&ip_len.to_be_bytes());
+    h[ip + 4..ip + 6].copy_from_slice(&[0, 0]);
+    h[ip + 6..ip + 8].copy_from_slice(&IPV4_DF.to_be_bytes());
+    h[ip + 8..ip + 12].copy_from_slice(&[e.ttl, IPPROTO_UDP, 0, 0]);
+    h[ip + 12..ip + 16].copy_from_slice(&e.src_ip);
+    h[ip + 16..ip + 20].copy_from_slice(&e.dst_ip);
+    let mut sum = 0u32;
+    let mut i = ip;
+    while i < ip + IPV4_LEN {
+        sum += u32::from(u16::from_be_bytes([h[i], h[i + 1]]));
+        i += 2;
+    }
+    h[ip + 10..ip + 12].copy_from_slice(&(!csum_fold(sum)).to_be_bytes());
 
     let u = ETH_LEN + IPV4_LEN;
     let udp_len = (UDP_LEN + VXLAN_LEN) as u16 + e.inner_len;
     h[u..u + 2].copy_from_slice(&e.src_port.to_be_bytes());
     h[u + 2..u + 4].copy_from_slice(&e.dst_port.to_be_bytes());
     h[u + 4..u + 6].copy_from_slice(&udp_len.to_be_bytes());
+    h[u + 6..u + 8].copy_from_slice(&[0, 0]);
+    vxlan_into(h, u + UDP_LEN, e.vni);
+}
 
-    let v = u + UDP_LEN;
-    h[v] = VXLAN_FLAG_I;
-    let vni = (e.vni & 0x00ff_ffff).to_be_bytes();
-    h[v + 4] = vni[1];
-    h[v + 5] = vni[2];
-    h[v + 6] = vni[3];
-    h
+/// The VXLAN header at `v` of `h`: I flag, `vni`, reserved bytes zero.
+#[inline(always)]
+fn vxlan_into(h: &mut [u8], v: usize, vni: u32) {
+    let vni = (vni & 0x00ff_ffff).to_be_bytes();
+    h[v..v + VXLAN_LEN].copy_from_slice(&[VXLAN_FLAG_I, 0, 0, 0, vni[1], vni[2], vni[3], 0]);
 }
 
 /// What the outer header of an IPv6 encapsulation carries.
+/// `repr(C)`, aligned to 4: the addresses sit at 4-aligned offsets, so
+/// LLVM copies them as words (on the BPF target, an unaligned copy is byte
+/// by byte, each byte a register, most of them spilled to the stack).
+#[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EncapV6 {
     pub dst_mac: [u8; 6],
@@ -340,6 +360,13 @@ pub struct EncapV6 {
 #[inline(always)]
 pub fn encap_v6_header(e: &EncapV6) -> [u8; ENCAP_V6_LEN] {
     let mut h = [0u8; ENCAP_V6_LEN];
+    encap_v6_header_into(&mut h, e);
+    h
+}
+
+/// [`encap_v6_header`] written into `h` (every byte of it), wherever it is.
+#[inline(always)]
+pub fn encap_v6_header_into(h: &mut [u8; ENCAP_V6_LEN], e: &EncapV6) {
     h[0..6].copy_from_slice(&e.dst_mac);
     h[6..12].copy_from_slice(&e.src_mac);
     h[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
@@ -358,14 +385,8 @@ pub fn encap_v6_header(e: &EncapV6) -> [u8; ENCAP_V6_LEN] {
     h[u..u + 2].copy_from_slice(&e.src_port.to_be_bytes());
     h[u + 2..u + 4].copy_from_slice(&e.dst_port.to_be_bytes());
     h[u + 4..u + 6].copy_from_slice(&payload_len.to_be_bytes());
-
-    let v = u + UDP_LEN;
-    h[v] = VXLAN_FLAG_I;
-    let vni = (e.vni & 0x00ff_ffff).to_be_bytes();
-    h[v + 4] = vni[1];
-    h[v + 5] = vni[2];
-    h[v + 6] = vni[3];
-    h
+    h[u + 6..u + 8].copy_from_slice(&[0, 0]);
+    vxlan_into(h, u + UDP_LEN, e.vni);
 }
 
 /// What an outer header takes from the inner frame and its next hop,
@@ -382,9 +403,12 @@ pub struct Outer {
     pub inner_len: u16,
     /// The inner flow's hash ([`flow_hash`]): source port and flow label.
     pub hash: u32,
-    /// The inner packet's DS field, `None` when it is not IP
-    /// ([`ecn::inner_ip`]).
-    pub inner_ds: Option<u8>,
+    /// Whether the inner frame is IP ([`ecn::inner_ip`]), and its DS
+    /// field (0 when not). Two plain fields, not an `Option<u8>`: an eBPF
+    /// program stores this struct, and a `None`'s undefined payload byte is
+    /// a register the verifier refuses to see stored uninitialised.
+    pub inner_ip: bool,
+    pub inner_ds: u8,
     /// The inner IPv6 packet's flow label (0 for other frames).
     pub inner_label: u32,
 }
@@ -395,7 +419,8 @@ impl Outer {
     #[inline(always)]
     pub fn with_inner_ip<F: Frame + ?Sized>(mut self, frame: &F, offset: usize) -> Self {
         if let Some(ip) = ecn::inner_ip(frame, offset) {
-            self.inner_ds = Some(ip.ds);
+            self.inner_ip = true;
+            self.inner_ds = ip.ds;
             self.inner_label = ip.flowlabel;
         }
         self
@@ -421,7 +446,8 @@ pub const fn outer_flowlabel(ul: &Underlay, hash: u32, inner_label: u32) -> u32 
 /// ECN, DSCP fixed or inherited ([`ecn::outer_dsfield`]).
 #[inline(always)]
 pub const fn outer_ds(ul: &Underlay, o: &Outer) -> u8 {
-    ecn::outer_dsfield(o.inner_ds, ul.tos, ul.flags & UNDERLAY_F_TOS_INHERIT != 0)
+    let inner = if o.inner_ip { Some(o.inner_ds) } else { None };
+    ecn::outer_dsfield(inner, ul.tos, ul.flags & UNDERLAY_F_TOS_INHERIT != 0)
 }
 
 /// The IPv4 outer header fields toward `remote` (a VTEP or a group): from
@@ -429,19 +455,29 @@ pub const fn outer_ds(ul: &Underlay, o: &Outer) -> u8 {
 /// the flow hash. `None` when the underlay has no IPv4 address.
 #[inline(always)]
 pub fn encap_v4(ul: &Underlay, remote: [u8; 4], o: &Outer) -> Option<EncapV4> {
-    let local = ul.local.as_v4()?;
-    Some(EncapV4 {
-        dst_mac: o.dst_mac,
-        src_mac: o.src_mac,
-        src_ip: local,
-        dst_ip: remote,
-        ttl: ul.ttl_to(&VtepAddr::v4(remote)),
-        tos: outer_ds(ul, o),
-        src_port: source_port(o.hash, ul.srcport_min, ul.srcport_max),
-        dst_port: ul.port,
-        vni: o.vni,
-        inner_len: o.inner_len,
-    })
+    let mut e = EncapV4::default();
+    encap_v4_into(&mut e, ul, remote, o).then_some(e)
+}
+
+/// [`encap_v4`] written into `e`, field by field, wherever it is (an eBPF
+/// program's per-CPU scratch buffer): `false`, `e` untouched, when the
+/// underlay has no IPv4 address.
+#[inline(always)]
+pub fn encap_v4_into(e: &mut EncapV4, ul: &Underlay, remote: [u8; 4], o: &Outer) -> bool {
+    let Some(local) = ul.local.as_v4() else {
+        return false;
+    };
+    e.dst_mac = o.dst_mac;
+    e.src_mac = o.src_mac;
+    e.src_ip = local;
+    e.dst_ip = remote;
+    e.ttl = ul.ttl_to(&VtepAddr::v4(remote));
+    e.tos = outer_ds(ul, o);
+    e.src_port = source_port(o.hash, ul.srcport_min, ul.srcport_max);
+    e.dst_port = ul.port;
+    e.vni = o.vni;
+    e.inner_len = o.inner_len;
+    true
 }
 
 /// The IPv6 outer header fields toward `remote` (a VTEP or a group): from
@@ -450,22 +486,36 @@ pub fn encap_v4(ul: &Underlay, remote: [u8; 4], o: &Outer) -> Option<EncapV4> {
 /// when the underlay has no IPv6 address.
 #[inline(always)]
 pub fn encap_v6(ul: &Underlay, remote: &[u8; 16], o: &Outer) -> Option<EncapV6> {
+    let mut e = EncapV6::default();
+    encap_v6_into(&mut e, ul, remote, o).then_some(e)
+}
+
+/// [`encap_v6`] written into `e`, as [`encap_v4_into`].
+#[inline(always)]
+pub fn encap_v6_into(e: &mut EncapV6, ul: &Underlay, remote: &[u8; 16], o: &Outer) -> bool {
     if ul.local6.family != AF_INET6 {
-        return None;
+        return false;
     }
-    Some(EncapV6 {
-        dst_mac: o.dst_mac,
-        src_mac: o.src_mac,
-        src_ip: ul.local6.addr,
-        dst_ip: *remote,
-        hop_limit: ul.ttl_to(&VtepAddr::v6(*remote)),
-        tclass: outer_ds(ul, o),
-        flowlabel: outer_flowlabel(ul, o.hash, o.inner_label),
-        src_port: source_port(o.hash, ul.srcport_min, ul.srcport_max),
-        dst_port: ul.port,
-        vni: o.vni,
-        inner_len: o.inner_len,
-    })
+    e.dst_mac = o.dst_mac;
+    e.src_mac = o.src_mac;
+    e.src_ip = ul.local6.addr;
+    e.dst_ip = *remote;
+    // Multicast is ff00::/8: the first byte decides (`ttl_to` without
+    // building a `VtepAddr` copy of the address).
+    e.hop_limit = if ul.ttl != 0 {
+        ul.ttl
+    } else if remote[0] == 0xff {
+        TTL_AUTO_GROUP
+    } else {
+        TTL_AUTO_UNICAST
+    };
+    e.tclass = outer_ds(ul, o);
+    e.flowlabel = outer_flowlabel(ul, o.hash, o.inner_label);
+    e.src_port = source_port(o.hash, ul.srcport_min, ul.srcport_max);
+    e.dst_port = ul.port;
+    e.vni = o.vni;
+    e.inner_len = o.inner_len;
+    true
 }
 
 /// Checks an outer IPv4 header that is addressed to this VTEP.
@@ -1490,7 +1540,8 @@ mod tests {
             vni: 7,
             inner_len: 100,
             hash: 0xdead_beef,
-            inner_ds: Some(0x03),
+            inner_ip: true,
+            inner_ds: 0x03,
             inner_label: 0x1_2345,
             ..Outer::default()
         };
@@ -1525,7 +1576,8 @@ mod tests {
         );
         // ARP: Not-ECT, label inherited as 0.
         let arp = Outer {
-            inner_ds: None,
+            inner_ip: false,
+            inner_ds: 0,
             inner_label: 0,
             ..o
         };
@@ -1547,10 +1599,36 @@ mod tests {
     #[test]
     fn outer_reads_the_inner_ip() {
         let o = Outer::default().with_inner_ip(&inner()[..], 0);
-        assert_eq!((o.inner_ds, o.inner_label), (Some(0), 0));
+        assert_eq!((o.inner_ip, o.inner_ds, o.inner_label), (true, 0, 0));
         let mut f = inner();
         f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
         let o = Outer::default().with_inner_ip(&f[..], 0);
-        assert_eq!(o.inner_ds, None);
+        assert!(!o.inner_ip);
+    }
+
+    #[test]
+    fn header_into_overwrites_every_byte() {
+        let e6 = EncapV6 {
+            src_ip: LOCAL6,
+            dst_ip: REMOTE6,
+            vni: 9,
+            inner_len: 60,
+            ..EncapV6::default()
+        };
+        let mut h6 = [0xaa; ENCAP_V6_LEN];
+        encap_v6_header_into(&mut h6, &e6);
+        let mut z6 = [0; ENCAP_V6_LEN];
+        encap_v6_header_into(&mut z6, &e6);
+        assert_eq!(h6, z6);
+        let e4 = EncapV4 {
+            src_ip: LOCAL,
+            dst_ip: REMOTE,
+            vni: 9,
+            inner_len: 60,
+            ..EncapV4::default()
+        };
+        let mut h4 = [0xaa; ENCAP_V4_LEN];
+        encap_v4_header_into(&mut h4, &e4);
+        assert_eq!(h4, encap_v4_header(&e4));
     }
 }

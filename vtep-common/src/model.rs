@@ -21,16 +21,18 @@
 use network_types::eth::EthHdr;
 
 use crate::{
-    FdbEntry, FdbKey, FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_NEIGH,
-    Meta, NeighEntry, PortList, Reason, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM, Underlay,
-    VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VniCounters, VniInfo, VtepAddr,
+    AF_INET6, FdbEntry, FdbKey, FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD,
+    META_NEIGH, Meta, NeighEntry, PortList, Reason, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM,
+    UNDERLAY_F_UDP6_ZERO_CSUM_TX, Underlay, VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VniCounters,
+    VniInfo, VtepAddr,
     ecn::{EcnMark, decap_mark},
     fdb::{Forward, Inserted, Learn, Place, forward, granted, learn_step, refresh_due},
     frame::Frame,
     header::{
-        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ETH_LEN, EncapV4, IPV4_LEN,
-        IPV6_LEN, UDP_LEN, Uplink, VXLAN_LEN, access_eth, csum_partial, encap_v4_header, flow_hash,
-        flow_keys, is_multicast, is_valid_source, parse_vxlan, source_port, udp_checksum_v4,
+        ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
+        ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN, IPV6_LEN, Outer, Uplink,
+        access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6, encap_v6_header, flow_hash,
+        flow_keys, is_multicast, is_valid_source, parse_vxlan, udp_checksum_v4, udp_checksum_v6,
     },
     icmp::{
         Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
@@ -109,8 +111,9 @@ pub enum Output {
         len: usize,
         ecn: Option<EcnMark>,
     },
-    /// This header in front of the whole input (encapsulated).
-    Encap([u8; ENCAP_V4_LEN]),
+    /// The first `len` bytes of `hdr` (an outer header: 50 bytes over
+    /// IPv4, 70 over IPv6) in front of the whole input (encapsulated).
+    Encap { hdr: [u8; ENCAP_V6_LEN], len: usize },
     /// A path-MTU error (`pmtu.rs`): the first `hdr_len` bytes of `hdr`
     /// (Ethernet, IP, ICMP) in front of `quote` bytes of the input's IP
     /// packet.
@@ -128,7 +131,7 @@ impl Output {
         match self {
             Output::Unchanged => (&[], input),
             Output::Inner { offset, len, .. } => (&[], &input[*offset..*offset + *len]),
-            Output::Encap(h) => (h, input),
+            Output::Encap { hdr, len } => (&hdr[..*len], input),
             Output::Pmtu {
                 hdr,
                 hdr_len,
@@ -431,23 +434,39 @@ fn to_port<T: Tables>(
     Err(Reason::SkbDelivery)
 }
 
-/// The next hop to `remote` for an outer packet of `ip_len` bytes, without
-/// the FIB (`encap.rs`: `next_hop`).
+/// The next hop to `remote` (either family) for an outer packet of
+/// `ip_len` bytes, without the FIB (`encap.rs`: `next_hop`).
 fn next_hop<T: Tables>(
     t: &T,
     ul: &Underlay,
-    remote: [u8; 4],
+    remote: &VtepAddr,
     ip_len: u16,
 ) -> Result<Option<NeighEntry>, Reason> {
     if ip_len > ul.mtu {
         return Err(Reason::MtuExceeded);
     }
-    Ok(t.neigh(&VtepAddr::v4(remote)))
+    Ok(t.neigh(remote))
 }
 
-/// The partial sum of the inner frame with `udp_checksum = true`.
-fn inner_sum(ul: &Underlay, inner: &[u8]) -> Result<Option<u32>, Reason> {
-    if ul.flags & UNDERLAY_F_UDP_CSUM == 0 {
+/// `encap.rs`: `outer_ip_len`, the outer IP packet's length.
+fn outer_ip_len(v6: bool, inner_len: u16) -> u16 {
+    let overhead = if v6 { ENCAP_V6_LEN } else { ENCAP_V4_LEN };
+    ((overhead - ETH_LEN) as u16).wrapping_add(inner_len)
+}
+
+/// `encap.rs`: `sends_udp_checksum`, toward a remote of family `v6`.
+fn sends_udp_checksum(ul: &Underlay, v6: bool) -> bool {
+    if v6 {
+        ul.flags & UNDERLAY_F_UDP6_ZERO_CSUM_TX == 0
+    } else {
+        ul.flags & UNDERLAY_F_UDP_CSUM != 0
+    }
+}
+
+/// `encap.rs`: `inner_sum`, the inner frame's partial sum when the outer
+/// header toward a remote of family `v6` carries a UDP checksum.
+fn inner_sum(ul: &Underlay, v6: bool, inner: &[u8]) -> Result<Option<u32>, Reason> {
+    if !sends_udp_checksum(ul, v6) {
         return Ok(None);
     }
     if inner.len() > CSUM_MAX_LEN {
@@ -456,40 +475,44 @@ fn inner_sum(ul: &Underlay, inner: &[u8]) -> Result<Option<u32>, Reason> {
     Ok(Some(csum_partial(inner, 0)))
 }
 
-/// What the outer header of `inner_len` bytes in `vni` to `remote` through
-/// `hop` carries (`encap.rs`: `outer_header`).
-fn outer(
-    ul: &Underlay,
-    local: [u8; 4],
-    remote: [u8; 4],
-    hop: &NeighEntry,
-    src_port: u16,
-    vni: u32,
-    inner_len: u16,
-) -> EncapV4 {
-    EncapV4 {
-        dst_mac: hop.dmac,
-        src_mac: hop.smac,
-        src_ip: local,
-        dst_ip: remote,
-        ttl: ul.ttl,
-        tos: 0,
-        src_port,
-        dst_port: ul.port,
-        vni,
-        inner_len,
-    }
+/// `encap.rs`: `outer_of`, what the outer header takes from the inner frame.
+fn outer_of(frame: &[u8], vni: u32, inner_len: u16) -> Option<Outer> {
+    let keys = flow_keys(frame, 0)?;
+    Some(
+        Outer {
+            vni,
+            inner_len,
+            hash: flow_hash(&keys),
+            ..Outer::default()
+        }
+        .with_inner_ip(frame, 0),
+    )
 }
 
-/// The outer header `e`, with the UDP checksum when `sum` (the inner
-/// frame's partial sum) is given.
-fn outer_header(e: &EncapV4, sum: Option<u32>) -> [u8; ENCAP_V4_LEN] {
-    let mut h = encap_v4_header(e);
-    if let Some(sum) = sum {
-        let c = udp_checksum_v4(&h, sum);
-        h[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
-    }
-    h
+/// The outer header toward `remote` from `o` (its MACs the copy's), with
+/// the UDP checksum when `sum` (the inner frame's partial sum) is given:
+/// `encap.rs`'s `put_v4` / `put_v6` and `flood.rs`'s `write_v4` /
+/// `write_v6`. `None` when the underlay has no address of `remote`'s family.
+fn outer_header(ul: &Underlay, remote: &VtepAddr, o: &Outer, sum: Option<u32>) -> Option<Output> {
+    let mut hdr = [0; ENCAP_V6_LEN];
+    let len = if remote.family == AF_INET6 {
+        let mut h = encap_v6_header(&encap_v6(ul, &remote.addr, o)?);
+        if let Some(sum) = sum {
+            let c = udp_checksum_v6(&h, sum);
+            h[ENCAP_V6_UDP_CSUM..ENCAP_V6_UDP_CSUM + 2].copy_from_slice(&c);
+        }
+        hdr.copy_from_slice(&h);
+        ENCAP_V6_LEN
+    } else {
+        let mut h = encap_v4_header(&encap_v4(ul, remote.as_v4()?, o)?);
+        if let Some(sum) = sum {
+            let c = udp_checksum_v4(&h, sum);
+            h[ENCAP_V4_UDP_CSUM..ENCAP_V4_UDP_CSUM + 2].copy_from_slice(&c);
+        }
+        hdr[..ENCAP_V4_LEN].copy_from_slice(&h);
+        ENCAP_V4_LEN
+    };
+    Some(Output::Encap { hdr, len })
 }
 
 /// `encap.rs`: `encap`, of a frame from access port `port`.
@@ -502,35 +525,42 @@ fn encap<T: Tables>(
     remote: &VtepAddr,
     port: u32,
 ) -> Result<u32, Reason> {
-    let remote = remote.as_v4().ok_or(Reason::NoRoute)?;
-    let local = ul.local.as_v4().ok_or(Reason::NoUnderlay)?;
-    let keys = flow_keys(frame, 0).ok_or(Reason::Truncated)?;
-    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
+    if ul.local_for(remote).is_none() {
+        return Err(Reason::NoUnderlay);
+    }
+    let v6 = remote.family == AF_INET6;
     let inner_len = frame.len() as u16;
-    let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
+    let mut o = outer_of(frame, vni, inner_len).ok_or(Reason::Truncated)?;
+    let ip_len = outer_ip_len(v6, inner_len);
     let hop = match next_hop(t, ul, remote, ip_len) {
         Err(Reason::MtuExceeded) => {
-            return too_big(t, frame, d, ul, ENCAP_V4_MTU_OVERHEAD, vni, port);
+            let overhead = if v6 {
+                ENCAP_V6_MTU_OVERHEAD
+            } else {
+                ENCAP_V4_MTU_OVERHEAD
+            };
+            return too_big(t, frame, d, ul, overhead, vni, port);
         }
         hop => hop?,
     };
-    let resolved = hop.unwrap_or(NeighEntry {
-        dmac: [0; 6],
-        smac: [0; 6],
-        ifindex: ul.uplink_ifindex,
-    });
-    let e = outer(ul, local, remote, &resolved, src_port, vni, inner_len);
+    let mut ifindex = ul.uplink_ifindex;
+    if let Some(h) = hop {
+        o.dst_mac = h.dmac;
+        o.src_mac = h.smac;
+        ifindex = h.ifindex;
+    }
     // The header is in the frame before the sum is taken (a frame too long
     // to sum keeps it, without a checksum).
-    d.output = Output::Encap(outer_header(&e, None));
-    let sum = inner_sum(ul, frame)?;
-    d.output = Output::Encap(outer_header(&e, sum));
-    add(d.effects.counters(vni), Dir::Tx, frame.len() + ENCAP_V4_LEN);
+    d.output = outer_header(ul, remote, &o, None).ok_or(Reason::NoUnderlay)?;
+    let sum = inner_sum(ul, v6, frame)?;
+    d.output = outer_header(ul, remote, &o, sum).ok_or(Reason::NoUnderlay)?;
+    let outer_len = frame.len() + if v6 { ENCAP_V6_LEN } else { ENCAP_V4_LEN };
+    add(d.effects.counters(vni), Dir::Tx, outer_len);
     if hop.is_none() {
         d.meta = meta(META_NEIGH, vni, 0);
         return Err(Reason::NoNeighbour);
     }
-    if t.port_tx(resolved.ifindex) {
+    if t.port_tx(ifindex) {
         return Ok(XDP_REDIRECT);
     }
     d.meta = meta(META_NEIGH, vni, 0);
@@ -551,6 +581,11 @@ fn too_big<T: Tables>(
     port: u32,
 ) -> Result<u32, Reason> {
     let mtu = u32::from(ul.mtu).saturating_sub(overhead as u32);
+    // Only a packet the MTU refuses (encap also refuses one a route of
+    // lower MTU refuses, which the FIB, not modelled, says).
+    if frame.len().saturating_sub(ETH_LEN) <= mtu as usize {
+        return Err(Reason::MtuExceeded);
+    }
     let a = answer(frame, mtu);
     let mut hdr = [0; V6_HDR];
     let (hdr_len, quote) = match a {
@@ -709,57 +744,173 @@ fn flood_local<T: Tables>(
     }
 }
 
-/// `flood.rs`: `flood_remote` and its `bpf_loop` body `flood_copy`. The
-/// frame grows an outer header, zeroed, once; each copy writes its own
-/// header there, and the frame keeps the last one written.
+/// `flood.rs`: `flood_remote`, `copies_of_pass` and the `bpf_loop` body
+/// `flood_copy`. The frame grows a 50-byte outer header, zeroed; the IPv4
+/// pass writes each IPv4 copy's there (flood-list members, then the group);
+/// when there are IPv6 copies, the frame grows 20 zeroed bytes more and the
+/// IPv6 pass writes theirs. The frame keeps the last header written.
 fn flood_remote<T: Tables>(t: &T, frame: &[u8], vni: u32, d: &mut Decision) {
-    let Some(list) = t.flood_list(vni) else {
-        return;
-    };
-    if list.len == 0 {
+    let list = t.flood_list(vni);
+    let members = list.map_or(0, |l| (l.len as usize).min(MAX_FLOOD));
+    let group = t.group(vni).filter(|g| g.is_multicast());
+    if members == 0 && group.is_none() {
         return;
     }
     let Some(ul) = t.underlay() else {
         d.effects.count(Reason::NoUnderlay);
         return;
     };
-    let Some(local) = ul.local.as_v4() else {
-        d.effects.count(Reason::NoUnderlay);
-        return;
-    };
-    let keys = flow_keys(frame, 0).unwrap_or_default();
-    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
-    let inner_len = frame.len() as u16;
-    let sum = match inner_sum(&ul, frame) {
-        Ok(s) => s,
-        Err(r) => {
-            d.effects.count(r);
+    let sum = if sends_udp_checksum(&ul, false) || sends_udp_checksum(&ul, true) {
+        if frame.len() > CSUM_MAX_LEN {
+            d.effects.count(Reason::MtuExceeded);
             return;
         }
+        csum_partial(frame, 0)
+    } else {
+        0
     };
-    let mut last = [0; ENCAP_V4_LEN];
-    let members = (list.len as usize).min(MAX_FLOOD);
-    for vtep in &list.vteps[..members] {
-        let Some(remote) = vtep.as_v4() else {
-            continue;
-        };
-        let ip_len = ((IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16).wrapping_add(inner_len);
-        let hop = match next_hop(t, &ul, remote, ip_len) {
-            Ok(Some(hop)) => hop,
-            Ok(None) | Err(_) => {
-                d.effects.count(Reason::FloodFailed);
+    let inner_len = frame.len() as u16;
+    let o = outer_of(frame, vni, inner_len).unwrap_or(Outer {
+        vni,
+        inner_len,
+        ..Outer::default()
+    });
+    let mut c = Copies {
+        ul,
+        o,
+        sum,
+        frame_len: frame.len(),
+        hdr: [0; ENCAP_V6_LEN],
+        hdr_len: ENCAP_V4_LEN,
+        v6: false,
+        v6_copies: false,
+    };
+    let vteps = list.map_or(&[][..], |l| &l.vteps[..members]);
+    c.pass(t, vteps, group.as_ref(), d);
+    if c.v6_copies {
+        // The 50-byte header moves 20 bytes on, behind 20 zeroed ones.
+        c.hdr
+            .copy_within(..ENCAP_V4_LEN, ENCAP_V6_LEN - ENCAP_V4_LEN);
+        c.hdr[..ENCAP_V6_LEN - ENCAP_V4_LEN].fill(0);
+        c.hdr_len = ENCAP_V6_LEN;
+        c.v6 = true;
+        c.pass(t, vteps, group.as_ref(), d);
+    }
+    d.output = Output::Encap {
+        hdr: c.hdr,
+        len: c.hdr_len,
+    };
+}
+
+/// What the flood copies share (`flood.rs`: `Copies`), and the header the
+/// frame holds.
+struct Copies {
+    ul: Underlay,
+    o: Outer,
+    sum: u32,
+    frame_len: usize,
+    hdr: [u8; ENCAP_V6_LEN],
+    hdr_len: usize,
+    v6: bool,
+    v6_copies: bool,
+}
+
+impl Copies {
+    /// `copies_of_pass`: the members of this pass's family, then the group.
+    fn pass<T: Tables>(
+        &mut self,
+        t: &T,
+        vteps: &[VtepAddr],
+        group: Option<&VtepAddr>,
+        d: &mut Decision,
+    ) {
+        for remote in vteps {
+            let v6 = remote.family == AF_INET6;
+            if v6 != self.v6 {
+                self.v6_copies |= v6;
                 continue;
             }
-        };
-        let e = outer(&ul, local, remote, &hop, src_port, vni, inner_len);
-        last = outer_header(&e, sum);
-        if t.can_clone_to(hop.ifindex, frame.len() + ENCAP_V4_LEN) {
-            add(d.effects.counters(vni), Dir::Tx, frame.len() + ENCAP_V4_LEN);
-        } else {
-            d.effects.count(Reason::FloodFailed);
+            self.copy_to(t, remote, false, d);
+        }
+        if let Some(g) = group {
+            let v6 = g.family == AF_INET6;
+            if v6 == self.v6 {
+                self.copy_to(t, g, true, d);
+            } else if v6 {
+                self.v6_copies = true;
+            }
         }
     }
-    d.output = Output::Encap(last);
+
+    /// `copy_to`: one copy, to `remote` (the group when `group`).
+    fn copy_to<T: Tables>(&mut self, t: &T, remote: &VtepAddr, group: bool, d: &mut Decision) {
+        let ul = self.ul;
+        if ul.local_for(remote).is_none() {
+            d.effects.count(Reason::NoUnderlay);
+            return;
+        }
+        let ip_len = outer_ip_len(self.v6, self.o.inner_len);
+        let mut ifindex = ul.uplink_ifindex;
+        let mut handoff = false;
+        if group {
+            if ip_len > ul.mtu {
+                d.effects.count(Reason::FloodFailed);
+                return;
+            }
+            let Some(dmac) = remote.group_mac() else {
+                return;
+            };
+            self.o.dst_mac = dmac;
+            self.o.src_mac = ul.uplink_mac;
+        } else {
+            match next_hop(t, &ul, remote, ip_len) {
+                Ok(Some(h)) => {
+                    self.o.dst_mac = h.dmac;
+                    self.o.src_mac = h.smac;
+                    ifindex = h.ifindex;
+                }
+                Ok(None) => {
+                    self.o.dst_mac = [0; 6];
+                    self.o.src_mac = [0; 6];
+                    handoff = true;
+                }
+                Err(_) => {
+                    d.effects.count(Reason::FloodFailed);
+                    return;
+                }
+            }
+        }
+        // `write_copy`: the pass's family decides the header.
+        let v6 = self.v6;
+        let sum = Some(self.sum).filter(|_| sends_udp_checksum(&ul, v6));
+        let written = if (remote.family == AF_INET6) == v6 {
+            outer_header(&ul, remote, &self.o, sum)
+        } else {
+            None
+        };
+        let Some(Output::Encap { hdr, len }) = written else {
+            d.effects.count(Reason::FloodFailed);
+            return;
+        };
+        self.hdr[..len].copy_from_slice(&hdr[..len]);
+        let outer_len = self.frame_len + len;
+        // `handoff_to_uplink` clones into the uplink's ingress, which
+        // checks no MTU (the kernel forwards it with `check_mtu` false); a
+        // copy with a next hop goes out of its device.
+        let fits = if handoff {
+            t.can_clone_to(ul.uplink_ifindex, 0)
+        } else {
+            t.can_clone_to(ifindex, outer_len)
+        };
+        if !fits {
+            d.effects.count(Reason::FloodFailed);
+            return;
+        }
+        if handoff {
+            d.effects.count(Reason::FloodNoNeighbour);
+        }
+        add(d.effects.counters(self.o.vni), Dir::Tx, outer_len);
+    }
 }
 
 #[cfg(test)]
@@ -883,7 +1034,11 @@ mod tests {
             Program::AccessXdp { ifindex: PORT },
             &big_tenant(1450),
         );
-        assert!(matches!(fits.output, Output::Encap(_)), "{:?}", fits.output);
+        assert!(
+            matches!(fits.output, Output::Encap { .. }),
+            "{:?}",
+            fits.output
+        );
         let frame = big_tenant(1451);
         let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
         assert_eq!(d.verdict, XDP_REDIRECT, "back out of its port");
@@ -912,11 +1067,11 @@ mod tests {
         let frame = tenant(FAR, WORKLOAD);
         let d = decide(&mut t, Program::AccessXdp { ifindex: PORT }, &frame);
         assert_eq!(d.verdict, XDP_REDIRECT);
-        let Output::Encap(h) = d.output else {
+        let Output::Encap { hdr, len } = d.output else {
             panic!("not encapsulated: {:?}", d.output)
         };
         // The outer header is the one the uplink classifier takes apart.
-        let out = [&h[..], &frame].concat();
+        let out = [&hdr[..len], &frame].concat();
         let mut back = Host::default();
         let again = decide(&mut back, Program::UplinkXdp, &out);
         assert_eq!(again.effects.reasons[Reason::UnknownVni as usize], 0);
@@ -977,14 +1132,14 @@ mod tests {
         let outer = |inner_ecn: u8| {
             let mut inner = tenant(WORKLOAD, FAR);
             inner[15] = inner_ecn;
-            let h = crate::header::encap_v4_header(&EncapV4 {
+            let h = crate::header::encap_v4_header(&crate::header::EncapV4 {
                 src_ip: REMOTE,
                 dst_ip: LOCAL,
                 ttl: 64,
                 dst_port: 4789,
                 vni: VNI,
                 inner_len: inner.len() as u16,
-                ..EncapV4::default()
+                ..crate::header::EncapV4::default()
             });
             let mut f = [&h[..], &inner].concat();
             f[15] = crate::ecn::CE;

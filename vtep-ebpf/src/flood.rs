@@ -21,20 +21,26 @@
 use core::{ffi::c_void, mem::size_of};
 
 use aya_ebpf::{
-    bindings::{__sk_buff, TC_ACT_OK, TC_ACT_SHOT, xdp_action::XDP_PASS},
+    bindings::{__sk_buff, BPF_F_INGRESS, TC_ACT_OK, TC_ACT_SHOT, xdp_action::XDP_PASS},
     helpers::generated::{bpf_loop, bpf_redirect, bpf_redirect_neigh, bpf_skb_change_head},
     programs::{TcContext, XdpContext},
 };
 use vtep_common::{
-    FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta,
-    Reason, Underlay, VtepAddr,
-    header::{ENCAP_V4_LEN, IPV4_LEN, UDP_LEN, VXLAN_LEN, flow_hash, flow_keys, source_port},
+    AF_INET6, FloodList, MAX_FLOOD, MAX_VNI_PORTS, META_DELIVER, META_FLOOD, META_MAGIC,
+    META_NEIGH, Meta, Reason, Underlay, VtepAddr,
+    header::{
+        ENCAP_V4_LEN, ENCAP_V6_LEN, EncapV4, EncapV6, Outer, encap_v4_into, encap_v6_into,
+        source_port,
+    },
 };
 
 use crate::{
-    encap::{Route, inner_sum, next_hop, outer_header, set_udp_checksum},
-    maps::{Dir, FLOOD, PORT_TX, VNI_PORTS, count, count_vni, underlay},
-    parse::{Skb, set_meta},
+    encap::{
+        Route, header_v4, header_v6, next_hop, outer_ip_len, outer_of, scratch, sends_udp_checksum,
+        set_udp_checksum, set_udp_checksum_v6,
+    },
+    maps::{CSUM_SCRATCH, Dir, FLOOD, PORT_TX, VNI_GROUP, VNI_PORTS, count, count_vni, underlay},
+    parse::{Skb, packet_csum, set_meta},
 };
 
 /// The metadata `vtep_uplink` or `vtep_access` left in front of the frame.
@@ -171,68 +177,150 @@ fn clone_to(ctx: &TcContext, ifindex: u32, vni: u32, dir: Option<Dir>, len: u64)
     }
 }
 
-/// Sends one encapsulated copy of the frame to every remote VTEP in the
-/// flood list of `vni`. The frame grows an outer header once; each copy
-/// rewrites it before it is cloned.
-///
-/// The copies are made by [`flood_copy`] under `bpf_loop`: the verifier
-/// checks that body once, not once per possible member of the list, which
-/// keeps this program far inside its budget however many paths one copy
-/// has (next hop from the FIB, the daemon's map, none; with or without a
-/// UDP checksum).
+/// `skb->mark` of a flood copy [`flood_copy`] could not address (no
+/// neighbour for its next hop yet), cloned into the uplink's ingress: the
+/// uplink's TC program ([`neigh_handoff`]) sends such a copy on through
+/// `bpf_redirect_neigh`, so the kernel resolves the neighbour instead of
+/// the copy being lost. (`bpf_clone_redirect` itself cannot resolve a
+/// neighbour; XDP does not see the re-injected skb: a native XDP program runs
+/// in the driver, before the skb exists; and a generic one would pass it, its
+/// outer destination being a remote VTEP.) "vtn" and 1.
+pub const FLOOD_NEIGH_MARK: u32 = 0x7674_6e01;
+
+/// Whether this skb is a flood copy handed over by [`flood_copy`].
 #[inline(always)]
+pub fn is_neigh_handoff(ctx: &TcContext) -> bool {
+    // SAFETY: reading a field of the context the kernel gave us.
+    unsafe { (*ctx.skb.skb).mark == FLOOD_NEIGH_MARK }
+}
+
+/// The uplink's half of a flood copy without a neighbour: clears the mark
+/// (it is vtep's, not the host's routing policy) and sends the copy out of
+/// the uplink through the kernel's neighbour resolution.
+#[inline(always)]
+pub fn neigh_handoff(ctx: &TcContext) -> Result<i32, Reason> {
+    let ul = underlay().ok_or(Reason::NoUnderlay)?;
+    // SAFETY: `mark` is writable from TC programs.
+    unsafe { (*ctx.skb.skb).mark = 0 };
+    // SAFETY: no next-hop parameters: the kernel routes the packet and
+    // resolves the neighbour itself.
+    Ok(unsafe { bpf_redirect_neigh(ul.uplink_ifindex, core::ptr::null_mut(), 0, 0) } as i32)
+}
+
+/// Sends one encapsulated copy of the frame to every remote VTEP in the
+/// flood list of `vni`, of either family, and one to the VNI's multicast
+/// group (`VNI_GROUP`) when it has one. The frame grows a 50-byte outer
+/// header for the IPv4 copies, then, when there are IPv6 copies to make,
+/// 20 bytes more for theirs; each copy rewrites the header before it is
+/// cloned, and the frame keeps the last header written.
+///
+/// The copies are made by [`flood_copy`] under `bpf_loop` (one pass per
+/// family, the group as one more member): the verifier checks that body
+/// once, not once per possible member of the list, which keeps this program
+/// far inside its budget however many paths one copy has (next hop from the
+/// FIB, the daemon's map, none; either family; with or without a UDP
+/// checksum). A BPF subprogram of its own, like the body, so that the
+/// stack frames of the local copies, of this and of the body do not add up.
+#[inline(never)]
 fn flood_remote(ctx: &TcContext, vni: u32) {
-    // SAFETY: a live map value, read only.
-    let Some(list) = (unsafe { FLOOD.get(vni) }) else {
-        return;
-    };
-    if list.len == 0 {
+    // SAFETY: live map values, read only.
+    let list = unsafe { FLOOD.get(vni) };
+    // SAFETY: as above.
+    let group = unsafe { VNI_GROUP.get(vni) };
+    let members = list.map_or(0, |l| l.len.min(MAX_FLOOD as u32));
+    let group = group.filter(|g| g.is_multicast());
+    if members == 0 && group.is_none() {
         return;
     }
     let Some(ul) = underlay() else {
         count(Reason::NoUnderlay);
         return;
     };
-    let Some(local) = ul.local.as_v4() else {
-        count(Reason::NoUnderlay);
-        return;
-    };
-    let keys = flow_keys(&Skb(ctx), 0).unwrap_or_default();
-    let src_port = source_port(flow_hash(&keys), ul.srcport_min, ul.srcport_max);
-    let inner_len = ctx.len() as u16;
-    // One sum of the inner frame serves every copy.
-    let sum = match inner_sum(ul, ctx, 0, ctx.len()) {
-        Ok(s) => s,
-        Err(r) => {
-            count(r);
-            return;
+    // One sum of the inner frame serves every copy of both families.
+    let sum = if sends_udp_checksum(ul, false) || sends_udp_checksum(ul, true) {
+        match packet_csum(ctx, 0, crate::parse::unlinked(ctx.len())) {
+            Some(s) => s,
+            None => {
+                count(Reason::MtuExceeded);
+                return;
+            }
         }
+    } else {
+        0
     };
+    let mut copies = Copies {
+        skb: ctx.skb.skb,
+        ul,
+        list: list.map_or(core::ptr::null(), |l| l as *const FloodList),
+        group: group.map_or(core::ptr::null(), |g| g as *const VtepAddr),
+        o: Outer::default(),
+        sum,
+        members,
+        v6: false,
+        v6_copies: false,
+    };
+    inner_outer(ctx, vni, &mut copies.o);
     // SAFETY: the helper checks the new length; flags must be 0.
     if unsafe { bpf_skb_change_head(ctx.skb.skb, ENCAP_V4_LEN as u32, 0) } != 0 {
         count(Reason::FloodFailed);
         return;
     }
-    let mut copies = Copies {
-        skb: ctx.skb.skb,
-        ul,
-        list,
-        sum,
-        local,
+    copies_of_pass(&mut copies);
+    if !copies.v6_copies {
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { bpf_skb_change_head(ctx.skb.skb, (ENCAP_V6_LEN - ENCAP_V4_LEN) as u32, 0) } != 0 {
+        count(Reason::FloodFailed);
+        return;
+    }
+    copies.v6 = true;
+    copies_of_pass(&mut copies);
+}
+
+/// The copies of one pass ([`Copies::v6`] says its family): one to every
+/// flood-list member of that family, under `bpf_loop`, then one to the
+/// group if it is of that family. The group is copied here, not as one
+/// more iteration of the loop: the verifier checks a loop body until the
+/// state it starts from repeats, and a body that may take either of two
+/// remotes (a member, the group) repeats far later.
+#[inline(always)]
+fn copies_of_pass(copies: &mut Copies) {
+    if copies.members > 0 {
+        // SAFETY: `flood_copy` takes a `Copies`, and `copies` outlives the
+        // call.
+        unsafe {
+            bpf_loop(
+                copies.members,
+                flood_copy as *mut c_void,
+                (copies as *mut Copies).cast(),
+                0,
+            )
+        };
+    }
+    // SAFETY: null or a live map value.
+    if let Some(group) = unsafe { copies.group.as_ref() } {
+        let v6 = group.family == AF_INET6;
+        if v6 == copies.v6 {
+            copy_to(copies, group, true);
+        } else if v6 {
+            copies.v6_copies = true;
+        }
+    }
+}
+
+/// The outer header's inputs from the frame ([`outer_of`]; a frame too
+/// short for flow keys hashes as zero), into `o`. A BPF subprogram: the
+/// reads' buffers then take no room in [`flood_remote`]'s frame, under
+/// which the copies' frames stack.
+#[inline(never)]
+fn inner_outer(ctx: &TcContext, vni: u32, o: &mut Outer) {
+    let inner_len = ctx.len() as u16;
+    *o = outer_of(&Skb(ctx), vni, inner_len).unwrap_or(Outer {
         vni,
-        src_port,
         inner_len,
-    };
-    let members = list.len.min(MAX_FLOOD as u32);
-    // SAFETY: `flood_copy` takes a `Copies`, and `copies` outlives the call.
-    unsafe {
-        bpf_loop(
-            members,
-            flood_copy as *mut c_void,
-            (&mut copies as *mut Copies).cast(),
-            0,
-        )
-    };
+        ..Outer::default()
+    });
 }
 
 /// What every encapsulated flood copy shares, for [`flood_copy`].
@@ -242,47 +330,201 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
 struct Copies {
     skb: *mut __sk_buff,
     ul: *const Underlay,
+    /// The flood list (null: none).
     list: *const FloodList,
-    /// The inner frame's partial sum, with `udp_checksum = true`.
-    sum: Option<u32>,
-    local: [u8; 4],
-    vni: u32,
-    src_port: u16,
-    inner_len: u16,
+    /// The VNI's multicast group (null: none).
+    group: *const VtepAddr,
+    /// The outer header's inputs (MACs per copy).
+    o: Outer,
+    /// The inner frame's partial sum, when either family sends checksums
+    /// (else 0, unused). Not an `Option`: its value half, uninitialised
+    /// when `None`, would be stored as it is, which the verifier refuses.
+    sum: u32,
+    /// Flood-list members to copy to (the group is index `members`).
+    members: u32,
+    /// This pass's family: IPv6 (else IPv4).
+    v6: bool,
+    /// Whether the IPv4 pass skipped IPv6 members: whether the IPv6 pass
+    /// runs. A flag, not a count: the verifier checks the loop body until
+    /// the state it starts from repeats, which a count never does.
+    v6_copies: bool,
 }
 
-/// The `bpf_loop` body of [`flood_remote`]: rewrites the outer header for
-/// member `i` of the flood list and sends a copy to it. Returns 0 to go
-/// on, 1 to stop (past the end of the list).
+/// The `bpf_loop` body of [`flood_remote`]: for iteration `i` of the
+/// current pass, the flood-list member `i` or (`i == members`) the group,
+/// when of the pass's family: rewrites the outer header and sends a copy.
+/// A member whose next hop has no neighbour yet is handed to the uplink's
+/// TC program ([`FLOOD_NEIGH_MARK`], counted `flood-no-neighbour`); one
+/// with no route, too long for the underlay, or not sent: `flood-failed`.
+/// A member of a family this VTEP has no address of: `no-underlay`.
+/// Returns 0 to go on, 1 to stop.
 extern "C" fn flood_copy(i: u64, copies: *mut c_void) -> i64 {
     // SAFETY: `flood_remote` passes a live `Copies` whose pointers are a
-    // context and map values that live through the program.
-    let (c, ul, list) = unsafe {
-        let c = &*(copies as *const Copies);
-        (c, &*c.ul, &*c.list)
-    };
-    let ctx = TcContext::new(c.skb);
-    if i >= u64::from(list.len) {
+    // context and map values (or null) that live through the program.
+    let c = unsafe { &mut *(copies as *mut Copies) };
+    // SAFETY: null or a live map value.
+    let Some(remote) = unsafe { c.list.as_ref() }.and_then(|l| l.vteps.get(i as usize)) else {
         return 1;
-    }
-    let Some(remote) = list.vteps.get(i as usize).and_then(VtepAddr::as_v4) else {
-        return 0;
     };
-    let ip_len = (IPV4_LEN + UDP_LEN + VXLAN_LEN) as u16 + c.inner_len;
-    let hop = match next_hop(c.skb.cast(), ul, remote, ip_len, c.src_port) {
-        Ok(Route::Resolved(hop)) => hop,
-        Ok(Route::NoNeighbour) | Err(_) => {
-            count(Reason::FloodFailed);
-            return 0;
+    let v6 = remote.family == AF_INET6;
+    if v6 != c.v6 {
+        if v6 {
+            c.v6_copies = true;
         }
-    };
-    let mut hdr = outer_header(ul, c.local, remote, &hop, c.src_port, c.vni, c.inner_len);
-    set_udp_checksum(&mut hdr, c.sum);
-    if ctx.store(0, &hdr, 0).is_err() {
-        count(Reason::FloodFailed);
         return 0;
     }
-    let outer_len = u64::from(c.inner_len) + ENCAP_V4_LEN as u64;
-    clone_to(&ctx, hop.ifindex, c.vni, Some(Dir::Tx), outer_len);
+    copy_to(c, remote, false);
     0
+}
+
+/// One flood copy, to `remote` (the group when `group`), of the pass's
+/// family; see [`flood_copy`]. A BPF subprogram: the next-hop lookup's and
+/// the header's room on the stack is taken only for as long as it runs.
+#[inline(never)]
+fn copy_to(c: &mut Copies, remote: &VtepAddr, group: bool) {
+    // SAFETY: `flood_remote` keeps the underlay, a map value, alive.
+    let ul = unsafe { &*c.ul };
+    if ul.local_for(remote).is_none() {
+        count(Reason::NoUnderlay);
+        return;
+    }
+    let ctx = TcContext::new(c.skb);
+    let ip_len = outer_ip_len(c.v6, c.o.inner_len);
+    // The copy's MACs go straight into `c.o` in each branch: merged into
+    // one value first, their bytes would take a stack slot each.
+    let mut ifindex = ul.uplink_ifindex;
+    let mut handoff = false;
+    if group {
+        // A group's MAC, from the uplink; the FIB has no neighbour for it.
+        if ip_len > ul.mtu {
+            count(Reason::FloodFailed);
+            return;
+        }
+        let Some(dmac) = remote.group_mac() else {
+            return;
+        };
+        c.o.dst_mac = dmac;
+        c.o.src_mac = ul.uplink_mac;
+    } else {
+        let src_port = source_port(c.o.hash, ul.srcport_min, ul.srcport_max);
+        match next_hop(c.skb.cast(), ul, remote, ip_len, src_port) {
+            Ok(Route::Resolved(h)) => {
+                c.o.dst_mac = h.dmac;
+                c.o.src_mac = h.smac;
+                ifindex = h.ifindex;
+            }
+            Ok(Route::NoNeighbour) => {
+                c.o.dst_mac = [0; 6];
+                c.o.src_mac = [0; 6];
+                handoff = true;
+            }
+            Err(_) => {
+                count(Reason::FloodFailed);
+                return;
+            }
+        }
+    }
+    let outer_len = write_copy(c, remote);
+    if outer_len == 0 {
+        count(Reason::FloodFailed);
+    } else if handoff {
+        handoff_to_uplink(&ctx, ul, c.o.vni, outer_len);
+    } else {
+        clone_to(&ctx, ifindex, c.o.vni, Some(Dir::Tx), outer_len);
+    }
+}
+
+/// Writes the outer header of the copy to `remote` (of the pass's family,
+/// from `c.o`, whose MACs are the copy's) at offset 0 of the frame; the
+/// outer frame's length, or 0 when the store failed. The header is built in
+/// the per-CPU scratch buffer (the inner sum is taken before the copies, so
+/// the buffer is free).
+///
+/// A function of its own (a BPF subprogram): the loop body's stack frame
+/// sits on top of the program's, and together with this one they must stay
+/// within 512 bytes, which one frame holding the next-hop lookup and the
+/// header builders together would not.
+#[inline(always)]
+fn write_copy(c: &Copies, remote: &VtepAddr) -> u64 {
+    if c.v6 {
+        write_v6(c, remote)
+    } else {
+        write_v4(c, remote)
+    }
+}
+
+/// [`write_copy`] over IPv4.
+#[inline(never)]
+fn write_v4(c: &Copies, remote: &VtepAddr) -> u64 {
+    // SAFETY: `flood_remote` keeps the underlay, a map value, alive.
+    let ul = unsafe { &*c.ul };
+    let ctx = TcContext::new(c.skb);
+    let Some(buf) = CSUM_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let Some(e) = scratch::<EncapV4>() else {
+        return 0;
+    };
+    if !remote
+        .as_v4()
+        .is_some_and(|r| encap_v4_into(e, ul, r, &c.o))
+    {
+        return 0;
+    }
+    // SAFETY: a per-CPU map value of more than ENCAP_V4_LEN bytes, used by
+    // nothing else while the copies are made; bytes have no alignment.
+    let hdr = unsafe { &mut *buf.cast::<[u8; ENCAP_V4_LEN]>() };
+    header_v4(hdr, e);
+    set_udp_checksum(hdr, Some(c.sum).filter(|_| sends_udp_checksum(ul, false)));
+    if ctx.store(0, hdr, 0).is_err() {
+        return 0;
+    }
+    u64::from(c.o.inner_len) + ENCAP_V4_LEN as u64
+}
+
+/// [`write_copy`] over IPv6.
+#[inline(never)]
+fn write_v6(c: &Copies, remote: &VtepAddr) -> u64 {
+    // SAFETY: as in `write_v4`.
+    let ul = unsafe { &*c.ul };
+    let ctx = TcContext::new(c.skb);
+    let Some(buf) = CSUM_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let Some(e) = scratch::<EncapV6>() else {
+        return 0;
+    };
+    if !encap_v6_into(e, ul, &remote.addr, &c.o) {
+        return 0;
+    }
+    // SAFETY: as in `write_v4`, ENCAP_V6_LEN bytes.
+    let hdr = unsafe { &mut *buf.cast::<[u8; ENCAP_V6_LEN]>() };
+    header_v6(hdr, e);
+    set_udp_checksum_v6(hdr, Some(c.sum).filter(|_| sends_udp_checksum(ul, true)));
+    if ctx.store(0, hdr, 0).is_err() {
+        return 0;
+    }
+    u64::from(c.o.inner_len) + ENCAP_V6_LEN as u64
+}
+
+/// Hands a flood copy without a neighbour to the uplink's TC program: a
+/// clone into the uplink's ingress, marked [`FLOOD_NEIGH_MARK`] (the mark
+/// of the frame itself restored after), counted `flood-no-neighbour` and,
+/// as every copy sent, in the VNI's Tx counters.
+#[inline(always)]
+fn handoff_to_uplink(ctx: &TcContext, ul: &Underlay, vni: u32, outer_len: u64) {
+    let skb = ctx.skb.skb;
+    // SAFETY: `mark` is readable and writable from TC programs.
+    let mark = unsafe { (*skb).mark };
+    // SAFETY: as above.
+    unsafe { (*skb).mark = FLOOD_NEIGH_MARK };
+    let sent = ctx.clone_redirect(ul.uplink_ifindex, BPF_F_INGRESS as u64);
+    // SAFETY: as above.
+    unsafe { (*skb).mark = mark };
+    if sent.is_err() {
+        count(Reason::FloodFailed);
+    } else {
+        count(Reason::FloodNoNeighbour);
+        count_vni(vni, Dir::Tx, outer_len);
+    }
 }

@@ -4,7 +4,7 @@
 //! | program            | hook                 | job                                              |
 //! |--------------------|----------------------|--------------------------------------------------|
 //! | `vtep_uplink`      | XDP, uplink          | decap, learn, redirect to an access port         |
-//! | `vtep_uplink_tc`   | TC ingress, uplink   | flood decapsulated BUM frames to local ports     |
+//! | `vtep_uplink_tc`   | TC ingress, uplink   | flood decap'd BUM locally; flood-copy hand-off   |
 //! | `vtep_access`      | XDP, access port     | learn, switch locally, encap to a remote VTEP    |
 //! | `vtep_access_tc`   | TC ingress, access   | flood (head-end replication), neighbour hand-off |
 //! | `vtep_xsk_uplink`  | XDP, uplink          | AF_XDP engine: steer VXLAN for us to its socket  |
@@ -55,9 +55,13 @@ pub fn vtep_xsk_access(ctx: XdpContext) -> u32 {
     afxdp::xsk_access(&ctx)
 }
 
-/// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed.
+/// Uplink TC ingress: floods what `vtep_uplink` decapsulated and passed,
+/// and sends on the flood copies `vtep_access_tc` had no neighbour for.
 #[classifier]
 pub fn vtep_uplink_tc(ctx: TcContext) -> i32 {
+    if flood::is_neigh_handoff(&ctx) {
+        return tc_verdict(flood::neigh_handoff(&ctx));
+    }
     let Some(m) = flood::meta(&ctx) else {
         return TC_ACT_OK;
     };

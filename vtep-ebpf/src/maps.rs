@@ -153,6 +153,7 @@ pub fn count_flood(vni: u32) {
 #[inline(always)]
 pub fn underlay() -> Option<&'static Underlay> {
     let ul = UNDERLAY.get(0)?;
+    // Either family makes an underlay: IPv4, IPv6 or both.
     if ul.local.family == 0 && ul.local6.family == 0 {
         None
     } else {

@@ -148,6 +148,10 @@ const CSUM_MAX_CHUNKS: u32 = 19;
 #[inline(never)]
 pub fn packet_csum(frame: &impl CopyOut, offset: u32, len: u32) -> Option<u32> {
     let buf = CSUM_SCRATCH.get_ptr_mut(0)?;
+    // The loop's comparisons narrow `len` chunk by chunk; the verifier
+    // would narrow every register of the callers that holds the same value
+    // with it, and go on to check the callers' code once per chunk count.
+    let len = unlinked(len);
     let mut sum = 0;
     for i in 0..CSUM_MAX_CHUNKS {
         let done = i * CSUM_CHUNK as u32;
@@ -181,6 +185,18 @@ pub fn packet_csum(frame: &impl CopyOut, offset: u32, len: u32) -> Option<u32> {
         sum = s as u32;
     }
     (CSUM_MAX_CHUNKS * CSUM_CHUNK as u32 >= len).then_some(sum)
+}
+
+/// `x` (below 2^31) as a value the verifier no longer links to the
+/// registers it was copied from: an ALU operation gives its result an
+/// identity of its own, where a move would share the source's (and every
+/// bound learnt about one would be learnt about all).
+#[inline(always)]
+pub(crate) fn unlinked(x: u32) -> u32 {
+    let mut x = u64::from(x);
+    // SAFETY: an AND of the register with a constant, nothing else.
+    unsafe { core::arch::asm!("{0} &= 0x7fffffff", inout(reg) x, options(pure, nomem, nostack)) };
+    x as u32
 }
 
 /// `x`, which LLVM can no longer relate to the expressions it came from.

@@ -20,6 +20,7 @@ use aya_ebpf::{
 };
 use vtep_common::{
     META_DELIVER, Reason,
+    header::ETH_LEN,
     icmp::{
         Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
         finish_v6, write_v4, write_v6,
@@ -60,6 +61,15 @@ pub fn too_big(
     overhead: usize,
 ) -> Result<u32, Reason> {
     let mtu = u32::from(uplink_mtu).saturating_sub(overhead as u32);
+    // Only a packet the MTU refuses gets an error (encap also refuses one
+    // a route of lower MTU refuses): an error announcing an MTU the packet
+    // fits would have it sent again as it was. Checked here, outside
+    // `rewrite`: inside, LLVM would drop the bounds checks of the header
+    // reads the length implies, which the verifier still wants.
+    let ip_len = (ctx.data_end() - ctx.data()).saturating_sub(ETH_LEN);
+    if ip_len <= mtu as usize {
+        return Err(Reason::MtuExceeded);
+    }
     let a = decode(rewrite(ctx, mtu));
     let (hdr, quote) = match a {
         Answer::None => return Err(Reason::MtuExceeded),

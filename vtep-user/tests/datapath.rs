@@ -44,9 +44,10 @@ use vtep::{
 use vtep_common::{
     FDB_CAPACITY, FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_F_STATIC, FdbEntry, FdbKey, FloodList,
     META_DELIVER, META_FLOOD, META_MAGIC, META_NEIGH, Meta, NeighEntry, PortInfo, PortKey,
-    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_UDP_CSUM,
-    UNDERLAY_F_UDP6_ZERO_CSUM_RX, Underlay, VNI_F_CHECK_SOURCE, VNI_F_FOLLOWED, VNI_F_LEARNING,
-    VniCounters, VniInfo, VtepAddr, XSK_MAX_QUEUES,
+    PortList, Reason, UNDERLAY_F_FIB, UNDERLAY_F_KERNEL_VXLAN, UNDERLAY_F_LABEL_FIXED,
+    UNDERLAY_F_LABEL_INHERIT, UNDERLAY_F_TOS_INHERIT, UNDERLAY_F_UDP_CSUM,
+    UNDERLAY_F_UDP6_ZERO_CSUM_RX, UNDERLAY_F_UDP6_ZERO_CSUM_TX, Underlay, VNI_F_CHECK_SOURCE,
+    VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, XSK_MAX_QUEUES,
     event::{EVENT_LEN, EVENT_RING_BYTES, EventKind, FdbEvent},
     names, programs,
     reason::REASON_COUNT,
@@ -1674,9 +1675,9 @@ fn access_cases() -> Vec<Case> {
         )
         .setup(Datapath::fib_without_routes),
         dropped_after_learning(
-            "remote VTEP on an IPv6 underlay (not supported)",
+            "remote VTEP over IPv6, the underlay IPv4 only",
             workload_to_remote(),
-            Reason::NoRoute,
+            Reason::NoUnderlay,
         )
         .setup(|dp| {
             // 2001:db8::2
@@ -2080,9 +2081,17 @@ fn access_tc_cases() -> Vec<Case> {
         flooded_to_remote("flood: other ports and the flood list", bum.clone()),
         flooded_to_remote("flood: ARP request", arp_request(WORKLOAD_MAC)),
         flooded_to_remote("flood: unknown unicast", tenant(UNKNOWN_MAC, WORKLOAD_MAC)),
+        // Handed to the uplink's TC program (cloned into its ingress,
+        // marked) for the kernel to resolve, not lost; counted as sent. The
+        // frame keeps the last header written: the resolved member's.
         flooded_to_remote("flood: a flood-list VTEP without a neighbour", bum.clone())
-            .setup(|dp| dp.set_flood(&[REMOTE_VTEP, OTHER_VTEP]))
-            .reason(Reason::FloodFailed),
+            .setup(|dp| dp.set_flood(&[OTHER_VTEP, REMOTE_VTEP]))
+            .reason(Reason::FloodNoNeighbour)
+            .stats({
+                let mut c = local_and_tx(&bum, 1);
+                c.add(&tx(&bum));
+                c
+            }),
         flooded_to_remote("flood: outer UDP checksum", bum.clone())
             .setup(|dp| {
                 dp.update_underlay(|ul| {
@@ -2372,6 +2381,8 @@ fn tables() -> Vec<(&'static str, Vec<Case>)> {
         (programs::XSK_ACCESS, xsk_access_cases()),
         (programs::UPLINK_XDP, issue9_decap_cases()),
         (programs::XSK_UPLINK, xsk_uplink_issue9_cases()),
+        (programs::ACCESS_XDP, issue9_encap_cases()),
+        (fixture::ACCESS_TC, issue9_flood_cases()),
     ]
 }
 
@@ -2387,8 +2398,6 @@ const NO_ROW: &[(Reason, &str)] = &[
         Reason::StaleSteering,
         "counted by the AF_XDP engine in userspace, not by a BPF program",
     ),
-    // Issue 9, under way: each leaves this list with the row that produces it.
-    (Reason::FloodNoNeighbour, "ISSUE-9: flood rows to come"),
 ];
 
 /// Every reason is counted by at least one row of the tables (each table
@@ -3426,4 +3435,387 @@ fn encapsulated_big(name: &'static str, inner: Vec<u8>) -> Case {
 fn access_path_mtu() {
     let _netns = Netns::enter();
     run_table(programs::ACCESS_XDP, &pmtu_cases());
+}
+
+// ---- Issue 9: encapsulation and flooding over either family, groups, RFC 6040 ----
+
+/// The flow label the IPv6 rows fix (`UNDERLAY_F_LABEL_FIXED`).
+const LABEL: u32 = 0x1_2345;
+/// What IPv6 encapsulation adds: outer Ethernet, IPv6, UDP, VXLAN.
+const ENCAP6_LEN: usize = ETH_LEN + IPV6_LEN + UDP_LEN + VXLAN_LEN;
+
+/// What this VTEP sends over IPv6 to `dst`, written out independently of
+/// vtep's builders: outer MACs `dmac`/`smac`, traffic class `tclass`, flow
+/// label `label`, hop limit `hops`, UDP source port CSUM_SRC_PORT, VNI 100,
+/// and a UDP checksum (RFC 8200 §8.1 pseudo-header; 0 sent as 0xffff) when
+/// `checksum`, else 0.
+#[allow(clippy::too_many_arguments)]
+fn encap6(
+    dmac: Mac,
+    smac: Mac,
+    dst: [u8; 16],
+    tclass: u8,
+    label: u32,
+    hops: u8,
+    checksum: bool,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut dgram = udp(CSUM_SRC_PORT, VXLAN_PORT, &vxlan(VNI, inner));
+    if checksum {
+        let pseudo = [
+            &LOCAL_VTEP6[..],
+            &dst,
+            &(dgram.len() as u32).to_be_bytes(),
+            &[0, 0, 0, IPPROTO_UDP],
+            &dgram,
+        ]
+        .concat();
+        let c = match internet_checksum(&pseudo) {
+            0 => 0xffff,
+            c => c,
+        };
+        set_be16(&mut dgram, 6, c);
+    }
+    let hdr = [
+        &[
+            0x60 | (tclass >> 4),
+            (tclass << 4) | (label >> 16) as u8,
+            (label >> 8) as u8,
+            label as u8,
+        ][..],
+        &be16(dgram.len()),
+        &[IPPROTO_UDP, hops],
+        &LOCAL_VTEP6,
+        &dst,
+    ]
+    .concat();
+    ether(dmac, smac, ETH_P_IPV6, &[hdr, dgram].concat())
+}
+
+/// An IPv4 frame (at offset 0 of `frame`: an inner frame, or an outer
+/// header) with TOS `tos` and TTL `ttl`, its header checksum summed again.
+fn with_tos_ttl(mut frame: Vec<u8>, tos: u8, ttl: u8) -> Vec<u8> {
+    frame[at::IP + 1] = tos;
+    frame[at::IP_TTL] = ttl;
+    frame[at::IP_CSUM..at::IP_CSUM + 2].fill(0);
+    let csum = ipv4_checksum(&frame[at::IP..at::IP + IPV4_LEN]);
+    frame[at::IP_CSUM..at::IP_CSUM + 2].copy_from_slice(&csum);
+    frame
+}
+
+/// One Tx packet of `inner` behind an outer header of `overhead` bytes.
+fn tx_over(inner: &[u8], overhead: usize) -> VniCounters {
+    VniCounters {
+        tx_packets: 1,
+        tx_bytes: (overhead + inner.len()) as u64,
+        ..VniCounters::default()
+    }
+}
+
+impl Datapath {
+    /// Dual stack, REMOTE_MAC behind REMOTE_VTEP6 (its next hop the
+    /// router), one source port and a fixed flow label: what the IPv6 rows
+    /// build on.
+    fn remote6(&mut self) {
+        self.dual_stack();
+        self.update_underlay(|ul| {
+            (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
+            ul.flags |= UNDERLAY_F_LABEL_FIXED;
+            ul.flowlabel = LABEL;
+            // TTL "auto": 64 to a VTEP, 1 to a group.
+            ul.ttl = 0;
+        });
+        if self.has(names::FDB) {
+            self.fdb_set(
+                REMOTE_MAC,
+                FdbEntry::remote(VtepAddr::v6(REMOTE_VTEP6), FDB_F_STATIC, 0),
+            );
+        }
+        self.neigh6();
+    }
+
+    /// REMOTE_VTEP6's next hop: the router, out of PORT1.
+    fn neigh6(&mut self) {
+        let neigh = NeighEntry {
+            dmac: ROUTER_MAC,
+            smac: UPLINK_MAC,
+            ifindex: PORT1,
+        };
+        self.hash::<VtepAddr, NeighEntry>(names::NEIGH)
+            .insert(VtepAddr::v6(REMOTE_VTEP6), neigh, 0)
+            .expect("NEIGH insert");
+    }
+}
+
+/// WORKLOAD_MAC's frame to REMOTE_MAC, encapsulated over IPv6 as `want`.
+fn encapsulated6(name: &'static str, want: Vec<u8>) -> Case {
+    let inner = workload_to_remote();
+    Case::new(name, inner.clone(), XDP_REDIRECT)
+        .setup(Datapath::remote6)
+        .output(Output::Frame(want))
+        .stats(tx_over(&inner, ENCAP6_LEN))
+        .learns(WORKLOAD_MAC, local_on(PORT1))
+}
+
+fn issue9_encap_cases() -> Vec<Case> {
+    let inner = workload_to_remote();
+    let v6 = |tclass, label, checksum, inner: &[u8]| {
+        encap6(
+            ROUTER_MAC,
+            UPLINK_MAC,
+            REMOTE_VTEP6,
+            tclass,
+            label,
+            TTL,
+            checksum,
+            inner,
+        )
+    };
+    // An inner IPv4 packet of DSCP 46 (0xb8) marked CE.
+    let ce_inner = with_tos_ttl(workload_to_remote(), 0xb8 | 3, TTL);
+    let ce_case = |name, tos: fn(&mut Datapath), want_tclass: u8| {
+        let inner = ce_inner.clone();
+        Case::new(name, inner.clone(), XDP_REDIRECT)
+            .setup(Datapath::remote6)
+            .setup(tos)
+            .output(Output::Frame(v6(want_tclass, LABEL, true, &inner)))
+            .stats(tx_over(&inner, ENCAP6_LEN))
+            .learns(WORKLOAD_MAC, local_on(PORT1))
+    };
+    vec![
+        encapsulated6(
+            "IPv6 encap: 70 bytes, hop limit 64 (auto), fixed label, UDP checksum",
+            v6(0, LABEL, true, &inner),
+        ),
+        encapsulated6(
+            "IPv6 encap: udp6_zero_csum_tx sends checksum 0",
+            v6(0, LABEL, false, &inner),
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.flags |= UNDERLAY_F_UDP6_ZERO_CSUM_TX)),
+        encapsulated6(
+            "IPv6 encap: flow label inherited (an IPv4 inner packet has none: 0)",
+            v6(0, 0, true, &inner),
+        )
+        .setup(|dp| {
+            dp.update_underlay(|ul| {
+                ul.flags &= !UNDERLAY_F_LABEL_FIXED;
+                ul.flags |= UNDERLAY_F_LABEL_INHERIT;
+            })
+        }),
+        encapsulated6(
+            "IPv6 encap: hop limit as configured",
+            encap6(
+                ROUTER_MAC,
+                UPLINK_MAC,
+                REMOTE_VTEP6,
+                0,
+                LABEL,
+                9,
+                true,
+                &inner,
+            ),
+        )
+        .setup(|dp| dp.update_underlay(|ul| ul.ttl = 9)),
+        encapsulated6(
+            "IPv6 encap: outer packet exactly the MTU (inner MTU = MTU - 70)",
+            v6(0, LABEL, true, &inner),
+        )
+        .setup(|dp| {
+            dp.update_underlay(|ul| {
+                ul.mtu = (ENCAP6_LEN - ETH_LEN + workload_to_remote().len()) as u16
+            })
+        }),
+        // RFC 6040 / the kernel: inner CE goes out as ECT(0); the DSCP is
+        // the inner packet's with tos "inherit", else the configured one.
+        ce_case(
+            "IPv6 encap: tos inherit, inner CE: DSCP copied, ECN ECT(0)",
+            |dp| dp.update_underlay(|ul| ul.flags |= UNDERLAY_F_TOS_INHERIT),
+            0xb8 | 2,
+        ),
+        ce_case(
+            "IPv6 encap: tos 0x20, inner CE: DSCP 0x20, ECN ECT(0)",
+            |dp| dp.update_underlay(|ul| ul.tos = 0x20),
+            0x20 | 2,
+        ),
+        Case::new(
+            "IPv4 encap: TTL auto (64), tos inherit, inner CE: outer TOS 0xba",
+            ce_inner.clone(),
+            XDP_REDIRECT,
+        )
+        .setup(|dp| {
+            dp.update_underlay(|ul| {
+                (ul.srcport_min, ul.srcport_max) = (CSUM_SRC_PORT, CSUM_SRC_PORT);
+                ul.ttl = 0;
+                ul.flags |= UNDERLAY_F_TOS_INHERIT;
+            })
+        })
+        .output(Output::Frame(with_tos_ttl(
+            Outer::to_remote_vtep(ROUTER_MAC, UPLINK_MAC, CSUM_SRC_PORT).frame(&ce_inner),
+            0xb8 | 2,
+            TTL,
+        )))
+        .stats(tx(&ce_inner))
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+        Case::new(
+            "IPv6 encap: no neighbour: handed to TC, outer MACs zero",
+            inner.clone(),
+            XDP_PASS,
+        )
+        .setup(Datapath::remote6)
+        .setup(|dp| {
+            dp.hash::<VtepAddr, NeighEntry>(names::NEIGH)
+                .remove(&VtepAddr::v6(REMOTE_VTEP6))
+                .expect("NEIGH remove")
+        })
+        .output(Output::Frame(encap6(
+            ZERO_MAC,
+            ZERO_MAC,
+            REMOTE_VTEP6,
+            0,
+            LABEL,
+            TTL,
+            true,
+            &inner,
+        )))
+        .meta(META_NEIGH, 0)
+        .reason(Reason::NoNeighbour)
+        .stats(tx_over(&inner, ENCAP6_LEN))
+        .learns(WORKLOAD_MAC, local_on(PORT1)),
+    ]
+}
+
+/// A BUM frame from PORT1 flooded to the other port and to the remotes
+/// `setup` names: the frame keeps `last` (the last header written) in front.
+fn flooded6(name: &'static str, setup: fn(&mut Datapath), last: Vec<u8>, tx: VniCounters) -> Case {
+    let bum = tenant(BROADCAST, WORKLOAD_MAC);
+    let mut stats = local_copies(&bum, 1);
+    stats.add(&tx);
+    flood_tc(name, bum, PORT1)
+        .setup(|dp| {
+            dp.both_ports();
+            dp.remote6();
+        })
+        .setup(setup)
+        .output(Output::Frame(last))
+        .stats(stats)
+}
+
+fn issue9_flood_cases() -> Vec<Case> {
+    let bum = tenant(BROADCAST, WORKLOAD_MAC);
+    let v4_copy = tx(&bum);
+    let v6_copy = tx_over(&bum, ENCAP6_LEN);
+    let sum = |a: &VniCounters, b: &VniCounters| {
+        let mut c = *a;
+        c.add(b);
+        c
+    };
+    let to6 = encap6(
+        ROUTER_MAC,
+        UPLINK_MAC,
+        REMOTE_VTEP6,
+        0,
+        LABEL,
+        TTL,
+        true,
+        &bum,
+    );
+    let group4 = VtepAddr::v4(GROUP4);
+    let group6 = VtepAddr::v6(GROUP6);
+    // The IPv4 group's copy: group MAC, uplink MAC, TTL 1 (auto).
+    let to_group4 = with_tos_ttl(
+        Outer {
+            dmac: group4.group_mac().expect("a group"),
+            smac: UPLINK_MAC,
+            src: LOCAL_VTEP,
+            dst: GROUP4,
+            src_port: CSUM_SRC_PORT,
+        }
+        .frame(&bum),
+        0,
+        1,
+    );
+    let to_group6 = encap6(
+        group6.group_mac().expect("a group"),
+        UPLINK_MAC,
+        GROUP6,
+        0,
+        LABEL,
+        1,
+        true,
+        &bum,
+    );
+    vec![
+        flooded6(
+            "flood: an IPv6 flood-list member (70-byte header, UDP checksum)",
+            |dp| dp.set_flood_addrs(&[VtepAddr::v6(REMOTE_VTEP6)], 0),
+            to6.clone(),
+            v6_copy,
+        ),
+        flooded6(
+            "flood: IPv4 and IPv6 members from one loop (the IPv6 header last)",
+            |dp| dp.set_flood_addrs(&[VtepAddr::v6(REMOTE_VTEP6), VtepAddr::v4(REMOTE_VTEP)], 0),
+            to6.clone(),
+            sum(&v4_copy, &v6_copy),
+        ),
+        flooded6(
+            "flood: no flood list, the VNI's IPv4 group: group MAC, TTL 1",
+            |dp| dp.set_group(VtepAddr::v4(GROUP4)),
+            to_group4.clone(),
+            v4_copy,
+        ),
+        flooded6(
+            "flood: the VNI's IPv6 group: 33:33 MAC, hop limit 1",
+            |dp| dp.set_group(VtepAddr::v6(GROUP6)),
+            to_group6,
+            v6_copy,
+        ),
+        flooded6(
+            "flood: an IPv4 member and the IPv4 group (the group's header last)",
+            |dp| {
+                dp.set_flood_addrs(&[VtepAddr::v4(REMOTE_VTEP)], 0);
+                dp.set_group(VtepAddr::v4(GROUP4));
+            },
+            to_group4,
+            sum(&v4_copy, &v4_copy),
+        ),
+        flooded6(
+            "flood: an IPv6 member of an IPv4-only underlay: no-underlay, the IPv4 copy sent",
+            |dp| {
+                dp.update_underlay(|ul| ul.local6 = VtepAddr::NONE);
+                dp.set_flood_addrs(&[VtepAddr::v4(REMOTE_VTEP), VtepAddr::v6(REMOTE_VTEP6)], 0);
+            },
+            // The frame grew 20 bytes for the IPv6 pass, which wrote nothing.
+            [
+                vec![0; ENCAP6_LEN - at::INNER],
+                Outer::to_remote_vtep(ROUTER_MAC, UPLINK_MAC, CSUM_SRC_PORT).frame(&bum),
+            ]
+            .concat(),
+            v4_copy,
+        )
+        .reason(Reason::NoUnderlay),
+        flooded6(
+            "flood: an IPv6 member without a neighbour: handed to the kernel",
+            |dp| {
+                dp.hash::<VtepAddr, NeighEntry>(names::NEIGH)
+                    .remove(&VtepAddr::v6(REMOTE_VTEP6))
+                    .expect("NEIGH remove");
+                dp.set_flood_addrs(&[VtepAddr::v6(REMOTE_VTEP6)], 0);
+            },
+            encap6(ZERO_MAC, ZERO_MAC, REMOTE_VTEP6, 0, LABEL, TTL, true, &bum),
+            v6_copy,
+        )
+        .reason(Reason::FloodNoNeighbour),
+    ]
+}
+
+#[test]
+fn access_encap_ipv6_ecn() {
+    let _netns = Netns::enter();
+    run_table(programs::ACCESS_XDP, &issue9_encap_cases());
+}
+
+#[test]
+fn access_tc_flood_ipv6_groups() {
+    let _netns = Netns::enter();
+    run_table(fixture::ACCESS_TC, &issue9_flood_cases());
 }
