@@ -760,7 +760,9 @@ fn flood_remote<T: Tables>(t: &T, frame: &[u8], vni: u32, d: &mut Decision) {
         d.effects.count(Reason::NoUnderlay);
         return;
     };
-    let sum = if sends_udp_checksum(&ul, false) || sends_udp_checksum(&ul, true) {
+    let sum = if sends_udp_checksum(&ul, false)
+        || (ul.local6.family == AF_INET6 && sends_udp_checksum(&ul, true))
+    {
         if frame.len() > CSUM_MAX_LEN {
             d.effects.count(Reason::MtuExceeded);
             return;

@@ -236,8 +236,12 @@ fn flood_remote(ctx: &TcContext, vni: u32) {
         count(Reason::NoUnderlay);
         return;
     };
-    // One sum of the inner frame serves every copy of both families.
-    let sum = if sends_udp_checksum(ul, false) || sends_udp_checksum(ul, true) {
+    // One sum of the inner frame serves every copy of both families; none
+    // when no copy carries a checksum (IPv6 copies do by default, but only
+    // an underlay with an IPv6 address makes any).
+    let sum = if sends_udp_checksum(ul, false)
+        || (ul.local6.family == AF_INET6 && sends_udp_checksum(ul, true))
+    {
         match packet_csum(ctx, 0, crate::parse::unlinked(ctx.len())) {
             Some(s) => s,
             None => {
