@@ -2646,19 +2646,7 @@ mod at6 {
 /// independently of vtep's code (RFC 8200 §8.1 pseudo-header).
 fn vxlan6(dst: [u8; 16], tclass: u8, ext: &[(u8, Vec<u8>)], vni: u32, inner: &[u8]) -> Vec<u8> {
     let mut dgram = udp(REMOTE_SRC_PORT, VXLAN_PORT, &vxlan(vni, inner));
-    let pseudo = [
-        &REMOTE_VTEP6[..],
-        &dst,
-        &(dgram.len() as u32).to_be_bytes(),
-        &[0, 0, 0, IPPROTO_UDP],
-        &dgram,
-    ]
-    .concat();
-    let c = match internet_checksum(&pseudo) {
-        0 => 0xffff,
-        c => c,
-    };
-    set_be16(&mut dgram, 6, c);
+    set_udp6_checksum(&mut dgram, REMOTE_VTEP6, dst);
     let mut chain = Vec::new();
     for (i, (_, bytes)) in ext.iter().enumerate() {
         let mut b = bytes.clone();
@@ -2676,6 +2664,25 @@ fn vxlan6(dst: [u8; 16], tclass: u8, ext: &[(u8, Vec<u8>)], vni: u32, inner: &[u
     .concat();
     let packet = [hdr, chain, dgram].concat();
     ether(UPLINK_MAC, ROUTER_MAC, ETH_P_IPV6, &packet)
+}
+
+/// Fills in the UDP checksum of `dgram` (a UDP header and its payload,
+/// checksum field zero) from `src` to `dst` over IPv6, summed independently
+/// of vtep's code (RFC 8200 §8.1 pseudo-header; 0 sent as 0xffff).
+fn set_udp6_checksum(dgram: &mut [u8], src: [u8; 16], dst: [u8; 16]) {
+    let pseudo = [
+        &src[..],
+        &dst,
+        &(dgram.len() as u32).to_be_bytes(),
+        &[0, 0, 0, IPPROTO_UDP],
+        dgram,
+    ]
+    .concat();
+    let c = match internet_checksum(&pseudo) {
+        0 => 0xffff,
+        c => c,
+    };
+    set_be16(dgram, 6, c);
 }
 
 /// `inner` from REMOTE_VTEP6 to this VTEP's IPv6 address, VNI 100.
@@ -3462,19 +3469,7 @@ fn encap6(
 ) -> Vec<u8> {
     let mut dgram = udp(CSUM_SRC_PORT, VXLAN_PORT, &vxlan(VNI, inner));
     if checksum {
-        let pseudo = [
-            &LOCAL_VTEP6[..],
-            &dst,
-            &(dgram.len() as u32).to_be_bytes(),
-            &[0, 0, 0, IPPROTO_UDP],
-            &dgram,
-        ]
-        .concat();
-        let c = match internet_checksum(&pseudo) {
-            0 => 0xffff,
-            c => c,
-        };
-        set_be16(&mut dgram, 6, c);
+        set_udp6_checksum(&mut dgram, LOCAL_VTEP6, dst);
     }
     let hdr = [
         &[
@@ -3582,6 +3577,14 @@ fn issue9_encap_cases() -> Vec<Case> {
             .stats(tx_over(&inner, ENCAP6_LEN))
             .learns(WORKLOAD_MAC, local_on(PORT1))
     };
+    let ecn_case = |name, inner_ecn: u8, outer_ecn: u8| {
+        let inner = with_tos_ttl(workload_to_remote(), inner_ecn, TTL);
+        Case::new(name, inner.clone(), XDP_REDIRECT)
+            .setup(Datapath::remote6)
+            .output(Output::Frame(v6(outer_ecn, LABEL, true, &inner)))
+            .stats(tx_over(&inner, ENCAP6_LEN))
+            .learns(WORKLOAD_MAC, local_on(PORT1))
+    };
     vec![
         encapsulated6(
             "IPv6 encap: 70 bytes, hop limit 64 (auto), fixed label, UDP checksum",
@@ -3637,6 +3640,13 @@ fn issue9_encap_cases() -> Vec<Case> {
             |dp| dp.update_underlay(|ul| ul.tos = 0x20),
             0x20 | 2,
         ),
+        // Every inner ECN codepoint, under tos 0: Not-ECT, ECT(1) and
+        // ECT(0) are copied, CE goes out as ECT(0) (RFC 6040 §4.1, normal
+        // mode, as the kernel's INET_ECN_encapsulate).
+        ecn_case("IPv6 encap: inner Not-ECT: outer Not-ECT", 0, 0),
+        ecn_case("IPv6 encap: inner ECT(1): outer ECT(1)", 1, 1),
+        ecn_case("IPv6 encap: inner ECT(0): outer ECT(0)", 2, 2),
+        ecn_case("IPv6 encap: inner CE: outer ECT(0)", 3, 2),
         Case::new(
             "IPv4 encap: TTL auto (64), tos inherit, inner CE: outer TOS 0xba",
             ce_inner.clone(),
