@@ -79,9 +79,12 @@ fn learned_entries_age_out() {
         let left = limit.saturating_sub(silent_since.elapsed());
         lab.wait_for_entry(h1, (VNI, mac), "aged out", left, |e| e.is_none());
     }
+    // The last-seen time is refreshed at most once a second per MAC, so an
+    // entry may look up to a second older than its last frame.
     assert!(
-        silent_since.elapsed() >= Duration::from_secs(AGEING),
-        "entries went before the ageing time"
+        silent_since.elapsed() >= Duration::from_secs(AGEING - 1),
+        "entries went before the ageing time ({:?} after the last frame)",
+        silent_since.elapsed()
     );
 }
 

@@ -75,8 +75,13 @@ fn group_lab(lab: &Lab, family: Family) -> GroupLab {
     );
     let kernel = lab.kernel_vxlan_host_raw(3, VNI, &kernel_args, family.mtu(), &[]);
     if family == Family::V4 {
+        // A querier that asks every second for a while: a report sent
+        // before the switch port was up (the kernel host's device joins
+        // as it comes up) is answered again within a second.
         lab.underlay_switch().ip(&format!(
-            "link set {UNDERLAY_BRIDGE} type bridge mcast_snooping 1 mcast_querier 1"
+            "link set {UNDERLAY_BRIDGE} type bridge mcast_snooping 1 mcast_querier 1 \
+             mcast_query_response_interval 100 mcast_startup_query_interval 100 \
+             mcast_startup_query_count 15"
         ));
     }
     let net = tenant_net(1);
