@@ -246,6 +246,13 @@ fn upgrade_from_the_previous_release_under_traffic_keeps_fdb_and_counters() {
     );
     up.daemon.stop();
     h1.cli = None;
+    // This build's CLI on the previous release's pins says so plainly,
+    // changing nothing (not "invalid value size" of the first map it reads).
+    let refused = lab.vtep(&h1, "fdb show");
+    assert!(
+        !refused.success() && refused.stderr.contains("layout 1, an older vtep's"),
+        "this CLI on layout-1 pins: {refused}"
+    );
     up.h1 = h1.clone();
     up.daemon = start_migrating(&lab, &h1, &up.config);
     sleep(Duration::from_secs(1));

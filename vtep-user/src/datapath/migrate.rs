@@ -136,7 +136,7 @@ pub fn max_entries(shape: &MapShape, capacity: &Capacity) -> u32 {
 /// The layout version pinned at `pins`: the [`layout::LAYOUT`] record, or 1
 /// for pins without one (vtep 0.1.0); `None` when no map of any layout is
 /// pinned.
-fn pinned_version(pins: &Pins) -> Result<Option<u32>> {
+pub fn pinned_version(pins: &Pins) -> Result<Option<u32>> {
     let path = pins.map(layout::LAYOUT);
     if !path.exists() {
         let any = layout::KNOWN

@@ -20,11 +20,12 @@ use aya::maps::{
 use vtep_common::{
     FDB_F_FOLLOWED, FDB_F_LEARNED, FDB_KIND_LOCAL, FdbEntry, FdbKey, FloodList, MAX_FLOOD,
     MAX_VNI_PORTS, NeighEntry, PortInfo, PortKey, PortList, Reason, Underlay, VNI_F_CHECK_SOURCE,
-    VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, names, reason::REASON_COUNT,
+    VNI_F_FOLLOWED, VNI_F_LEARNING, VniCounters, VniInfo, VtepAddr, layout, names,
+    reason::REASON_COUNT,
 };
 
 use crate::{
-    datapath::{batch::lookup_batch, loader, pins::Pins},
+    datapath::{batch::lookup_batch, loader, migrate, pins::Pins},
     model::{
         addr::{Mac, from_vtep, to_vtep},
         config::VniConfig,
@@ -52,6 +53,16 @@ pub enum GatewayError {
         "no vtep gateway at {0}: start one with `vtep run --config FILE` (and the same --pin-path)"
     )]
     NotRunning(PathBuf),
+    #[error(
+        "the maps pinned at {path} have layout {version}, an older vtep's; this vtep reads \
+         layout {current}. `vtep run` of this version upgrades them in place and keeps the FDB \
+         and forwarding; until then use the CLI of the vtep that runs there"
+    )]
+    OlderLayout {
+        path: PathBuf,
+        version: u32,
+        current: u32,
+    },
     #[error("VNI {0} is not configured on this gateway (see `vtep vni show`)")]
     UnknownVni(u32),
     #[error("VNI {0} exists already")]
@@ -164,6 +175,17 @@ impl Gateway {
         let pins = Pins::new(pin_path);
         if !pins.map(names::FDB).exists() {
             return Err(GatewayError::NotRunning(pin_path.to_owned()));
+        }
+        // Older pins hold values of other sizes (an older `Underlay`, ...):
+        // said plainly, not as the first map whose value size differs.
+        if let Ok(Some(version)) = migrate::pinned_version(&pins)
+            && version < layout::VERSION
+        {
+            return Err(GatewayError::OlderLayout {
+                path: pins.maps(),
+                version,
+                current: layout::VERSION,
+            });
         }
         Ok(Gateway {
             fdb: typed!(pins, names::FDB),
