@@ -127,6 +127,13 @@ struct Row {
     /// only redirects (XDP, frames untouched), and this row's share of it.
     ceiling_mpps: Option<f64>,
     ratio_vs_ceiling: Option<f64>,
+    /// The gateway's own cost per packet, ns: `1/Mpps − 1/ceiling_Mpps`
+    /// (what this row's gateway spends beyond the lab's generator, links
+    /// and sink, which the ceiling row spends too). Can come out slightly
+    /// negative where a gateway runs within noise of the ceiling.
+    own_ns: Option<f64>,
+    /// The kernel's own cost in this cell over this row's (× cheaper).
+    kernel_cost_ratio: Option<f64>,
     /// What the generator offered.
     offered_mpps: Option<f64>,
     sent: Option<u64>,
@@ -526,12 +533,17 @@ fn measure_cost(
     sizes.dedup();
     let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
     let repeat = if quick { 1_000_000 } else { 5_000_000 };
+    // Each timing is `repeat` runs of a program, best of 3: the two
+    // programs at every size over both families, and the floors, take
+    // minutes, not the lab's default minute.
+    let timeout = Duration::from_secs(600);
     let run = |underlays: &str| {
-        ns.exec(&format!(
+        let line = ns.cmdline(&format!(
             "{} pktgen cost -j --repeat {repeat} --sizes {} --underlays {underlays}",
             vtep.display(),
             sizes.join(",")
-        ))
+        ));
+        lab::try_run(&line, timeout).unwrap_or_else(|e| panic!("{e}"))
     };
     let mut out = run("ipv4,ipv6");
     if !out.success() {
@@ -563,6 +575,8 @@ fn absent(contender: Contender, cell: &Cell, why: &str) -> Row {
         ratio_vs_kernel: None,
         ceiling_mpps: None,
         ratio_vs_ceiling: None,
+        own_ns: None,
+        kernel_cost_ratio: None,
         offered_mpps: None,
         sent: None,
         received: None,
@@ -631,6 +645,31 @@ fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
         {
             r.ratio_vs_ceiling = Some(mpps / c);
         }
+        r.own_ns = own_ns(r.mpps, r.ceiling_mpps);
+    }
+    // The kernel's own cost over each row's, in the same cell.
+    let kernel_own: Vec<(Row, Option<f64>)> = rows
+        .iter()
+        .filter(|r| r.contender == Contender::Kernel.name())
+        .map(|k| (k.clone(), k.own_ns))
+        .collect();
+    for r in rows.iter_mut() {
+        let k = kernel_own.iter().find(|(k, _)| same(k, r)).and_then(|(_, ns)| *ns);
+        if let (Some(k), Some(own)) = (k, r.own_ns)
+            && own > 0.0
+        {
+            r.kernel_cost_ratio = Some(k / own);
+        }
+    }
+}
+
+/// A gateway's own cost per packet in ns, from its rate and the lab's
+/// ceiling in the same cell (both Mpps): the time per packet beyond what
+/// the generator, the links and the sink take.
+fn own_ns(mpps: Option<f64>, ceiling_mpps: Option<f64>) -> Option<f64> {
+    match (mpps, ceiling_mpps) {
+        (Some(m), Some(c)) if m > 0.0 && c > 0.0 => Some((1.0 / m - 1.0 / c) * 1e3),
+        _ => None,
     }
 }
 
@@ -638,9 +677,9 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| contender | underlay | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | program ns/pkt (× floor) |"
+        "| contender | underlay | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | own ns/pkt | kernel's cost ÷ own | program ns/pkt (× floor) |"
     );
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let program = match (r.program_ns, r.program_vs_floor) {
             (Some(ns), Some(x)) => format!("{ns:.1} ({x:.1}×)"),
@@ -652,9 +691,17 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
                     (Some(x), Some(c)) => format!("{:.0}% ({c:.3})", x * 100.0),
                     _ => String::new(),
                 };
+                let own = r.own_ns.map_or(String::new(), |ns| format!("{ns:.0}"));
+                let cheaper = match (r.contender == Contender::Kernel.name(), r.kernel_cost_ratio) {
+                    (true, _) => "–".to_owned(),
+                    (false, Some(x)) => format!("{x:.1}×"),
+                    // Within noise of the ceiling: no cost to divide by.
+                    (false, None) if r.own_ns.is_some() => "≈ ceiling".to_owned(),
+                    (false, None) => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {program} |",
+                    "| {} | {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {own} | {cheaper} | {program} |",
                     r.contender,
                     r.underlay.name(),
                     r.direction.name(),
@@ -668,7 +715,7 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
             _ => {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | | | | | |",
+                    "| {} | {} | {} | {} | {} | {} | | | | | | | |",
                     r.contender,
                     r.underlay.name(),
                     r.direction.name(),
@@ -789,4 +836,49 @@ fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
         })
         .collect();
     chart::Data { groups, series }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(contender: Contender, mpps: f64) -> Row {
+        let cell = Cell {
+            underlay: Family::V4,
+            direction: Direction::Encap,
+            size: 64,
+            flows: 1,
+        };
+        Row {
+            mpps: Some(mpps),
+            ..absent(contender, &cell, "ok")
+        }
+    }
+
+    #[test]
+    fn own_cost_is_the_time_beyond_the_ceiling() {
+        // 2 Mpps is 500 ns a packet, the ceiling's 4 Mpps 250 ns: 250 ns own.
+        let ns = own_ns(Some(2.0), Some(4.0)).expect("a cost");
+        assert!((ns - 250.0).abs() < 1e-9, "{ns}");
+        assert_eq!(own_ns(None, Some(4.0)), None);
+        assert_eq!(own_ns(Some(2.0), Some(0.0)), None);
+    }
+
+    #[test]
+    fn the_kernels_cost_over_each_rows() {
+        // Ceiling 4 Mpps (250 ns); kernel 0.4 Mpps (2500 − 250 = 2250 ns
+        // own); vtep 2 Mpps (250 ns own): 9× cheaper; a row at the ceiling
+        // has no cost to divide by.
+        let ceiling = vec![row(Contender::Kernel, 4.0)];
+        let mut rows = vec![
+            row(Contender::Kernel, 0.4),
+            row(Contender::Xdp, 2.0),
+            row(Contender::Afxdp, 4.0),
+        ];
+        fill_ratios(&mut rows, &ceiling);
+        assert!((rows[1].kernel_cost_ratio.unwrap() - 9.0).abs() < 1e-9);
+        assert!((rows[1].ratio_vs_kernel.unwrap() - 5.0).abs() < 1e-9);
+        assert_eq!(rows[2].kernel_cost_ratio, None);
+        assert_eq!(rows[2].own_ns, Some(0.0));
+    }
 }
