@@ -3456,7 +3456,10 @@ const ENCAP6_LEN: usize = ETH_LEN + IPV6_LEN + UDP_LEN + VXLAN_LEN;
 /// label `label`, hop limit `hops`, UDP source port CSUM_SRC_PORT, VNI 100,
 /// and a UDP checksum (RFC 8200 §8.1 pseudo-header; 0 sent as 0xffff) when
 /// `checksum`, else 0.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the outer fields the rows vary, each named at the call"
+)]
 fn encap6(
     dmac: Mac,
     smac: Mac,
