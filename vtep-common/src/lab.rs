@@ -30,7 +30,14 @@ pub mod names {
     pub const COST_LEN: &str = "LAB_COST_LEN";
     /// Devmap of the forwarder: ingress ifindex → egress device.
     pub const FWD: &str = "LAB_FWD";
+    /// AF_XDP forwarder: ifindex → slot (u32, 0 or 1).
+    pub const XSK_SLOTS: &str = "LAB_XSK_SLOTS";
+    /// AF_XDP forwarder's sockets: `slot * XSK_MAX_QUEUES + queue`.
+    pub const XSKS: &str = "LAB_XSKS";
 }
+
+/// Ports of the AF_XDP forwarder (its two interfaces).
+pub const XSK_PORTS: u32 = 2;
 
 /// Program names of the lab object.
 pub mod programs {
@@ -44,6 +51,9 @@ pub mod programs {
     pub const COST: &str = "lab_cost";
     /// Redirects every frame to the paired port (`LAB_FWD`), untouched.
     pub const FWD: &str = "lab_fwd";
+    /// Redirects every frame to its port's and queue's AF_XDP socket
+    /// (`LAB_XSKS`), for the AF_XDP forwarder.
+    pub const XSK: &str = "lab_xsk";
 }
 
 /// What the generator rewrites.

@@ -7,6 +7,7 @@
 //! | `lab_drop`  | `vtep pktgen cost` (test run, repeat)   | `XDP_DROP`: the floor of a test run        |
 //! | `lab_cost`  | `vtep pktgen cost` (test run, repeat)   | undo the last run's head move, tail-call   |
 //! | `lab_fwd`   | `vtep pktgen forward` (attached, XDP)   | redirect to the paired port: the ceiling   |
+//! | `lab_xsk`   | `vtep pktgen forward --xsk` (attached)  | redirect to the queue's AF_XDP socket      |
 //!
 //! Names and layouts come from `vtep_common::lab`.
 #![no_std]
@@ -18,14 +19,15 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_ABORTED, XDP_DROP, XDP_TX},
     helpers::generated::bpf_xdp_adjust_head,
     macros::{map, xdp},
-    maps::{Array, DevMapHash, PerCpuArray, ProgramArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray, ProgramArray, XskMap},
     programs::XdpContext,
 };
 use vtep_common::{
+    XSK_MAX_QUEUES,
     header::{ENCAP_V4_LEN, ENCAP_V6_LEN, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN},
     lab::{
         FlowFields, GEN_VXLAN_V4, GEN_VXLAN_V6, GenConfig, OUTER6_UDP_SPORT, SinkCounters,
-        flow_fields,
+        XSK_PORTS, flow_fields,
     },
 };
 
@@ -46,6 +48,12 @@ static COST_LEN: Array<u32> = Array::with_max_entries(1, 0);
 
 #[map(name = "LAB_FWD")]
 static FWD: DevMapHash = DevMapHash::with_max_entries(8, 0);
+
+#[map(name = "LAB_XSK_SLOTS")]
+static XSK_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(XSK_PORTS, 0);
+
+#[map(name = "LAB_XSKS")]
+static XSKS: XskMap = XskMap::with_max_entries(XSK_PORTS * XSK_MAX_QUEUES, 0);
 
 /// Offsets in an untagged IPv4/UDP frame without options.
 const IP_CSUM: usize = ETH_LEN + 10;
@@ -162,6 +170,24 @@ pub fn lab_cost(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lab_fwd(ctx: XdpContext) -> u32 {
     FWD.redirect(ctx.ingress_ifindex() as u32, 0)
+        .unwrap_or(XDP_DROP)
+}
+
+/// AF_XDP forwarder's steering: every frame to the AF_XDP socket of its
+/// port's slot and receive queue (`LAB_XSKS[slot * XSK_MAX_QUEUES +
+/// queue]`), as the engine's steering programs do; dropped where there is
+/// none.
+#[xdp]
+pub fn lab_xsk(ctx: XdpContext) -> u32 {
+    // SAFETY: a live map value, read only.
+    let Some(slot) = (unsafe { XSK_SLOTS.get(ctx.ingress_ifindex() as u32) }) else {
+        return XDP_DROP;
+    };
+    let queue = ctx.rx_queue_index();
+    if queue >= XSK_MAX_QUEUES {
+        return XDP_DROP;
+    }
+    XSKS.redirect(*slot * XSK_MAX_QUEUES + queue, u64::from(XDP_DROP))
         .unwrap_or(XDP_DROP)
 }
 

@@ -127,6 +127,12 @@ struct Row {
     /// only redirects (XDP, frames untouched), and this row's share of it.
     ceiling_mpps: Option<f64>,
     ratio_vs_ceiling: Option<f64>,
+    /// afxdp rows: the AF_XDP ceiling in this cell (Mpps through a gateway
+    /// namespace whose AF_XDP sockets move every frame to the other port,
+    /// untouched, on the engine's sockets, rings and batches) and this
+    /// row's share of it.
+    afxdp_ceiling_mpps: Option<f64>,
+    ratio_vs_afxdp_ceiling: Option<f64>,
     /// The gateway's own cost per packet, ns: `1/Mpps − 1/ceiling_Mpps`
     /// (what this row's gateway spends beyond the lab's generator, links
     /// and sink, which the ceiling row spends too). Can come out slightly
@@ -238,13 +244,17 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         .unwrap_or(if options.quick { 1.0 } else { 3.0 });
     let cells = cells(options.quick);
     let afxdp = afxdp_available(&vtep);
-    // The ceiling runs with every selection: each row carries it.
+    // The ceiling runs with every selection: each row carries it; the
+    // AF_XDP ceiling wherever the AF_XDP engine runs.
+    let selected = |c: &Contender| {
+        *c != Contender::Kernel
+            && (options.only.is_empty() || options.only.iter().any(|o| o == c.name()))
+    };
+    let afxdp_ceiling = afxdp && selected(&Contender::Afxdp);
     let contenders: Vec<Contender> = [Contender::Kernel, Contender::Ceiling]
         .into_iter()
-        .chain(Contender::ALL.into_iter().filter(|c| {
-            *c != Contender::Kernel
-                && (options.only.is_empty() || options.only.iter().any(|o| o == c.name()))
-        }))
+        .chain(afxdp_ceiling.then_some(Contender::AfxdpCeiling))
+        .chain(Contender::ALL.into_iter().filter(selected))
         .collect();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -266,6 +276,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
 
     let mut rows: Vec<Row> = Vec::new();
     let mut ceiling: Vec<Row> = Vec::new();
+    let mut afxdp_ceiling: Vec<Row> = Vec::new();
     let started = Instant::now();
     for contender in contenders {
         if contender == Contender::Afxdp && !afxdp {
@@ -291,7 +302,7 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
             warm_up(&bed, &vtep, &directions, options.threads)?;
             for cell in of_family {
                 let label = format!(
-                    "{:<7} {} {} {:>4} B {:>4} flow(s)",
+                    "{:<13} {} {} {:>4} B {:>4} flow(s)",
                     contender.name(),
                     family.name(),
                     cell.direction.name(),
@@ -313,17 +324,18 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
                 }
                 bar.finish_with_message(done);
                 let r = row(contender, cell, &m, &cost);
-                if contender == Contender::Ceiling {
-                    ceiling.push(r);
-                } else {
-                    rows.push(r);
+                match contender {
+                    Contender::Ceiling => ceiling.push(r),
+                    Contender::AfxdpCeiling => afxdp_ceiling.push(r),
+                    _ => rows.push(r),
                 }
             }
             drop(bed);
         }
     }
     drop(lab);
-    fill_ratios(&mut rows, &ceiling);
+    fill_ratios(&mut rows, &ceiling, &afxdp_ceiling);
+    let ceilings: Vec<Row> = ceiling.iter().chain(&afxdp_ceiling).cloned().collect();
 
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -331,14 +343,19 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
     std::fs::write(&results, serde_json::to_string_pretty(&rows)?)
         .with_context(|| format!("writing {}", results.display()))?;
     std::fs::write(dir.join("cost.json"), serde_json::to_string_pretty(&cost)?)?;
+    std::fs::write(
+        dir.join("ceilings.json"),
+        serde_json::to_string_pretty(&ceilings)?,
+    )?;
     let chart = dir.join("results.svg");
     chart::draw(
         &chart,
-        &chart_data(&rows, &ceiling),
+        &chart_data(&rows, &ceilings),
         &chart_title(seconds, options.threads),
     )
     .with_context(|| format!("drawing {}", chart.display()))?;
     println!("\n{}", table(&rows, &cost));
+    println!("{}", ceiling_table(&ceilings));
     println!("{}", targets(&rows, &cost));
     println!(
         "took {:.0} s; results: {}, chart: {}",
@@ -575,6 +592,8 @@ fn absent(contender: Contender, cell: &Cell, why: &str) -> Row {
         ratio_vs_kernel: None,
         ceiling_mpps: None,
         ratio_vs_ceiling: None,
+        afxdp_ceiling_mpps: None,
+        ratio_vs_afxdp_ceiling: None,
         own_ns: None,
         kernel_cost_ratio: None,
         offered_mpps: None,
@@ -619,8 +638,9 @@ fn row(contender: Contender, cell: &Cell, m: &Measured, cost: &CostResult) -> Ro
     }
 }
 
-/// Each row's rate over the kernel's and the ceiling's in the same cell.
-fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
+/// Each row's rate over the kernel's and the ceiling's in the same cell,
+/// and an afxdp row's over the AF_XDP ceiling's.
+fn fill_ratios(rows: &mut [Row], ceiling: &[Row], afxdp_ceiling: &[Row]) {
     let same = |a: &Row, b: &Row| {
         a.underlay == b.underlay
             && a.direction == b.direction
@@ -640,10 +660,13 @@ fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
             r.ratio_vs_kernel = Some(mpps / k);
         }
         r.ceiling_mpps = ceiling.iter().find(|c| same(c, r)).and_then(|c| c.mpps);
-        if let (Some(mpps), Some(c)) = (r.mpps, r.ceiling_mpps)
-            && c > 0.0
-        {
-            r.ratio_vs_ceiling = Some(mpps / c);
+        r.ratio_vs_ceiling = share(r.mpps, r.ceiling_mpps);
+        if r.contender == Contender::Afxdp.name() {
+            r.afxdp_ceiling_mpps = afxdp_ceiling
+                .iter()
+                .find(|c| same(c, r))
+                .and_then(|c| c.mpps);
+            r.ratio_vs_afxdp_ceiling = share(r.mpps, r.afxdp_ceiling_mpps);
         }
         r.own_ns = own_ns(r.mpps, r.ceiling_mpps);
     }
@@ -654,12 +677,23 @@ fn fill_ratios(rows: &mut [Row], ceiling: &[Row]) {
         .map(|k| (k.clone(), k.own_ns))
         .collect();
     for r in rows.iter_mut() {
-        let k = kernel_own.iter().find(|(k, _)| same(k, r)).and_then(|(_, ns)| *ns);
+        let k = kernel_own
+            .iter()
+            .find(|(k, _)| same(k, r))
+            .and_then(|(_, ns)| *ns);
         if let (Some(k), Some(own)) = (k, r.own_ns)
             && own > 0.0
         {
             r.kernel_cost_ratio = Some(k / own);
         }
+    }
+}
+
+/// A rate's share of a ceiling's (both Mpps), where the ceiling ran.
+fn share(mpps: Option<f64>, ceiling_mpps: Option<f64>) -> Option<f64> {
+    match (mpps, ceiling_mpps) {
+        (Some(m), Some(c)) if c > 0.0 => Some(m / c),
+        _ => None,
     }
 }
 
@@ -677,9 +711,12 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| contender | underlay | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | own ns/pkt | kernel's cost ÷ own | program ns/pkt (× floor) |"
+        "| contender | underlay | direction | size (B) | flows | Mpps | Gbit/s | loss | × kernel | % of ceiling (Mpps) | % of AF_XDP ceiling (Mpps) | own ns/pkt | kernel's cost ÷ own | program ns/pkt (× floor) |"
     );
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in rows {
         let program = match (r.program_ns, r.program_vs_floor) {
             (Some(ns), Some(x)) => format!("{ns:.1} ({x:.1}×)"),
@@ -687,10 +724,8 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
         };
         match (r.mpps, r.gbps, r.loss) {
             (Some(mpps), Some(gbps), Some(loss)) => {
-                let ceiling = match (r.ratio_vs_ceiling, r.ceiling_mpps) {
-                    (Some(x), Some(c)) => format!("{:.0}% ({c:.3})", x * 100.0),
-                    _ => String::new(),
-                };
+                let ceiling = percent_of(r.ratio_vs_ceiling, r.ceiling_mpps);
+                let afxdp_ceiling = percent_of(r.ratio_vs_afxdp_ceiling, r.afxdp_ceiling_mpps);
                 let own = r.own_ns.map_or(String::new(), |ns| format!("{ns:.0}"));
                 let cheaper = match (r.contender == Contender::Kernel.name(), r.kernel_cost_ratio) {
                     (true, _) => "–".to_owned(),
@@ -701,28 +736,15 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {own} | {cheaper} | {program} |",
-                    r.contender,
-                    r.underlay.name(),
-                    r.direction.name(),
-                    r.size,
-                    r.flows,
+                    "{} {mpps:.3} | {gbps:.2} | {:.2}% | {} | {ceiling} | {afxdp_ceiling} | {own} | {cheaper} | {program} |",
+                    cell_columns(r),
                     loss * 100.0,
                     r.ratio_vs_kernel
                         .map_or(String::from("–"), |x| format!("{x:.2}"))
                 );
             }
             _ => {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {} | {} | {} | | | | | | | |",
-                    r.contender,
-                    r.underlay.name(),
-                    r.direction.name(),
-                    r.size,
-                    r.flows,
-                    r.status
-                );
+                let _ = writeln!(out, "{} {} | | | | | | | | |", cell_columns(r), r.status);
             }
         }
     }
@@ -742,19 +764,63 @@ fn table(rows: &[Row], cost: &CostResult) -> String {
     out
 }
 
+/// A row's first columns: who, and which cell.
+fn cell_columns(r: &Row) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} |",
+        r.contender,
+        r.underlay.name(),
+        r.direction.name(),
+        r.size,
+        r.flows
+    )
+}
+
+/// `x` of a ceiling `c` Mpps, as the table shows it: `83% (1.234)`.
+fn percent_of(x: Option<f64>, c: Option<f64>) -> String {
+    match (x, c) {
+        (Some(x), Some(c)) => format!("{:.0}% ({c:.3})", x * 100.0),
+        _ => String::new(),
+    }
+}
+
+/// The lab's ceilings, each cell's rate and loss: what the lab allows a
+/// gateway of each kind (XDP redirect, AF_XDP forward) on these ports.
+fn ceiling_table(ceilings: &[Row]) -> String {
+    let mut out = String::from(
+        "Lab ceilings (frames untouched, same ports and cells):\n\
+         | ceiling | underlay | direction | size (B) | flows | Mpps | offered Mpps | loss |\n\
+         |---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in ceilings {
+        let (Some(mpps), Some(offered), Some(loss)) = (r.mpps, r.offered_mpps, r.loss) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "{} {mpps:.3} | {offered:.3} | {:.2}% |",
+            cell_columns(r),
+            loss * 100.0
+        );
+    }
+    out
+}
+
 /// The issue's targets, measured: met or not, with the ratio.
 fn targets(rows: &[Row], cost: &CostResult) -> String {
     let mut out = String::from("Targets (ratios of this run):\n");
+    // The targets' cell: IPv4, 64 B, 1 flow.
+    let target_row = |contender: &str, direction: Direction| {
+        rows.iter().find(|r| {
+            r.contender == contender
+                && r.underlay == Family::V4
+                && r.direction == direction
+                && r.size == 64
+                && r.flows == 1
+        })
+    };
     let ratio = |contender: &str, direction: Direction| {
-        rows.iter()
-            .find(|r| {
-                r.contender == contender
-                    && r.underlay == Family::V4
-                    && r.direction == direction
-                    && r.size == 64
-                    && r.flows == 1
-            })
-            .and_then(|r| r.ratio_vs_kernel)
+        target_row(contender, direction).and_then(|r| r.ratio_vs_kernel)
     };
     for (contender, want) in [("xdp", 8.0), ("afxdp", 2.0)] {
         for direction in [Direction::Encap, Direction::Decap] {
@@ -768,6 +834,23 @@ fn targets(rows: &[Row], cost: &CostResult) -> String {
                 direction.name()
             );
         }
+    }
+    for direction in [Direction::Encap, Direction::Decap] {
+        let afxdp = target_row(Contender::Afxdp.name(), direction);
+        let line = match afxdp.and_then(|r| r.ratio_vs_afxdp_ceiling.zip(r.loss)) {
+            Some((x, loss)) => format!(
+                "{:.0}% ({}), loss {:.2}%",
+                x * 100.0,
+                if x >= 0.8 { "met" } else { "NOT met" },
+                loss * 100.0
+            ),
+            None => "not measured".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  afxdp ≥ 80% of the AF_XDP ceiling, {} 64 B 1 flow: {line}",
+            direction.name()
+        );
     }
     for p in cost.programs.iter().filter(|p| p.size == 64) {
         let _ = writeln!(
@@ -799,7 +882,7 @@ fn group_label(r: &Row) -> String {
     format!("{} {}B {}f{v6}", r.direction.name(), r.size, r.flows)
 }
 
-fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
+fn chart_data(rows: &[Row], ceilings: &[Row]) -> chart::Data {
     let mut groups: Vec<String> = Vec::new();
     for r in rows {
         let g = group_label(r);
@@ -807,15 +890,19 @@ fn chart_data(rows: &[Row], ceiling: &[Row]) -> chart::Data {
             groups.push(g);
         }
     }
+    let afxdp_ceiling = ceilings
+        .iter()
+        .any(|r| r.contender == Contender::AfxdpCeiling.name());
     let series = Contender::ALL
         .iter()
         .chain([&Contender::Ceiling])
+        .chain(afxdp_ceiling.then_some(&Contender::AfxdpCeiling))
         .map(|c| {
             let values = groups
                 .iter()
                 .map(|g| {
                     rows.iter()
-                        .chain(ceiling)
+                        .chain(ceilings)
                         .find(|r| r.contender == c.name() && group_label(r) == *g)
                         .and_then(|r| r.mpps)
                 })
@@ -875,10 +962,67 @@ mod tests {
             row(Contender::Xdp, 2.0),
             row(Contender::Afxdp, 4.0),
         ];
-        fill_ratios(&mut rows, &ceiling);
+        fill_ratios(&mut rows, &ceiling, &[]);
         assert!((rows[1].kernel_cost_ratio.unwrap() - 9.0).abs() < 1e-9);
         assert!((rows[1].ratio_vs_kernel.unwrap() - 5.0).abs() < 1e-9);
         assert_eq!(rows[2].kernel_cost_ratio, None);
         assert_eq!(rows[2].own_ns, Some(0.0));
+    }
+
+    #[test]
+    fn afxdp_rows_get_their_share_of_the_afxdp_ceiling() {
+        // XDP ceiling 4 Mpps, AF_XDP ceiling 0.5 Mpps; the engine's 0.4
+        // Mpps is 10% of the one and 80% of the other; other rows get no
+        // AF_XDP share, and no AF_XDP ceiling leaves it empty.
+        let ceiling = vec![row(Contender::Ceiling, 4.0)];
+        let afxdp_ceiling = vec![row(Contender::AfxdpCeiling, 0.5)];
+        let mut rows = vec![
+            row(Contender::Kernel, 0.4),
+            row(Contender::Xdp, 2.0),
+            row(Contender::Afxdp, 0.4),
+        ];
+        fill_ratios(&mut rows, &ceiling, &afxdp_ceiling);
+        let afxdp = &rows[2];
+        assert_eq!(afxdp.afxdp_ceiling_mpps, Some(0.5));
+        assert!((afxdp.ratio_vs_afxdp_ceiling.unwrap() - 0.8).abs() < 1e-9);
+        assert!((afxdp.ratio_vs_ceiling.unwrap() - 0.1).abs() < 1e-9);
+        for r in &rows[..2] {
+            assert_eq!(r.afxdp_ceiling_mpps, None, "{}", r.contender);
+            assert_eq!(r.ratio_vs_afxdp_ceiling, None, "{}", r.contender);
+        }
+        fill_ratios(&mut rows, &ceiling, &[]);
+        assert_eq!(rows[2].ratio_vs_afxdp_ceiling, None);
+        assert_eq!(percent_of(rows[2].ratio_vs_afxdp_ceiling, None), "");
+    }
+
+    #[test]
+    fn a_share_needs_a_ceiling_that_ran() {
+        assert_eq!(share(Some(1.0), Some(4.0)), Some(0.25));
+        assert_eq!(share(Some(1.0), Some(0.0)), None);
+        assert_eq!(share(None, Some(4.0)), None);
+        assert_eq!(percent_of(Some(0.834), Some(1.2345)), "83% (1.234)");
+    }
+
+    #[test]
+    fn the_ceiling_table_has_a_row_per_measured_ceiling() {
+        let mut afxdp = row(Contender::AfxdpCeiling, 0.5);
+        afxdp.offered_mpps = Some(0.6);
+        afxdp.loss = Some(0.125);
+        let absent = absent(
+            Contender::Ceiling,
+            &Cell {
+                underlay: Family::V4,
+                direction: Direction::Decap,
+                size: 64,
+                flows: 1,
+            },
+            "not run",
+        );
+        let t = ceiling_table(&[afxdp, absent]);
+        assert!(
+            t.contains("| afxdp-ceiling | ipv4 | encap | 64 | 1 | 0.500 | 0.600 | 12.50% |"),
+            "{t}"
+        );
+        assert_eq!(t.lines().count(), 4, "{t}");
     }
 }

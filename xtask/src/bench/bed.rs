@@ -83,6 +83,11 @@ pub enum Contender {
     /// untouched (`vtep pktgen forward`), the least an XDP gateway does. Its
     /// rate is what the lab itself allows.
     Ceiling,
+    /// Not a gateway: AF_XDP sockets moving every frame to the other port,
+    /// untouched (`vtep pktgen forward --xsk`), on the AF_XDP engine's
+    /// sockets, rings, batches and CPU. Its rate is what AF_XDP itself
+    /// allows here, the AF_XDP engine's ceiling.
+    AfxdpCeiling,
 }
 
 impl Contender {
@@ -94,6 +99,18 @@ impl Contender {
             Contender::Xdp => "xdp",
             Contender::Afxdp => "afxdp",
             Contender::Ceiling => "ceiling",
+            Contender::AfxdpCeiling => "afxdp-ceiling",
+        }
+    }
+
+    /// Its namespaces' prefix.
+    fn tag(self) -> &'static str {
+        match self {
+            Contender::Kernel => "k",
+            Contender::Xdp => "x",
+            Contender::Afxdp => "a",
+            Contender::Ceiling => "c",
+            Contender::AfxdpCeiling => "ac",
         }
     }
 
@@ -104,6 +121,7 @@ impl Contender {
             Contender::Xdp => "vtep XDP engine",
             Contender::Afxdp => "vtep AF_XDP engine",
             Contender::Ceiling => "XDP redirect only (lab ceiling)",
+            Contender::AfxdpCeiling => "AF_XDP forward only (AF_XDP ceiling)",
         }
     }
 }
@@ -115,7 +133,7 @@ pub struct Bed {
     pub tenant: Netns,
     _gateway: Netns,
     pub underlay: Netns,
-    /// vtep's daemon, or the ceiling's forwarder (stopped with the bed).
+    /// vtep's daemon, or a ceiling's forwarder (stopped with the bed).
     _daemon: Option<Daemon>,
     _forwarder: Option<Proc>,
 }
@@ -134,8 +152,8 @@ impl Bed {
     /// `lab` and starts its gateway.
     pub fn new(lab: &Lab, contender: Contender, family: Family, queues: usize) -> Bed {
         let c = match family {
-            Family::V4 => contender.name()[..1].to_owned(),
-            Family::V6 => format!("{}6", &contender.name()[..1]),
+            Family::V4 => contender.tag().to_owned(),
+            Family::V6 => format!("{}6", contender.tag()),
         };
         let tenant = lab.netns(&format!("{c}-t"));
         let gateway = lab.netns(&format!("{c}-g"));
@@ -187,10 +205,10 @@ impl Bed {
             Contender::Xdp | Contender::Afxdp => {
                 (Some(vtep_gateway(lab, &gateway, contender, family)), None)
             }
-            Contender::Ceiling => {
+            Contender::Ceiling | Contender::AfxdpCeiling => {
                 // It forwards decap's 1550-byte VXLAN frames untouched.
                 gateway.ip(&format!("link set access mtu {UNDERLAY_MTU}"));
-                (None, Some(forwarder(&gateway)))
+                (None, Some(forwarder(&gateway, contender)))
             }
         };
         Bed {
@@ -248,23 +266,38 @@ fn vtep_gateway(lab: &Lab, g: &Netns, contender: Contender, family: Family) -> D
         pin_path: Path::new(lab::PIN_ROOT).join(&g.name),
         cli: None,
     };
-    // The AF_XDP engine's worker gets the last CPU: the generator starts on
-    // CPU 0 (and veth runs the receiving side on the sender's CPU).
-    let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
     let text = match contender {
-        Contender::Afxdp => format!("engine = \"afxdp\"\n[afxdp]\ncpu = {last_cpu}\n{config}"),
+        Contender::Afxdp => format!(
+            "engine = \"afxdp\"\n[afxdp]\ncpu = {}\n{config}",
+            afxdp_cpu()
+        ),
         _ => config.to_string(),
     };
     lab.start_vtep(&host, text)
 }
 
-/// `vtep pktgen forward access uplink` in the gateway namespace, once it
-/// forwards.
-fn forwarder(g: &Netns) -> Proc {
+/// The CPU of the AF_XDP engine's worker, and of the AF_XDP ceiling's: the
+/// last; the generator starts on CPU 0 (and veth runs the receiving side
+/// on the sender's CPU).
+fn afxdp_cpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
+}
+
+/// `vtep pktgen forward access uplink` in the gateway namespace (through
+/// AF_XDP on the engine's CPU for the AF_XDP ceiling), once it forwards.
+fn forwarder(g: &Netns, contender: Contender) -> Proc {
     let vtep = lab::vtep_bin();
+    let xsk = match contender {
+        Contender::AfxdpCeiling => format!(" --xsk --cpu {}", afxdp_cpu()),
+        _ => String::new(),
+    };
     let mut proc = g.spawn_as(
         "forward",
-        &format!("{} pktgen forward access {}", vtep.display(), lab::UPLINK),
+        &format!(
+            "{} pktgen forward{xsk} access {}",
+            vtep.display(),
+            lab::UPLINK
+        ),
     );
     let up = lab::wait_until(Duration::from_secs(10), || {
         proc.output().contains("forwarding")

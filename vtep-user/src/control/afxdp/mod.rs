@@ -17,7 +17,6 @@ pub mod view;
 pub mod worker;
 
 use std::{
-    num::NonZeroU32,
     path::Path,
     sync::{
         Arc, Mutex, PoisonError,
@@ -31,10 +30,6 @@ use std::os::fd::AsRawFd as _;
 
 use anyhow::{Context as _, Result, anyhow};
 use vtep_common::XSK_MAX_QUEUES;
-use xsk_rs::{
-    Socket, Umem,
-    config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
-};
 
 use self::{
     view::{Shared, View, lock},
@@ -47,13 +42,11 @@ use crate::{
         pins::Pins,
     },
     model::config::EngineKind,
-    system::{clock, iface},
+    system::{
+        clock, iface,
+        xsk::{self, FRAME, pin_to_cpu, rx_queues},
+    },
 };
-
-/// Ring sizes (descriptors) of every socket.
-const RING: u32 = 2048;
-/// UMEM frame size: a 1500-byte frame plus an outer header fits.
-const FRAME: u32 = 2048;
 
 /// An interface the engine serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,18 +63,6 @@ pub struct Engine {
     /// Shared by the workers while they register their sockets.
     maps: Option<Arc<Mutex<EngineMaps>>>,
     pub ifaces: Vec<Iface>,
-}
-
-/// Receive queues of `name` (one socket each), at most XSK_MAX_QUEUES.
-fn rx_queues(name: &str) -> u32 {
-    std::fs::read_dir(format!("/sys/class/net/{name}/queues"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count() as u32
-        })
-        .unwrap_or(1)
-        .clamp(1, XSK_MAX_QUEUES)
 }
 
 impl Engine {
@@ -198,41 +179,20 @@ fn setup(
         .enumerate()
         .filter(|(i, _)| queue < queues[*i])
         .collect();
-    let sockets = mine.len() as u32;
-    let frames = NonZeroU32::new((sockets * 2 * RING).clamp(4 * RING, 64 * 1024))
-        .ok_or_else(|| anyhow!("no frames"))?;
-    let umem_config = UmemConfig::builder()
-        .frame_size(FrameSize::new(FRAME).map_err(|e| anyhow!("{e}"))?)
-        .fill_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
-        .comp_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
-        .build()
-        .map_err(|e| anyhow!("UMEM config: {e}"))?;
-    let (umem, descs) =
-        Umem::new(umem_config, frames, false).map_err(|e| anyhow!("creating the UMEM: {e}"))?;
-    let socket_config = SocketConfig::builder()
-        .rx_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
-        .tx_queue_size(QueueSize::new(RING).map_err(|e| anyhow!("{e}"))?)
-        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
-        .build();
+    let (umem, descs) = xsk::umem(mine.len() as u32)?;
+    let frames = descs.len();
     let mut socks = Vec::new();
     for (slot, iface) in mine {
-        let name = iface
-            .name
-            .parse()
-            .map_err(|e| anyhow!("{}: interface name: {e}", iface.name))?;
-        // SAFETY: every (interface, queue) pair gets one socket; the
-        // program is ours (INHIBIT_PROG_LOAD), so dropping sockets never
-        // detaches anything.
-        let (tx, rx, rings) = unsafe { Socket::new(socket_config, &umem, &name, queue) }
-            .map_err(|e| anyhow!("{} queue {queue}: AF_XDP socket: {e}", iface.name))?;
-        let (fq, cq) = rings
-            .ok_or_else(|| anyhow!("{} queue {queue}: no fill/completion rings", iface.name))?;
+        let r = xsk::socket(&umem, &iface.name, queue)?;
         lock(maps)
             .xsks
-            .set(slot as u32 * XSK_MAX_QUEUES + queue, rx.fd().as_raw_fd(), 0)
+            .set(
+                slot as u32 * XSK_MAX_QUEUES + queue,
+                r.rx.fd().as_raw_fd(),
+                0,
+            )
             .with_context(|| format!("{} queue {queue}: XSKS", iface.name))?;
-        socks.push(Sock::new(iface.ifindex, iface.role, rx, tx, fq, cq));
+        socks.push(Sock::new(iface.ifindex, iface.role, r.rx, r.tx, r.fq, r.cq));
     }
     let view = View::new(Gateway::open(pin_path)?, shared, queue as usize)?;
     log::info!(
@@ -258,23 +218,6 @@ pub struct Tuning {
     /// Pin the worker of queue 0 to this CPU, that of queue `q` to the
     /// `q`-th CPU after it (wrapping around).
     pub cpu: Option<usize>,
-}
-
-/// Pins the calling thread to `cpu` (a warning if it cannot).
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: an all-zero cpu_set_t is empty; CPU_SET stays within it for
-    // cpu < CPU_SETSIZE, which the config checks.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        log::warn!(
-            "AF_XDP engine: pinning to CPU {cpu}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
 
 /// The AF_XDP engine as the daemon runs it: on the uplink and every access

@@ -50,13 +50,10 @@ use super::{
     pmtu,
     view::{HashMap, Snapshot, View},
 };
-use crate::system::clock;
-
-/// Descriptors worked per ring per round.
-pub const BATCH: usize = 256;
-/// Most wake-ups of one socket's TX per round (copy mode sends 32 frames
-/// per wake-up).
-const MAX_KICKS: usize = 16;
+use crate::system::{
+    clock,
+    xsk::{self, BATCH},
+};
 
 /// What a socket's interface is to the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,53 +293,29 @@ impl Worker {
 
     /// Keeps socket `i`'s fill ring full from the free pool.
     fn refill(&mut self, i: usize) {
-        let s = &mut self.socks[i];
-        let want = s.fq.nb_free(self.free.len() as u32) as usize;
-        let n = want.min(self.free.len());
-        if n == 0 {
-            return;
-        }
-        let from = self.free.len() - n;
-        // SAFETY: free frames belong to this UMEM and to nobody else.
-        let done = unsafe { s.fq.produce(&self.free[from..]) };
-        self.free.truncate(self.free.len() - done);
+        xsk::refill(&mut self.socks[i].fq, &mut self.free);
     }
 
     /// Returns the frames socket `i` has sent to the pool.
     fn complete(&mut self, i: usize, scratch: &mut [FrameDesc]) {
-        // SAFETY: the descriptors come from this UMEM's rings.
-        let n = unsafe { self.socks[i].cq.consume(scratch) };
-        self.free.extend_from_slice(&scratch[..n]);
         let s = &mut self.socks[i];
-        s.in_flight = s.in_flight.saturating_sub(n);
+        xsk::complete(&mut s.cq, &mut s.in_flight, &mut self.free, scratch);
     }
 
-    /// Sends socket `i`'s pending frames. In copy mode the kernel sends at
-    /// most a small batch (32) per wake-up, so it is woken until the frames
-    /// are out (completed) or a bound is reached; a full TX ring refuses the
-    /// rest of the round's frames (counted `redirect-failed`).
+    /// Sends socket `i`'s pending frames ([`xsk::send`]); those a full TX
+    /// ring refuses are counted `redirect-failed`.
     fn send(&mut self, i: usize, scratch: &mut [FrameDesc]) {
         let s = &mut self.socks[i];
-        if s.pending.is_empty() {
-            return;
-        }
-        // SAFETY: pending frames belong to this UMEM and to nobody else.
-        let sent = unsafe { s.tx.produce(&s.pending) };
-        for desc in s.pending.drain(sent..) {
-            self.free.push(desc);
+        let refused = xsk::send(
+            &mut s.tx,
+            &mut s.cq,
+            &mut s.pending,
+            &mut s.in_flight,
+            &mut self.free,
+            scratch,
+        );
+        for _ in 0..refused {
             self.view.count(Reason::RedirectFailed);
-        }
-        s.pending.clear();
-        s.in_flight += sent;
-        for _ in 0..MAX_KICKS {
-            let s = &mut self.socks[i];
-            if s.in_flight == 0 {
-                break;
-            }
-            if s.tx.wakeup().is_err() {
-                break;
-            }
-            self.complete(i, scratch);
         }
     }
 

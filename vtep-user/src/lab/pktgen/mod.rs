@@ -18,6 +18,9 @@
 //!   the sink stops (SIGINT/SIGTERM, or after `--duration`).
 //! - `vtep pktgen forward A B` redirects every frame from A to B and back
 //!   with XDP, untouched: the least an XDP gateway does, the lab's ceiling.
+//!   With `--xsk` it moves them through AF_XDP sockets instead (the AF_XDP
+//!   engine's sockets, rings and batches, frames untouched): the ceiling
+//!   of an AF_XDP gateway.
 //! - `vtep pktgen cost` times vtep's decap (`vtep_uplink`) and encap
 //!   (`vtep_access`) programs with BPF_PROG_TEST_RUN `repeat`, next to a
 //!   trivial XDP program (the floor of a test run), in one process. It sends
@@ -58,11 +61,13 @@ use crate::{datapath::loader, lab::testrun, model::addr::Mac, system::iface};
 mod cost;
 mod generator;
 mod sink;
+mod xsk_forward;
 
 use self::{
     cost::cost,
     generator::generate,
     sink::{forward, sink},
+    xsk_forward::forward_xsk,
 };
 
 static LAB_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vtep-lab"));
@@ -87,8 +92,9 @@ pub enum PktgenCommand {
     /// Time vtep's encap and decap XDP programs per packet with
     /// BPF_PROG_TEST_RUN repeat, next to a trivial XDP program (sends nothing).
     Cost(CostArgs),
-    /// Forward every frame between two interfaces with XDP, untouched (the
-    /// least an XDP gateway does: the ceiling of a lab), until SIGINT/SIGTERM.
+    /// Forward every frame between two interfaces with XDP (or, with --xsk,
+    /// AF_XDP), untouched (the least a gateway of that kind does: the
+    /// ceiling of a lab), until SIGINT/SIGTERM.
     Forward(ForwardArgs),
 }
 
@@ -100,6 +106,15 @@ pub struct ForwardArgs {
     /// The other.
     #[arg(value_name = "IFNAME")]
     pub b: String,
+    /// Forward through AF_XDP sockets instead (copy mode on veth; the AF_XDP
+    /// engine's rings, UMEM and batches; one thread per receive queue): the
+    /// ceiling of an AF_XDP gateway on these ports.
+    #[arg(long)]
+    pub xsk: bool,
+    /// With --xsk: pin queue 0's thread to this CPU, queue q's to the q-th
+    /// after it (as the engine's `[afxdp] cpu`).
+    #[arg(long, value_name = "CPU", requires = "xsk")]
+    pub cpu: Option<usize>,
 }
 
 /// What to send, where, how much and how fast.

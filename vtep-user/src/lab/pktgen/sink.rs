@@ -64,7 +64,7 @@ pub(super) fn sink(args: &SinkArgs, json: bool) -> Result<()> {
 
 /// Calls `ready` once SIGINT and SIGTERM are caught, then returns at either
 /// of them, or after `duration` seconds.
-fn wait_for_stop(duration: Option<f64>, ready: impl FnOnce()) -> Result<()> {
+pub(super) fn wait_for_stop(duration: Option<f64>, ready: impl FnOnce()) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -92,6 +92,9 @@ fn wait_for_stop(duration: Option<f64>, ready: impl FnOnce()) -> Result<()> {
 // ---- forwarder --------------------------------------------------------------------
 
 pub(super) fn forward(args: &ForwardArgs) -> Result<()> {
+    if args.xsk {
+        return forward_xsk(args);
+    }
     let (a, b) = (ifindex(&args.a)?, ifindex(&args.b)?);
     let mut ebpf = load_lab()?;
     {
