@@ -269,10 +269,16 @@ fn tree(s: &mut &str, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
                 if s.is_empty() {
                     return;
                 }
+                let before = s.len();
                 tree(s, path.clone(), out);
                 *s = s.trim_start();
                 if let Some(r) = s.strip_prefix(',') {
                     *s = r;
+                } else if s.len() == before {
+                    // Nothing a tree can take (a stray character): skip it,
+                    // or this loop would never end.
+                    let skip = s.chars().next().map_or(0, char::len_utf8);
+                    *s = &s[skip..];
                 }
             }
         }
@@ -280,7 +286,11 @@ fn tree(s: &mut &str, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
             .find(|c: char| !(c.is_alphanumeric() || c == '_'))
             .unwrap_or(s.len());
         if end == 0 {
-            // `*`, or something that is not a path segment: the path so far.
+            // `*`, or something that is not a path segment: the path so far
+            // (a glob taken with it).
+            if let Some(r) = s.strip_prefix('*') {
+                *s = r;
+            }
             out.push(path);
             return;
         }
@@ -349,6 +359,12 @@ mod tests {
         );
         assert_eq!(p("let x = crate::a::b(1);"), ["crate::a::b"]);
         assert_eq!(p("use super::super::x::Y;"), ["super::super::x::Y"]);
+        // A glob inside braces (it once looped, growing without end).
+        assert_eq!(
+            p("use super::{sink::wait_for_stop, *};"),
+            ["super::sink::wait_for_stop", "super"]
+        );
+        assert_eq!(p("use crate::{a::*, b};"), ["crate::a", "crate::b"]);
     }
 
     #[test]
