@@ -354,6 +354,13 @@ pub fn run(options: &Options) -> anyhow::Result<()> {
         &chart_title(seconds, options.threads),
     )
     .with_context(|| format!("drawing {}", chart.display()))?;
+    let cost_chart = dir.join("own-cost.svg");
+    chart::draw(
+        &cost_chart,
+        &cost_chart_data(&rows),
+        "vtep bench: each gateway's own cost per packet, 1/Mpps − 1/ceiling Mpps (lower is better)",
+    )
+    .with_context(|| format!("drawing {}", cost_chart.display()))?;
     println!("\n{}", table(&rows, &cost));
     println!("{}", ceiling_table(&ceilings));
     println!("{}", targets(&rows, &cost));
@@ -922,7 +929,45 @@ fn chart_data(rows: &[Row], ceilings: &[Row]) -> chart::Data {
             }
         })
         .collect();
-    chart::Data { groups, series }
+    chart::Data {
+        groups,
+        series,
+        y_desc: "Mpps received",
+        decimals: 2,
+    }
+}
+
+/// The cost chart: each gateway's own ns per packet ([`Row::own_ns`]) in
+/// every cell, the kernel's beside vtep's engines.
+fn cost_chart_data(rows: &[Row]) -> chart::Data {
+    let mut groups: Vec<String> = Vec::new();
+    for r in rows {
+        let g = group_label(r);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let series = Contender::ALL
+        .iter()
+        .map(|c| chart::Series {
+            name: c.title().to_owned(),
+            values: groups
+                .iter()
+                .map(|g| {
+                    rows.iter()
+                        .find(|r| r.contender == c.name() && group_label(r) == *g)
+                        .and_then(|r| r.own_ns)
+                        .map(|ns| ns.max(0.0))
+                })
+                .collect(),
+        })
+        .collect();
+    chart::Data {
+        groups,
+        series,
+        y_desc: "own ns per packet",
+        decimals: 0,
+    }
 }
 
 #[cfg(test)]

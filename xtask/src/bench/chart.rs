@@ -1,5 +1,6 @@
-//! The bench's chart: grouped bars, Mpps per cell, one bar per contender
-//! (plotters, SVG backend: text is written as SVG text, no fonts needed).
+//! The bench's charts: grouped bars per cell, one bar per contender (Mpps
+//! received; the gateways' own ns per packet), drawn with plotters' SVG
+//! backend (text is written as SVG text, no fonts needed).
 
 use std::path::Path;
 
@@ -9,6 +10,9 @@ use plotters::prelude::*;
 pub struct Data {
     pub groups: Vec<String>,
     pub series: Vec<Series>,
+    /// The y axis' name, and how many decimals a bar's label shows.
+    pub y_desc: &'static str,
+    pub decimals: usize,
 }
 
 pub struct Series {
@@ -56,7 +60,7 @@ pub fn draw(path: &Path, data: &Data, title: &str) -> anyhow::Result<()> {
                 String::new()
             }
         })
-        .y_desc("Mpps received")
+        .y_desc(data.y_desc)
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (k, s) in data.series.iter().enumerate() {
@@ -76,7 +80,7 @@ pub fn draw(path: &Path, data: &Data, title: &str) -> anyhow::Result<()> {
             let v = (*v)?;
             let x = g as f64 + 0.1 + 0.8 * k as f64 / bars;
             Some(Text::new(
-                format!("{v:.2}"),
+                format!("{v:.*}", data.decimals),
                 (x, v + max * 0.01),
                 ("sans-serif", 10).into_font(),
             ))
