@@ -414,6 +414,24 @@ pub struct Outer {
 }
 
 impl Outer {
+    /// What the outer header of the inner frame at offset 0 of `frame`
+    /// (`inner_len` bytes, in `vni`) takes from it: its flow hash and its IP
+    /// header's DS field and flow label; the MACs are the caller's. `None`
+    /// when the frame is too short for flow keys.
+    #[inline(always)]
+    pub fn of<F: Frame + ?Sized>(frame: &F, vni: u32, inner_len: u16) -> Option<Self> {
+        let keys = flow_keys(frame, 0)?;
+        Some(
+            Outer {
+                vni,
+                inner_len,
+                hash: flow_hash(&keys),
+                ..Outer::default()
+            }
+            .with_inner_ip(frame, 0),
+        )
+    }
+
     /// The DS / ECN fields of the inner frame at `offset` of `frame`
     /// ([`ecn::inner_ip`]) copied into `self`.
     #[inline(always)]

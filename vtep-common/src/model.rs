@@ -31,8 +31,8 @@ use crate::{
     header::{
         ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
         ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, IPV4_LEN, IPV6_LEN, Outer, Uplink,
-        access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6, encap_v6_header, flow_hash,
-        flow_keys, is_multicast, is_valid_source, parse_vxlan, udp_checksum_v4, udp_checksum_v6,
+        access_eth, csum_partial, encap_v4, encap_v4_header, encap_v6, encap_v6_header,
+        is_multicast, is_valid_source, parse_vxlan, udp_checksum_v4, udp_checksum_v6,
     },
     icmp::{
         Answer, V4_GROW, V4_HDR, V4_REGION, V6_GROW, V6_HDR, V6_REGION, answer, finish_v4,
@@ -475,20 +475,6 @@ fn inner_sum(ul: &Underlay, v6: bool, inner: &[u8]) -> Result<Option<u32>, Reaso
     Ok(Some(csum_partial(inner, 0)))
 }
 
-/// `encap.rs`: `outer_of`, what the outer header takes from the inner frame.
-fn outer_of(frame: &[u8], vni: u32, inner_len: u16) -> Option<Outer> {
-    let keys = flow_keys(frame, 0)?;
-    Some(
-        Outer {
-            vni,
-            inner_len,
-            hash: flow_hash(&keys),
-            ..Outer::default()
-        }
-        .with_inner_ip(frame, 0),
-    )
-}
-
 /// The outer header toward `remote` from `o` (its MACs the copy's), with
 /// the UDP checksum when `sum` (the inner frame's partial sum) is given:
 /// `encap.rs`'s `put_v4` / `put_v6` and `flood.rs`'s `write_v4` /
@@ -530,7 +516,7 @@ fn encap<T: Tables>(
     }
     let v6 = remote.family == AF_INET6;
     let inner_len = frame.len() as u16;
-    let mut o = outer_of(frame, vni, inner_len).ok_or(Reason::Truncated)?;
+    let mut o = Outer::of(frame, vni, inner_len).ok_or(Reason::Truncated)?;
     let ip_len = outer_ip_len(v6, inner_len);
     let hop = match next_hop(t, ul, remote, ip_len) {
         Err(Reason::MtuExceeded) => {
@@ -772,7 +758,7 @@ fn flood_remote<T: Tables>(t: &T, frame: &[u8], vni: u32, d: &mut Decision) {
         0
     };
     let inner_len = frame.len() as u16;
-    let o = outer_of(frame, vni, inner_len).unwrap_or(Outer {
+    let o = Outer::of(frame, vni, inner_len).unwrap_or(Outer {
         vni,
         inner_len,
         ..Outer::default()

@@ -30,13 +30,12 @@ use vtep_common::{
     AF_INET, AF_INET6, META_FLOOD, META_NEIGH, PortKey, Reason, UNDERLAY_F_FIB,
     UNDERLAY_F_UDP_CSUM, UNDERLAY_F_UDP6_ZERO_CSUM_TX, Underlay, VNI_F_FOLLOWED, VtepAddr,
     fdb::{Forward, Place, forward},
-    frame::Frame,
     header::{
         ENCAP_V4_LEN, ENCAP_V4_MTU_OVERHEAD, ENCAP_V4_UDP_CSUM, ENCAP_V6_LEN,
         ENCAP_V6_MTU_OVERHEAD, ENCAP_V6_UDP_CSUM, ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, EncapV4,
         EncapV6, IPPROTO_UDP, IPV4_LEN, IPV6_LEN, Outer, csum_add, csum_fold, encap_v4_header_into,
-        encap_v4_into, encap_v6_header_into, encap_v6_into, flow_hash, flow_keys, is_multicast,
-        is_valid_source, source_port,
+        encap_v4_into, encap_v6_header_into, encap_v6_into, is_multicast, is_valid_source,
+        source_port,
     },
 };
 
@@ -361,23 +360,6 @@ fn udp_checksum(h: *const u8, addrs: usize, addr_len: u32, udp: usize, inner: u3
     }
 }
 
-/// What the outer header of the inner frame at offset 0 of `frame` (`len`
-/// bytes, in `vni`) takes from it: its flow hash and its IP header's DS
-/// field and flow label ([`Outer`]); the MACs are the caller's.
-#[inline(always)]
-pub fn outer_of<F: Frame + ?Sized>(frame: &F, vni: u32, len: u16) -> Option<Outer> {
-    let keys = flow_keys(frame, 0)?;
-    Some(
-        Outer {
-            vni,
-            inner_len: len,
-            hash: flow_hash(&keys),
-            ..Outer::default()
-        }
-        .with_inner_ip(frame, 0),
-    )
-}
-
 /// The one exit of an access frame that does not fit the underlay's MTU
 /// once encapsulated (`remote`'s family decides the overhead, 50 or 70
 /// bytes): its path-MTU error goes back to the sender ([`pmtu::too_big`]),
@@ -413,7 +395,7 @@ fn encap(ctx: &XdpContext, ul: &Underlay, vni: u32, remote: &VtepAddr) -> Result
     }
     let v6 = remote.family == AF_INET6;
     let inner_len = len as u16;
-    let mut o = outer_of(&Xdp(ctx), vni, inner_len).ok_or(Reason::Truncated)?;
+    let mut o = Outer::of(&Xdp(ctx), vni, inner_len).ok_or(Reason::Truncated)?;
     let src_port = source_port(o.hash, ul.srcport_min, ul.srcport_max);
     let ip_len = outer_ip_len(v6, inner_len);
     // The MACs go straight into `o` in each branch: merged into one value

@@ -36,7 +36,7 @@ use vtep_common::{
 
 use crate::{
     encap::{
-        Route, header_v4, header_v6, next_hop, outer_ip_len, outer_of, scratch, sends_udp_checksum,
+        Route, header_v4, header_v6, next_hop, outer_ip_len, scratch, sends_udp_checksum,
         set_udp_checksum, set_udp_checksum_v6,
     },
     maps::{CSUM_SCRATCH, Dir, FLOOD, PORT_TX, VNI_GROUP, VNI_PORTS, count, count_vni, underlay},
@@ -313,14 +313,14 @@ fn copies_of_pass(copies: &mut Copies) {
     }
 }
 
-/// The outer header's inputs from the frame ([`outer_of`]; a frame too
+/// The outer header's inputs from the frame ([`Outer::of`]; a frame too
 /// short for flow keys hashes as zero), into `o`. A BPF subprogram: the
 /// reads' buffers then take no room in [`flood_remote`]'s frame, under
 /// which the copies' frames stack.
 #[inline(never)]
 fn inner_outer(ctx: &TcContext, vni: u32, o: &mut Outer) {
     let inner_len = ctx.len() as u16;
-    *o = outer_of(&Skb(ctx), vni, inner_len).unwrap_or(Outer {
+    *o = Outer::of(&Skb(ctx), vni, inner_len).unwrap_or(Outer {
         vni,
         inner_len,
         ..Outer::default()
